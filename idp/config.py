@@ -1,0 +1,150 @@
+"""Configuration: ``ONECARD_*`` environment variables over an optional TOML file, validated at start-up.
+
+Every setting is a field of ``Settings``; the environment name is ``ONECARD_`` + the field name in upper case
+and the file key is the field name. An unknown key is an error (a typo must not silently fall back to a
+default), and so is an unsafe production setting: debug on, a development secret, or a plain-HTTP issuer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+# A key-encryption key anyone can read in this file: fine for a laptop, refused in production.
+DEVELOPMENT_KEK = "ZGV2ZWxvcG1lbnQtb25seS1rZWstZG8tbm90LXVzZS0"  # noqa: S105
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"  # development | production | test
+    debug: bool = False
+    issuer: str = "http://127.0.0.1:8000"
+    database_url: str = "sqlite:///var/onecard.sqlite3"
+    redis_url: str = ""
+    # Key-encryption keys, comma-separated base64url, 32 bytes each; the first encrypts, all decrypt.
+    kek: str = DEVELOPMENT_KEK
+    kek_file: str = ""
+    # Lifetimes, seconds.
+    access_token_ttl: int = 600
+    id_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 86400
+    authorization_code_ttl: int = 60
+    login_transaction_ttl: int = 600
+    sso_session_ttl: int = 8 * 3600
+    jwks_max_age: int = 3600
+    pairwise_salt: str = ""
+    back_channel_logout_timeout: float = 3.0
+    rate_limit_per_minute: int = 10
+    demo_data: bool = False
+    trusted_proxy_count: int = 0
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_secure_issuer(self) -> bool:
+        return urlsplit(self.issuer).scheme == "https"
+
+    def key_encryption_keys(self) -> list[str]:
+        raw = Path(self.kek_file).read_text().strip() if self.kek_file else self.kek
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"ONECARD_{name.upper()}: {exc}") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from a TOML file (``ONECARD_CONFIG_FILE``), then the environment, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = environ.get("ONECARD_CONFIG_FILE")
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"ONECARD_CONFIG_FILE {config_file}: {exc}") from exc
+        for key, raw in data.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw)
+    for env_key, raw in environ.items():
+        if not env_key.startswith("ONECARD_") or env_key == "ONECARD_CONFIG_FILE":
+            continue
+        name = env_key.removeprefix("ONECARD_").lower()
+        if name.startswith("test_") or name.startswith("bridge_"):
+            continue  # read by the test suite and by the reader bridge, not by the server
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {env_key}")
+        values[name] = _coerce(name, raw)
+    for name, value in overrides.items():
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = value
+    settings = Settings(**values)
+    validate_settings(settings)
+    return settings
+
+
+def validate_settings(settings: Settings) -> None:
+    if settings.env not in {"development", "production", "test"}:
+        raise ConfigError(f"ONECARD_ENV must be development, production or test, not {settings.env!r}")
+    parts = urlsplit(settings.issuer)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"ONECARD_ISSUER must be an http(s) URL without query or fragment: {settings.issuer!r}")
+    if settings.issuer.endswith("/"):
+        raise ConfigError("ONECARD_ISSUER must not end with '/'")
+    if not settings.key_encryption_keys():
+        raise ConfigError("ONECARD_KEK is empty")
+    for name in ("access_token_ttl", "id_token_ttl", "refresh_token_ttl", "authorization_code_ttl",
+                 "login_transaction_ttl", "sso_session_ttl", "jwks_max_age"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"ONECARD_{name.upper()} must be positive")
+    if settings.is_production:
+        problems = []
+        if settings.debug:
+            problems.append("ONECARD_DEBUG must be off")
+        if DEVELOPMENT_KEK in settings.key_encryption_keys():
+            problems.append("ONECARD_KEK is the development default; set your own key-encryption key")
+        if not settings.is_secure_issuer:
+            problems.append("ONECARD_ISSUER must use https")
+        if not settings.pairwise_salt:
+            problems.append("ONECARD_PAIRWISE_SALT must be set")
+        if settings.database_url.startswith("sqlite"):
+            problems.append("ONECARD_DATABASE_URL must name a server database (PostgreSQL), not SQLite")
+        if problems:
+            raise ConfigError("unsafe production settings: " + "; ".join(problems))
