@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # A key-encryption key anyone can read in this file: fine for a laptop, refused in production.
-DEVELOPMENT_KEK = "ZGV2ZWxvcG1lbnQtb25seS1rZWstZG8tbm90LXVzZS0"  # noqa: S105
+DEVELOPMENT_KEK = "ZGV2ZWxvcG1lbnQtb25seS1rZWstZG8tbm90LXVzZS0"
 
 
 class ConfigError(Exception):

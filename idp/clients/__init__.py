@@ -1,0 +1,1 @@
+"""Registered clients: portals (relying parties), operators and venues (DESIGN.md §3)."""

@@ -1,0 +1,93 @@
+"""The client register and the Authlib client interface (RFC 6749 §2, OIDC Registration §2).
+
+Secrets are stored only as SHA-256 hashes: they are 256-bit random strings, so a slow hash adds nothing.
+Redirect URIs match exactly, character for character (RFC 9700 §4.1.3): no prefix or pattern matching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy import JSON, Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import Base
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Client(Base, ClientMixin):  # type: ignore[misc]
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="portal")  # portal | operator | venue
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(String(1000), default="openid")
+    subject_type: Mapped[str] = mapped_column(String(16), default="pairwise")
+    sector_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="RS256")
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only clients registered for it learn the full ID number; everyone else sees it masked (DESIGN §3).
+    id_number_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime]
+
+    # Authlib's ClientMixin ---------------------------------------------------------------------------
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # With several registered URIs the request must name one (OIDC Core §3.1.2.1 requires it anyway).
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return ""
+        allowed = set(scope_to_list(self.scope))
+        return " ".join(s for s in scope_to_list(scope) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.client_secret_hash or not isinstance(client_secret, str):
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    # ---------------------------------------------------------------------------------------------------
+
+    @property
+    def sector(self) -> str:
+        """The pairwise sector: the registered sector identifier, else the host of the redirect URIs."""
+        if self.sector_identifier:
+            return self.sector_identifier
+        hosts = sorted({urlsplit(uri).hostname or "" for uri in self.redirect_uris})
+        return hosts[0] if hosts else self.client_id
+
+    @property
+    def allowed_scopes(self) -> set[str]:
+        return set(scope_to_list(self.scope))

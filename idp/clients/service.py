@@ -1,0 +1,179 @@
+"""Client registration: validation of metadata, secrets handed out once, listing and removal."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.clients.errors import ClientExistsError, ClientNotFoundError, InvalidClientMetadataError
+from idp.clients.model import Client, hash_secret
+from idp.db import utc_from_timestamp
+from idp.scopes import ALL_SCOPES, CITIZEN_SCOPES, OPENID, SERVICE_SCOPES
+from sdk.keys import InvalidKeyError, KeySet
+
+# Bearer secrets carry their kind (STYLE.md "Names"); only the hash is stored.
+CLIENT_SECRET_PREFIX = "occs_"
+CLIENT_KINDS = ("portal", "operator", "venue")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+SUBJECT_TYPES = ("pairwise", "public")
+
+
+@dataclass(frozen=True)
+class ClientRegistration:
+    name: str
+    kind: str = "portal"
+    redirect_uris: Sequence[str] = ()
+    post_logout_redirect_uris: Sequence[str] = ()
+    scope: str = "openid profile"
+    token_endpoint_auth_method: str = "client_secret_basic"
+    jwks: dict[str, Any] | None = None
+    subject_type: str = "pairwise"
+    sector_identifier: str | None = None
+    id_token_signed_response_alg: str = "RS256"
+    first_party: bool = False
+    id_number_allowed: bool = False
+    backchannel_logout_uri: str | None = None
+    client_id: str | None = None
+
+
+def _validate_uri(uri: str, what: str, *, allow_http_loopback: bool) -> None:
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise InvalidClientMetadataError(f"{what}: {exc}", description=f"{what} is not a valid URL") from exc
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or allow_http_loopback)):
+        raise InvalidClientMetadataError(what, description=f"{what} must use https: {uri}")
+    if not parts.netloc or parts.fragment:
+        raise InvalidClientMetadataError(what, description=f"{what} must be absolute and without fragment: {uri}")
+
+
+def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[str]:
+    """Check the metadata; returns the grant types the client gets."""
+    if not reg.name.strip() or len(reg.name) > 200:
+        raise InvalidClientMetadataError("name", description="name is required (at most 200 characters)")
+    if reg.kind not in CLIENT_KINDS:
+        raise InvalidClientMetadataError("kind", description=f"kind must be one of {', '.join(CLIENT_KINDS)}")
+    if reg.token_endpoint_auth_method not in AUTH_METHODS:
+        raise InvalidClientMetadataError(
+            "auth", description=f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
+        )
+    if reg.id_token_signed_response_alg not in ID_TOKEN_ALGS:
+        raise InvalidClientMetadataError("alg", description="id_token_signed_response_alg must be RS256 or ES256")
+    if reg.subject_type not in SUBJECT_TYPES:
+        raise InvalidClientMetadataError("subject_type", description="subject_type must be pairwise or public")
+    scopes = reg.scope.split()
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise InvalidClientMetadataError("scope", description=f"unknown scopes: {' '.join(unknown)}")
+    if reg.token_endpoint_auth_method == "private_key_jwt":
+        try:
+            keys = KeySet.from_jwks(reg.jwks or {})
+        except InvalidKeyError as exc:
+            raise InvalidClientMetadataError(str(exc), description="jwks is not a valid JWK Set") from exc
+        if not len(keys):
+            raise InvalidClientMetadataError("jwks", description="private_key_jwt needs a jwks with a public key")
+    for uri in reg.redirect_uris:
+        _validate_uri(uri, "redirect_uri", allow_http_loopback=allow_http)
+    for uri in reg.post_logout_redirect_uris:
+        _validate_uri(uri, "post_logout_redirect_uri", allow_http_loopback=allow_http)
+    if reg.backchannel_logout_uri:
+        _validate_uri(reg.backchannel_logout_uri, "backchannel_logout_uri", allow_http_loopback=allow_http)
+    citizen = [s for s in scopes if s in CITIZEN_SCOPES]
+    service = [s for s in scopes if s in SERVICE_SCOPES]
+    grant_types = []
+    if citizen:
+        if OPENID not in scopes:
+            raise InvalidClientMetadataError("scope", description="citizen scopes need 'openid'")
+        if not reg.redirect_uris:
+            raise InvalidClientMetadataError("redirect_uris", description="a portal needs at least one redirect_uri")
+        grant_types += ["authorization_code", "refresh_token"]
+    if service:
+        grant_types.append("client_credentials")
+    if not grant_types:
+        raise InvalidClientMetadataError("scope", description="the client needs at least one scope")
+    return grant_types
+
+
+def create_client(
+    session: Session, reg: ClientRegistration, *, now: float, allow_http: bool = False
+) -> tuple[Client, str | None]:
+    """Register a client; returns it and its secret (shown once), or None for private_key_jwt clients."""
+    grant_types = validate_registration(reg, allow_http=allow_http)
+    client_id = reg.client_id or "oc_" + secrets.token_hex(8)
+    if session.get(Client, client_id) is not None:
+        raise ClientExistsError(client_id)
+    secret = None
+    if reg.token_endpoint_auth_method != "private_key_jwt":
+        secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
+    client = Client(
+        client_id=client_id,
+        name=reg.name.strip(),
+        kind=reg.kind,
+        client_secret_hash=hash_secret(secret) if secret else None,
+        token_endpoint_auth_method=reg.token_endpoint_auth_method,
+        jwks=reg.jwks,
+        redirect_uris=list(reg.redirect_uris),
+        post_logout_redirect_uris=list(reg.post_logout_redirect_uris),
+        grant_types=grant_types,
+        scope=" ".join(dict.fromkeys(reg.scope.split())),
+        subject_type=reg.subject_type,
+        sector_identifier=reg.sector_identifier,
+        id_token_signed_response_alg=reg.id_token_signed_response_alg,
+        first_party=reg.first_party,
+        id_number_allowed=reg.id_number_allowed,
+        backchannel_logout_uri=reg.backchannel_logout_uri,
+        created_at=utc_from_timestamp(now),
+    )
+    session.add(client)
+    session.flush()
+    return client, secret
+
+
+def find_client(session: Session, client_id: str) -> Client | None:
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+        return None
+    return session.get(Client, client_id)
+
+
+def get_client(session: Session, client_id: str) -> Client:
+    client = find_client(session, client_id)
+    if client is None:
+        raise ClientNotFoundError(client_id)
+    return client
+
+
+def list_clients(session: Session) -> list[Client]:
+    return list(session.scalars(select(Client).order_by(Client.created_at)))
+
+
+def remove_client(session: Session, client_id: str) -> None:
+    session.delete(get_client(session, client_id))
+
+
+def describe_client(client: Client) -> dict[str, Any]:
+    """The client's metadata as the admin API and CLI show it (never the secret hash)."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "kind": client.kind,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types,
+        "scope": client.scope,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "subject_type": client.subject_type,
+        "sector_identifier": client.sector,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "first_party": client.first_party,
+        "id_number_allowed": client.id_number_allowed,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "created_at": client.created_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Consents: which client a citizen allowed to learn which scopes, remembered and revocable."""

@@ -1,0 +1,167 @@
+"""Grant and refresh-token operations. Rotation is one conditional UPDATE, so two nodes racing to redeem
+the same refresh token cannot both win."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp.db import utc_from_timestamp
+from idp.grants.model import Grant, RefreshToken
+
+REFRESH_TOKEN_PREFIX = "ocrt_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    """The parts of an authorization the token endpoint needs, detached from the database session."""
+
+    id: str
+    client_id: str
+    citizen_id: str
+    sid: str | None
+    scope: str
+    claims: dict[str, Any] | None
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: float
+
+
+def _info(grant: Grant) -> GrantInfo:
+    return GrantInfo(
+        grant.id, grant.client_id, grant.citizen_id, grant.sid, grant.scope, grant.claims,
+        grant.acr, tuple(grant.amr), grant.auth_time.timestamp(),
+    )
+
+
+def create_grant(
+    session: Session,
+    *,
+    client_id: str,
+    citizen_id: str,
+    sid: str | None,
+    scope: str,
+    claims: dict[str, Any] | None,
+    acr: str,
+    amr: tuple[str, ...],
+    auth_time: float,
+    now: float,
+    grant_id: str | None = None,
+) -> GrantInfo:
+    grant = Grant(
+        id=grant_id or secrets.token_hex(16),
+        client_id=client_id,
+        citizen_id=citizen_id,
+        sid=sid,
+        scope=scope,
+        claims=claims,
+        acr=acr,
+        amr=list(amr),
+        auth_time=utc_from_timestamp(auth_time),
+        created_at=utc_from_timestamp(now),
+    )
+    session.add(grant)
+    session.flush()
+    return _info(grant)
+
+
+def find_active_grant(session: Session, grant_id: str) -> GrantInfo | None:
+    grant = session.get(Grant, grant_id)
+    if grant is None or grant.revoked_at is not None:
+        return None
+    return _info(grant)
+
+
+def revoke_grant(session: Session, grant_id: str, *, reason: str, now: float) -> bool:
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=utc_from_timestamp(now), revoked_reason=reason)
+    )
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utc_from_timestamp(now))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def issue_refresh_token(session: Session, grant_id: str, *, ttl: int, now: float) -> str:
+    token = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            token_hash=hash_token(token),
+            grant_id=grant_id,
+            issued_at=utc_from_timestamp(now),
+            expires_at=utc_from_timestamp(now + ttl),
+        )
+    )
+    session.flush()
+    return token
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    grant: GrantInfo | None
+    reused: bool = False
+
+
+def find_refresh_token_grant(session: Session, token: str, *, now: float) -> GrantInfo | None:
+    """The grant of a live, unused refresh token (no state change)."""
+    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+        return None
+    record = session.get(RefreshToken, hash_token(token))
+    if record is None or record.used_at or record.revoked_at or record.expires_at <= utc_from_timestamp(now):
+        return None
+    return find_active_grant(session, record.grant_id)
+
+
+def redeem_refresh_token(session: Session, token: str, *, now: float) -> RefreshOutcome:
+    """Mark the token used (one conditional UPDATE). A token used before revokes its whole grant."""
+    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+        return RefreshOutcome(None)
+    token_hash = hash_token(token)
+    at = utc_from_timestamp(now)
+    result = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_hash,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > at,
+        )
+        .values(used_at=at)
+    )
+    record = session.get(RefreshToken, token_hash)
+    if record is None:
+        return RefreshOutcome(None)
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return RefreshOutcome(find_active_grant(session, record.grant_id))
+    if record.used_at is not None:
+        revoke_grant(session, record.grant_id, reason="refresh_token_reuse", now=now)
+        return RefreshOutcome(None, reused=True)
+    return RefreshOutcome(None)
+
+
+def revoke_refresh_token(session: Session, token: str, *, now: float) -> str | None:
+    """RFC 7009: revoking a refresh token ends its grant; returns the grant id if there was one."""
+    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+        return None
+    record = session.get(RefreshToken, hash_token(token))
+    if record is None:
+        return None
+    revoke_grant(session, record.grant_id, reason="revoked_by_client", now=now)
+    return record.grant_id
+
+
+def grants_of_session(session: Session, sid: str) -> list[str]:
+    return list(session.scalars(select(Grant.id).where(Grant.sid == sid, Grant.revoked_at.is_(None))))

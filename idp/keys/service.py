@@ -1,0 +1,240 @@
+"""Key store operations and the per-process key ring.
+
+Services below take a SQLAlchemy ``Session`` and ``now``; they never commit (the caller's unit of work
+does). ``KeyRing`` is the read side every signer and verifier uses: it loads the published keys of a key
+set, unwraps private parts once, and caches the result for a few seconds so a key activated on one node is
+used by every node shortly after, without a database round trip per token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.crypto.kek import KeyEncryptionKeys
+from idp.db import Database, utc_from_timestamp
+from idp.keys.errors import KeyNotFoundError, KeyStateError
+from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
+from sdk.keys import Algorithm, Key, KeySet, generate_key
+
+SecretAlg = Literal["A256GCM", "HS256"]
+
+# DO NOT CHANGE: bound into every wrapped key as associated data; changing it makes stored keys unreadable.
+WRAP_PURPOSE_PREFIX = "onecard/key/v1/"
+
+
+@dataclass(frozen=True)
+class KeySetSpec:
+    """What a key set holds: an asymmetric signing algorithm or a 32-byte symmetric secret."""
+
+    name: str
+    alg: str
+
+    @property
+    def symmetric(self) -> bool:
+        return self.alg in ("A256GCM", "HS256")
+
+
+OIDC_RS256 = KeySetSpec("oidc-rs256", "RS256")
+OIDC_ES256 = KeySetSpec("oidc-es256", "ES256")
+QR_SIGNING = KeySetSpec("qr", "EdDSA")
+DATA_KEYS = KeySetSpec("data", "A256GCM")
+INDEX_KEYS = KeySetSpec("index", "HS256")
+COOKIE_KEYS = KeySetSpec("cookie", "HS256")
+
+# Key sets every deployment has; card-issuer CA sets ("card-ca-<region>") are added as regions are set up.
+CORE_KEY_SETS: tuple[KeySetSpec, ...] = (OIDC_RS256, OIDC_ES256, QR_SIGNING, DATA_KEYS, INDEX_KEYS, COOKIE_KEYS)
+
+
+def spec_for(name: str) -> KeySetSpec:
+    for spec in CORE_KEY_SETS:
+        if spec.name == name:
+            return spec
+    if name.startswith("card-ca-"):
+        return KeySetSpec(name, "ES256")
+    raise KeyNotFoundError(f"unknown key set {name!r}")
+
+
+def _wrap_purpose(kid: str) -> str:
+    return WRAP_PURPOSE_PREFIX + kid
+
+
+def create_key(
+    session: Session,
+    keks: KeyEncryptionKeys,
+    spec: KeySetSpec,
+    *,
+    state: KeyState,
+    now: float,
+    key: Key | None = None,
+    certificate_pem: str | None = None,
+) -> KeyRecord:
+    """Generate (or take) a key for ``spec`` and store it wrapped."""
+    at = utc_from_timestamp(now)
+    if spec.symmetric:
+        secret = secrets.token_bytes(32)
+        kid = spec.name + "-" + secrets.token_hex(6)
+        public_jwk = None
+    else:
+        key = key or generate_key(_asym_alg(spec))
+        secret = key.private_pem()
+        kid = key.kid
+        public_jwk = key.public_jwk()
+    record = KeyRecord(
+        kid=kid,
+        key_set=spec.name,
+        alg=spec.alg,
+        state=state.value,
+        wrapped_secret=keks.wrap(_wrap_purpose(kid), secret),
+        public_jwk=public_jwk,
+        certificate_pem=certificate_pem,
+        created_at=at,
+        activated_at=at if state is KeyState.ACTIVE else None,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def _asym_alg(spec: KeySetSpec) -> Algorithm:
+    if spec.alg not in ("RS256", "ES256", "EdDSA"):
+        raise KeyStateError(f"key set {spec.name} is symmetric")
+    return spec.alg  # type: ignore[return-value]
+
+
+def ensure_key_sets(session: Session, keks: KeyEncryptionKeys, specs: Iterable[KeySetSpec], *, now: float) -> list[str]:
+    """Create an active key for every set that has none; returns the names created.
+
+    On first start nobody can have cached a key set yet, so the first key may sign at once; every later key
+    goes through pending first.
+    """
+    created = []
+    for spec in specs:
+        active = session.scalar(
+            select(KeyRecord.kid).where(KeyRecord.key_set == spec.name, KeyRecord.state == KeyState.ACTIVE)
+        )
+        if active is None:
+            create_key(session, keks, spec, state=KeyState.ACTIVE, now=now)
+            created.append(spec.name)
+    return created
+
+
+def list_keys(session: Session, key_set: str | None = None) -> list[KeyRecord]:
+    query = select(KeyRecord).order_by(KeyRecord.key_set, KeyRecord.created_at.desc())
+    if key_set:
+        query = query.where(KeyRecord.key_set == key_set)
+    return list(session.scalars(query))
+
+
+def get_key(session: Session, kid: str) -> KeyRecord:
+    record = session.get(KeyRecord, kid)
+    if record is None:
+        raise KeyNotFoundError(f"kid {kid!r}")
+    return record
+
+
+def _published(session: Session, key_set: str) -> list[KeyRecord]:
+    """Published keys, active first, then pending and retired, newest first within each."""
+    records = session.scalars(
+        select(KeyRecord).where(KeyRecord.key_set == key_set, KeyRecord.state.in_(PUBLISHED_STATES))
+    ).all()
+    order = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
+
+    def rank(record: KeyRecord) -> tuple[int, float]:
+        return (order[KeyState(record.state)], -record.created_at.timestamp())
+
+    return sorted(records, key=rank)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    loaded_at: float
+    key_set: KeySet
+    secrets: tuple[tuple[str, bytes], ...]
+    certificates: tuple[str, ...]
+
+
+class KeyRing:
+    """This process's view of the key sets, refreshed from the database every ``cache_seconds``."""
+
+    def __init__(self, database: Database, keks: KeyEncryptionKeys, *, cache_seconds: float = 5.0) -> None:
+        self._database = database
+        self._keks = keks
+        self._cache_seconds = cache_seconds
+        self._loaded: dict[str, _Loaded] = {}
+        self._lock = threading.Lock()
+        # Unwrapped private keys by kid: unwrapping and PEM parsing cost more than the signature itself.
+        self._unwrapped: dict[str, Key | bytes] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+
+    def _load(self, name: str, now: float) -> _Loaded:
+        cached = self._loaded.get(name)
+        if cached is not None and now - cached.loaded_at < self._cache_seconds:
+            return cached
+        with self._database.session() as session:
+            records = _published(session, name)
+            keys: list[Key] = []
+            secret_list: list[tuple[str, bytes]] = []
+            certificates: list[str] = []
+            for record in records:
+                material = self._unwrapped.get(record.kid)
+                if material is None:
+                    raw = self._keks.unwrap(_wrap_purpose(record.kid), record.wrapped_secret)
+                    material = raw if spec_for(name).symmetric else Key.from_private_pem(raw, kid=record.kid)
+                    self._unwrapped[record.kid] = material
+                if isinstance(material, Key):
+                    # Only the active key signs; pending and retired keys are published for verification.
+                    keys.append(material if record.state == KeyState.ACTIVE else material.public_only())
+                elif record.state != KeyState.PENDING:
+                    secret_list.append((record.kid, material))
+                if record.certificate_pem:
+                    certificates.append(record.certificate_pem)
+        loaded = _Loaded(now, KeySet(tuple(keys)), tuple(secret_list), tuple(certificates))
+        with self._lock:
+            self._loaded[name] = loaded
+        return loaded
+
+    def key_set(self, name: str, *, now: float) -> KeySet:
+        """Published keys of an asymmetric set: the active key (with its private part) first."""
+        return self._load(name, now).key_set
+
+    def secrets(self, name: str, *, now: float) -> tuple[tuple[str, bytes], ...]:
+        """(kid, secret) of a symmetric set: the active one first, then retired ones still accepted."""
+        return self._load(name, now).secrets
+
+    def certificates(self, name: str, *, now: float) -> tuple[str, ...]:
+        return self._load(name, now).certificates
+
+
+def transition(record: KeyRecord, to: KeyState, *, now: float) -> None:
+    """Move a key along its lifecycle; raises ``KeyStateError`` for a move the lifecycle does not allow."""
+    allowed = {
+        KeyState.PENDING: {KeyState.ACTIVE, KeyState.REVOKED, KeyState.REMOVED},
+        KeyState.ACTIVE: {KeyState.RETIRED, KeyState.REVOKED},
+        KeyState.RETIRED: {KeyState.REMOVED, KeyState.REVOKED},
+        KeyState.REMOVED: set(),
+        KeyState.REVOKED: set(),
+    }
+    current = KeyState(record.state)
+    if to not in allowed[current]:
+        raise KeyStateError(f"key {record.kid} cannot go from {current} to {to}")
+    at: datetime = utc_from_timestamp(now)
+    record.state = to.value
+    if to is KeyState.ACTIVE:
+        record.activated_at = at
+    elif to is KeyState.RETIRED:
+        record.retired_at = at
+    elif to is KeyState.REMOVED:
+        record.removed_at = at
+    elif to is KeyState.REVOKED:
+        record.revoked_at = at

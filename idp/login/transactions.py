@@ -1,0 +1,88 @@
+"""Login transactions: an authorization request parked while the citizen logs in or consents.
+
+Kept in the short-lived store (any node can continue it), bound to the browser that started it by a hash
+of that browser's ``ocbr`` cookie, so a transaction link sent to someone else leads nowhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from idp.stores.base import EphemeralStore
+
+NAMESPACE = "login_tx"
+
+
+@dataclass(frozen=True)
+class LoginTransaction:
+    id: str
+    params: dict[str, str]  # the authorization request as received
+    client_id: str
+    required_acr: str
+    browser: str  # hash of the browser-binding cookie
+    created_at: float
+    expires_at: float
+    login_hint: str | None = None
+    authenticated_sid: str | None = None  # set when a login completed within this transaction
+    consented: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> LoginTransaction:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(**data)
+
+
+def create_transaction(
+    store: EphemeralStore,
+    *,
+    params: dict[str, str],
+    client_id: str,
+    required_acr: str,
+    browser: str,
+    login_hint: str | None,
+    ttl: int,
+    now: float,
+) -> LoginTransaction:
+    tx = LoginTransaction(
+        id=secrets.token_urlsafe(24),
+        params=params,
+        client_id=client_id,
+        required_acr=required_acr,
+        browser=browser,
+        created_at=now,
+        expires_at=now + ttl,
+        login_hint=login_hint,
+    )
+    store.put(NAMESPACE, tx.id, tx.to_json(), ttl=ttl, now=now)
+    return tx
+
+
+def find_transaction(store: EphemeralStore, tx_id: str, *, browser: str, now: float) -> LoginTransaction | None:
+    """The live transaction, if it belongs to this browser."""
+    if not isinstance(tx_id, str) or not 16 <= len(tx_id) <= 64:
+        return None
+    raw = store.get(NAMESPACE, tx_id, now=now)
+    if raw is None:
+        return None
+    tx = LoginTransaction.from_json(raw)
+    if not secrets.compare_digest(tx.browser, browser):
+        return None
+    return tx
+
+
+def update_transaction(store: EphemeralStore, tx: LoginTransaction, *, now: float, **changes: Any) -> LoginTransaction:
+    updated = dataclasses.replace(tx, **changes)
+    store.put(NAMESPACE, tx.id, updated.to_json(), ttl=max(1.0, tx.expires_at - now), now=now)
+    return updated
+
+
+def end_transaction(store: EphemeralStore, tx: LoginTransaction, *, now: float) -> bool:
+    """Consume the transaction; False if another request consumed it first."""
+    return store.take(NAMESPACE, tx.id, now=now) is not None

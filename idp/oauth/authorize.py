@@ -1,0 +1,124 @@
+"""What the authorization endpoint does with a valid request (OIDC Core §3.1.2): log the citizen in,
+step up, ask consent, answer ``prompt=none`` errors, or issue the code. Pure logic: no Flask, no database.
+
+Rules (DESIGN.md §3):
+- The required acr is the highest known one asked for in ``acr_values`` or an ``acr`` claims request; a
+  session with a lower acr triggers step-up, never a silent downgrade.
+- ``prompt=login`` and an exceeded ``max_age`` force a fresh login, which a just-completed login satisfies.
+- ``prompt=none`` never shows a page: ``login_required`` or ``consent_required`` instead.
+- Consent is asked once per client and scope set; first-party clients skip it unless ``prompt=consent``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from idp.oauth.claims import requested_acr
+from idp.scopes import ACR_LEVELS, ACR_SUBSTANTIAL, acr_rank
+
+PROMPT_VALUES = ("none", "login", "consent", "select_account")
+MAX_CLAIMS_REQUEST = 4096
+
+
+class AuthorizationProblem(Exception):
+    """A request the provider understands but must refuse; ``error`` is the OAuth/OIDC error code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+@dataclass(frozen=True)
+class AuthorizationOptions:
+    """The OIDC parameters Authlib does not interpret for us."""
+
+    prompt: frozenset[str]
+    max_age: int | None
+    required_acr: str
+    claims: dict[str, Any] | None
+    nonce: str | None
+    login_hint: str | None
+
+
+def parse_authorization_options(params: Mapping[str, str]) -> AuthorizationOptions:
+    """Validate prompt, max_age, acr_values, claims, nonce; raises ``AuthorizationProblem``."""
+    prompt = frozenset((params.get("prompt") or "").split())
+    if not prompt <= set(PROMPT_VALUES):
+        raise AuthorizationProblem("invalid_request", "Unknown prompt value.")
+    if "none" in prompt and len(prompt) > 1:
+        raise AuthorizationProblem("invalid_request", "prompt=none cannot be combined with other values.")
+    max_age = None
+    if params.get("max_age") not in (None, ""):
+        raw = params["max_age"]
+        if not raw.isdigit() or len(raw) > 9:
+            raise AuthorizationProblem("invalid_request", "max_age must be a non-negative integer.")
+        max_age = int(raw)
+    claims = None
+    if params.get("claims"):
+        if len(params["claims"]) > MAX_CLAIMS_REQUEST:
+            raise AuthorizationProblem("invalid_request", "The claims parameter is too long.")
+        try:
+            claims = json.loads(params["claims"])
+        except ValueError:
+            raise AuthorizationProblem("invalid_request", "The claims parameter is not valid JSON.") from None
+        if not isinstance(claims, dict):
+            raise AuthorizationProblem("invalid_request", "The claims parameter must be a JSON object.")
+    nonce = params.get("nonce") or None
+    if nonce is not None and len(nonce) > 255:
+        raise AuthorizationProblem("invalid_request", "nonce is too long.")
+    login_hint = params.get("login_hint") or None
+    if login_hint is not None and len(login_hint) > 255:
+        raise AuthorizationProblem("invalid_request", "login_hint is too long.")
+    wanted = (params.get("acr_values") or "").split() + requested_acr(claims)
+    known = [acr for acr in wanted if acr in ACR_LEVELS]
+    required = max(known, key=acr_rank) if known else ACR_SUBSTANTIAL
+    return AuthorizationOptions(prompt, max_age, required, claims, nonce, login_hint)
+
+
+@dataclass(frozen=True)
+class CurrentLogin:
+    """The browser's SSO session as far as the decision needs it."""
+
+    citizen_id: str
+    acr: str
+    auth_time: float
+    fresh: bool  # authenticated within this very authorization request
+
+
+class Step(StrEnum):
+    LOGIN = "login"
+    CONSENT = "consent"
+    ISSUE = "issue"
+
+
+def decide(
+    options: AuthorizationOptions,
+    login: CurrentLogin | None,
+    *,
+    has_consent: bool,
+    first_party: bool,
+    now: float,
+    fresh_consent: bool = False,
+) -> Step:
+    """The next step, or ``AuthorizationProblem`` for ``prompt=none`` requests that would need a page."""
+    needs_login = (
+        login is None
+        or acr_rank(login.acr) < acr_rank(options.required_acr)
+        or ("login" in options.prompt and not login.fresh)
+        or (options.max_age is not None and not login.fresh and now - login.auth_time > options.max_age)
+    )
+    if needs_login:
+        if "none" in options.prompt:
+            raise AuthorizationProblem("login_required", "The citizen must log in.")
+        return Step.LOGIN
+    needs_consent = not fresh_consent and ("consent" in options.prompt or not (has_consent or first_party))
+    if needs_consent:
+        if "none" in options.prompt:
+            raise AuthorizationProblem("consent_required", "The citizen must consent.")
+        return Step.CONSENT
+    return Step.ISSUE

@@ -1,0 +1,56 @@
+"""Provider metadata (OIDC Discovery 1.0 §3, RFC 8414), built from the constants the endpoints enforce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.clients.service import ID_TOKEN_ALGS, SUBJECT_TYPES
+from idp.oauth.server import CODE_CHALLENGE_METHODS, TOKEN_ENDPOINT_AUTH_METHODS
+from idp.scopes import ACR_LEVELS, ALL_SCOPES, MASKED_ID_CLAIM, SCOPE_CLAIMS
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
+
+
+def provider_metadata(issuer: str) -> dict[str, Any]:
+    claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
+              MASKED_ID_CLAIM]
+    claims += [name for names in SCOPE_CLAIMS.values() for name in names]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "end_session_endpoint": f"{issuer}/logout",
+        "scopes_supported": list(ALL_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": list(SUBJECT_TYPES),
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "introspection_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+        "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
+        "acr_values_supported": list(ACR_LEVELS),
+        "claims_supported": sorted(set(claims)),
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": list(PROMPT_VALUES_SUPPORTED),
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+        "claim_types_supported": ["normal"],
+        "ui_locales_supported": ["zh-CN", "en"],
+        "verified_claims_supported": True,
+        "trust_frameworks_supported": ["cn_social_security_card"],
+        "evidence_supported": ["document"],
+        "documents_supported": ["social_security_card"],
+        "claims_in_verified_claims_supported": ["name", "birthdate"],
+    }

@@ -1,0 +1,452 @@
+"""The OAuth 2.0 / OpenID Connect provider on Authlib: grants, client authentication, token generation.
+
+Authlib validates what its RFC packages cover — client authentication (RFC 6749 §2.3, RFC 7523
+private_key_jwt), the code and refresh grants, PKCE (RFC 7636, S256 only, required for every client),
+introspection (RFC 7662) and revocation (RFC 7009). OneCard supplies storage and token formats:
+authorization codes live in the short-lived store and are consumed atomically (one-time across nodes);
+tokens are JWTs signed by the key ring; refresh tokens rotate with reuse detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from sqlalchemy.orm import Session
+
+from idp.citizens.service import decrypt_profile, get_citizen
+from idp.clients.model import Client
+from idp.clients.service import find_client
+from idp.grants.model import Grant, RefreshToken
+from idp.grants.service import (
+    GrantInfo,
+    create_grant,
+    find_refresh_token_grant,
+    hash_token,
+    issue_refresh_token,
+    redeem_refresh_token,
+    revoke_grant,
+    revoke_refresh_token,
+)
+from idp.keys.service import OIDC_ES256, OIDC_RS256
+from idp.oauth.bearer import authenticate_access_token, revoke_access_token
+from idp.oauth.claims import build_claims, id_token_claim_names, subject_for
+from idp.oauth.tokens import InvalidTokenError, issue_access_token, issue_id_token
+from idp.scopes import OPENID, SERVICE_SCOPES
+from idp.services import services
+from idp.stores.base import dump_json, load_json
+from idp.web import db_session
+
+CODE_NAMESPACE = "authz_code"
+USED_CODE_NAMESPACE = "authz_code_used"
+USED_CODE_TTL = 24 * 3600
+ASSERTION_JTI_NAMESPACE = "client_assertion_jti"
+TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CODE_CHALLENGE_METHODS = ["S256"]
+
+
+def _code_key(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PendingCode:
+    """An issued, not yet exchanged authorization code (Authlib's AuthorizationCodeMixin)."""
+
+    key: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str
+    citizen_id: str
+    sid: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: float
+    claims: dict[str, Any] | None
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time)
+
+    def get_acr(self) -> str:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.amr)
+
+    def get_code_challenge(self) -> str:
+        return self.code_challenge
+
+    def get_code_challenge_method(self) -> str:
+        return self.code_challenge_method
+
+
+@dataclass(frozen=True)
+class AuthorizedCitizen:
+    """The ``grant_user`` handed to Authlib when the authorization endpoint issues a code."""
+
+    citizen_id: str
+    sid: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: float
+    claims: dict[str, Any] | None
+
+
+class StoredAuthorizationRequest(OAuth2Request):
+    """An authorization request rebuilt from a login transaction, for Authlib to validate again."""
+
+    def __init__(self, issuer: str, params: dict[str, str]) -> None:
+        super().__init__("GET", f"{issuer}/authorize?{urlencode(params)}", headers={})
+        self.payload = BasicOAuth2Payload(params)
+        self._params = params
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._params
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
+class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, StoredAuthorizationRequest):
+            return request
+        return super().create_oauth2_request(request)
+
+    def query_client(self, client_id: str) -> Client | None:
+        return find_client(db_session(), client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """Nothing to do: refresh tokens are stored as they are generated, access tokens are stateless."""
+
+    def generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: GrantInfo | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        svc = services()
+        now = svc.now()
+        settings = svc.settings
+        keys = svc.keyring.key_set(OIDC_ES256.name, now=now)
+        if user is None:
+            # client_credentials: service scopes only, the client is the subject.
+            granted = " ".join(s for s in (scope or "").split() if s in SERVICE_SCOPES)
+            access = issue_access_token(
+                keys=keys, issuer=settings.issuer, client_id=client.client_id, subject=client.client_id,
+                scope=granted, ttl=settings.access_token_ttl, now=now,
+            )
+            return {"access_token": access.token, "token_type": "Bearer", "expires_in": access.expires_in,
+                    "scope": granted}
+        granted = scope or user.scope
+        subject = subject_for(client, user.citizen_id, salt=settings.pairwise_salt or settings.issuer)
+        access = issue_access_token(
+            keys=keys, issuer=settings.issuer, client_id=client.client_id, subject=subject, scope=granted,
+            ttl=settings.access_token_ttl, now=now, grant_id=user.id, acr=user.acr, auth_time=user.auth_time,
+        )
+        token: dict[str, Any] = {"access_token": access.token, "token_type": "Bearer",
+                                 "expires_in": access.expires_in, "scope": granted}
+        if include_refresh_token:
+            token["refresh_token"] = issue_refresh_token(
+                db_session(), user.id, ttl=settings.refresh_token_ttl, now=now
+            )
+        return token
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        svc = services()
+        user: AuthorizedCitizen = request.user
+        data = request.payload.data
+        record = {
+            "client_id": request.client.client_id,
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.payload.scope,
+            "nonce": data.get("nonce"),
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method") or "plain",
+            "citizen_id": user.citizen_id,
+            "sid": user.sid,
+            "acr": user.acr,
+            "amr": list(user.amr),
+            "auth_time": user.auth_time,
+            "claims": user.claims,
+        }
+        now = svc.now()
+        svc.store.put(CODE_NAMESPACE, _code_key(code), dump_json(record),
+                      ttl=svc.settings.authorization_code_ttl, now=now)
+
+    def query_authorization_code(self, code: str, client: Client) -> PendingCode | None:
+        """Look the code up without consuming it, so a refused exchange (wrong PKCE verifier, wrong
+        redirect_uri) changes nothing; the atomic ``take`` comes in ``authenticate_user``."""
+        svc = services()
+        now = svc.now()
+        if not isinstance(code, str) or len(code) > 128:
+            return None
+        key = _code_key(code)
+        record = load_json(svc.store.get(CODE_NAMESPACE, key, now=now))
+        if record is None:
+            used = load_json(svc.store.get(USED_CODE_NAMESPACE, key, now=now))
+            if used is not None and used["client_id"] == client.client_id:
+                # A code presented twice was stolen or replayed: end what the first exchange got (RFC 6749 §4.1.2).
+                revoke_grant(db_session(), used["grant_id"], reason="authorization_code_reuse", now=now)
+            return None
+        if record["client_id"] != client.client_id:
+            return None
+        return PendingCode(key=key, amr=tuple(record.pop("amr")), **record)
+
+    def delete_authorization_code(self, authorization_code: PendingCode) -> None:
+        """Already consumed in ``authenticate_user``."""
+
+    def authenticate_user(self, authorization_code: PendingCode) -> GrantInfo | None:
+        svc = services()
+        now = svc.now()
+        if svc.store.take(CODE_NAMESPACE, authorization_code.key, now=now) is None:
+            return None  # another node redeemed it first
+        code = authorization_code
+        grant = create_grant(
+            db_session(), client_id=code.client_id, citizen_id=code.citizen_id, sid=code.sid, scope=code.scope,
+            claims=code.claims, acr=code.acr, amr=code.amr, auth_time=code.auth_time, now=now,
+        )
+        svc.store.put(USED_CODE_NAMESPACE, code.key,
+                      dump_json({"client_id": code.client_id, "grant_id": grant.id}), ttl=USED_CODE_TTL, now=now)
+        self.request.nonce = code.nonce
+        return grant
+
+
+@dataclass(frozen=True)
+class PresentedRefreshToken:
+    token: str
+    grant: GrantInfo
+
+    def check_client(self, client: Client) -> bool:
+        return self.grant.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
+        svc = services()
+        now = svc.now()
+        session = db_session()
+        grant = find_refresh_token_grant(session, refresh_token, now=now)
+        if grant is not None:
+            return PresentedRefreshToken(refresh_token, grant)
+        # Unknown, expired, revoked or already used. Used means it leaked: revoke the family, but only when
+        # its own client presents it (another client's guess must not end a citizen's grant).
+        outcome_grant = _grant_of_any_refresh_token(session, refresh_token)
+        if outcome_grant is not None and outcome_grant[1] == self.request.client.client_id:
+            redeem_refresh_token(session, refresh_token, now=now)
+        return None
+
+    def authenticate_user(self, credential: PresentedRefreshToken) -> GrantInfo:
+        svc = services()
+        outcome = redeem_refresh_token(db_session(), credential.token, now=svc.now())
+        if outcome.grant is None:
+            raise InvalidGrantError("The refresh token was used already.")
+        self.request.nonce = None
+        return outcome.grant
+
+    def revoke_old_credential(self, credential: PresentedRefreshToken) -> None:
+        """Rotation already marked it used in ``authenticate_user``."""
+
+
+def _grant_of_any_refresh_token(session: Session, token: str) -> tuple[str, str] | None:
+    if not isinstance(token, str) or len(token) > 100:
+        return None
+    record = session.get(RefreshToken, hash_token(token))
+    if record is None:
+        return None
+    grant = session.get(Grant, record.grant_id)
+    return (grant.id, grant.client_id) if grant is not None else None
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+
+
+class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    SUPPORTED_CODE_CHALLENGE_METHOD = CODE_CHALLENGE_METHODS
+
+
+class OpenIDConnect:
+    """Adds the id_token to token responses whose scope includes ``openid`` (OIDC Core §3.1.3.3, §12.2)."""
+
+    def __call__(self, grant: grants.BaseGrant) -> None:
+        grant.register_hook("after_create_token_response", self.add_id_token)
+
+    def add_id_token(self, grant: grants.BaseGrant, response: tuple[int, dict[str, Any], Any]) -> None:
+        _status, token, _headers = response
+        scopes = set(str(token.get("scope", "")).split())
+        user: GrantInfo | None = grant.request.user
+        if OPENID not in scopes or user is None:
+            return
+        svc = services()
+        now = svc.now()
+        client: Client = grant.request.client
+        settings = svc.settings
+        extra: dict[str, Any] = {}
+        wanted = id_token_claim_names(user.claims, scopes)
+        if wanted:
+            session = db_session()
+            profile = decrypt_profile(svc.pii_cipher(), get_citizen(session, user.citizen_id))
+            extra = build_claims(profile, scopes=scopes, acr=user.acr, auth_time=user.auth_time,
+                                 id_number_allowed=client.id_number_allowed, only=wanted)
+        alg = client.id_token_signed_response_alg
+        key_set = OIDC_ES256 if alg == "ES256" else OIDC_RS256
+        token["id_token"] = issue_id_token(
+            keys=svc.keyring.key_set(key_set.name, now=now), alg=key_set.alg,  # type: ignore[arg-type]
+            issuer=settings.issuer, client_id=client.client_id,
+            subject=subject_for(client, user.citizen_id, salt=settings.pairwise_salt or settings.issuer),
+            ttl=settings.id_token_ttl, now=now, auth_time=user.auth_time, acr=user.acr, amr=user.amr,
+            nonce=getattr(grant.request, "nonce", None), sid=user.sid, access_token=token.get("access_token"),
+            extra_claims=extra,
+        )
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    """private_key_jwt (OIDC Core §9, RFC 7523 §2.2): assertion jti is one-time across nodes."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        issuer = services().settings.issuer
+        return [issuer, f"{issuer}/token"]
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        svc = services()
+        now = svc.now()
+        ttl = max(60.0, float(claims.get("exp", now)) - now + self.leeway)
+        return svc.store.add(ASSERTION_JTI_NAMESPACE, f"{claims['iss']}:{jti}", b"1", ttl=ttl, now=now)
+
+    def resolve_client_public_key(self, client: Client) -> dict[str, Any]:
+        return client.jwks or {"keys": []}
+
+
+@dataclass(frozen=True)
+class IntrospectedToken:
+    """What introspection and revocation know about a presented token (Authlib's TokenMixin)."""
+
+    kind: str  # access_token | refresh_token
+    client_id: str
+    payload: dict[str, Any]
+    raw: str
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        return False  # only live tokens are ever built
+
+    def is_revoked(self) -> bool:
+        return False
+
+    def get_scope(self) -> str:
+        return str(self.payload.get("scope", ""))
+
+
+def _find_token(token_string: str, token_type_hint: str | None) -> IntrospectedToken | None:
+    svc = services()
+    now = svc.now()
+    session = db_session()
+    if not isinstance(token_string, str) or len(token_string) > 16_384:
+        return None
+    if token_string.startswith("ocrt_"):
+        grant = find_refresh_token_grant(session, token_string, now=now)
+        if grant is None:
+            return None
+        payload = {"scope": grant.scope, "client_id": grant.client_id, "token_type": "refresh_token",
+                   "acr": grant.acr}
+        return IntrospectedToken("refresh_token", grant.client_id, payload, token_string)
+    try:
+        context = authenticate_access_token(token_string, keyring=svc.keyring, store=svc.store, session=session,
+                                            issuer=svc.settings.issuer, now=now)
+    except InvalidTokenError:
+        return None
+    claims = context.claims
+    payload = {k: claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr",
+                                      "auth_time") if k in claims}
+    payload["token_type"] = "Bearer"
+    return IntrospectedToken("access_token", context.client_id, payload, token_string)
+
+
+class OneCardIntrospectionEndpoint(IntrospectionEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IntrospectedToken | None:
+        return _find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: IntrospectedToken, client: Client, request: OAuth2Request) -> bool:
+        # A client may introspect its own tokens only; resource servers are registered as such clients.
+        return token.check_client(client)
+
+    def introspect_token(self, token: IntrospectedToken) -> dict[str, Any]:
+        return {"active": True, **token.payload}
+
+
+class OneCardRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IntrospectedToken | None:
+        return _find_token(token_string, token_type_hint)
+
+    def authenticate_token(self, request: OAuth2Request, client: Client) -> IntrospectedToken | None:
+        # RFC 7009 §2.2: a token of another client is not revoked, and the answer is still 200.
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        return token if token is not None and token.check_client(client) else None
+
+    def revoke_token(self, token: IntrospectedToken, request: OAuth2Request) -> None:
+        svc = services()
+        now = svc.now()
+        if token.kind == "refresh_token":
+            revoke_refresh_token(db_session(), token.raw, now=now)
+        else:
+            revoke_access_token(svc.store, token.payload, now=now)
+
+
+def create_authorization_server() -> OneCardAuthorizationServer:
+    """Every grant, extension, endpoint and client authentication method, registered in one place."""
+    server = OneCardAuthorizationServer()
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDConnect()])
+    server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(OneCardIntrospectionEndpoint)
+    server.register_endpoint(OneCardRevocationEndpoint)
+    server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(leeway=30))
+    return server

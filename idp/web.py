@@ -1,0 +1,127 @@
+"""Request-scoped helpers shared by every blueprint: the unit of work, the browser binding, CSRF tokens,
+security headers and JSON errors. Kept small: views parse, call one service, render.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.orm import Session
+
+from idp.keys.service import COOKIE_KEYS
+from idp.services import services
+from sdk.errors import InvalidRequestError, OneCardError
+
+BROWSER_COOKIE = "ocbr"
+SESSION_COOKIE = "ocss"
+MAX_FORM_BYTES = 64 * 1024
+
+
+def db_session() -> Session:
+    """The request's unit of work, committed after the response is built, rolled back on a crash."""
+    if "db_session" not in g:
+        g.db_session = services().database.sessions()
+    return g.db_session  # type: ignore[no-any-return]
+
+
+def cookie_secure() -> bool:
+    return services().settings.issuer.startswith("https://")
+
+
+def browser_id() -> str:
+    """A random id for this browser (HttpOnly cookie), set on the response if it is new."""
+    value = request.cookies.get(BROWSER_COOKIE, "")
+    if not (20 <= len(value) <= 64) or not value.replace("-", "").replace("_", "").isalnum():
+        if "new_browser_id" not in g:
+            g.new_browser_id = secrets.token_urlsafe(24)
+        return g.new_browser_id  # type: ignore[no-any-return]
+    return value
+
+
+def browser_binding() -> str:
+    """What login transactions store: a hash of the browser id, so the store never holds the cookie."""
+    return hashlib.sha256(browser_id().encode()).hexdigest()
+
+
+def csrf_token(purpose: str) -> str:
+    """A token bound to this browser and a purpose (e.g. a transaction id); forms post it back."""
+    svc = services()
+    key = svc.keyring.secrets(COOKIE_KEYS.name, now=svc.now())[0][1]
+    return hmac.new(key, f"csrf\x00{purpose}\x00{browser_id()}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(purpose: str, token: str | None) -> bool:
+    if not token or len(token) != 64:
+        return False
+    svc = services()
+    for _kid, key in svc.keyring.secrets(COOKIE_KEYS.name, now=svc.now()):
+        expected = hmac.new(key, f"csrf\x00{purpose}\x00{browser_id()}".encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, token):
+            return True
+    return False
+
+
+def client_ip() -> str:
+    """The caller's address; behind ``trusted_proxy_count`` proxies, taken from X-Forwarded-For."""
+    hops = services().settings.trusted_proxy_count
+    if hops:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.remote_addr or ""
+
+
+def json_error(error: OneCardError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status_code
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or an ``InvalidRequestError``."""
+    if not request.is_json:
+        raise InvalidRequestError("not json", description="The body must be JSON (Content-Type: application/json).")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequestError("bad json", description="The body must be a JSON object.")
+    return data
+
+
+def install_request_hooks(app: Flask) -> None:
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        session = g.pop("db_session", None)
+        if session is not None:
+            try:
+                # Committed whatever the status: a refused request may still record something on purpose
+                # (a reused refresh token revokes its family). Handlers validate before they write.
+                session.commit()
+            finally:
+                session.close()
+        new_browser = g.pop("new_browser_id", None)
+        if new_browser is not None:
+            response.set_cookie(BROWSER_COOKIE, new_browser, max_age=400 * 86400, secure=cookie_secure(),
+                                httponly=True, samesite="Lax")
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self' http://127.0.0.1:*; frame-ancestors 'none'; form-action 'self' http: https:",
+        )
+        if cookie_secure():
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @app.teardown_request
+    def _rollback(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()

@@ -1,0 +1,382 @@
+"""ESSC1, the electronic social security card's dynamic QR token (DESIGN.md §5).
+
+A code is ``"ESSC1:" + base45(COSE_Sign1(CWT))``:
+
+- base45 (RFC 9285) keeps the whole text inside the QR alphanumeric character set;
+- COSE_Sign1 (RFC 9052) with EdDSA over Ed25519, protected header ``{1: -8, 4: kid}`` (see ``sdk.cose``),
+  with the external AAD fixed to ``b"ESSC1"`` so the QR key's signatures cannot be taken for anything else;
+- the payload is a CWT claims set (RFC 8392 §3) in deterministic CBOR: ``iss`` (1) the issuing region's
+  6-digit administrative division code, ``sub`` (2) an opaque random per-e-card handle, ``exp`` (4),
+  ``iat`` (6), ``cti`` (7) 16 random bytes for one-time use, and optionally the private-use claim -65537
+  (RFC 8392 §9.1: keys below -65536 are private use) holding the few facts the citizen chose to show,
+  e.g. ``{"age_over_60": true}``. Never a name or an ID number.
+
+Parsing is strict: the exact envelope, exactly these claims with exactly these types, deterministic
+encoding, a bounded lifetime. Anything else is ``malformed`` — a new claim means a new prefix, not a
+lenient reader. The full wire description and the golden vectors are in docs/formats/essc1.md and
+tests/vectors/essc1/.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from sdk.base45 import Base45Error, b45decode, b45encode
+from sdk.cose import CoseError, CoseSign1, CoseSignatureError, create_sign1, parse_sign1, verify_sign1
+from sdk.errors import InvalidRequestError, OneCardError
+from sdk.keys import InvalidKeyError, Key, KeySet, b64url, b64url_decode
+
+PREFIX: Final = "ESSC1:"
+# The purpose bound into every signature as COSE external_aad (STYLE.md "Bind a purpose").
+# DO NOT CHANGE: every issued code and every deployed gate depends on this value.
+EXTERNAL_AAD: Final = b"ESSC1"
+
+# CWT claim keys (RFC 8392 §4, IANA "CBOR Web Token Claims"). DO NOT CHANGE.
+CLAIM_ISS: Final = 1
+CLAIM_SUB: Final = 2
+CLAIM_EXP: Final = 4
+CLAIM_IAT: Final = 6
+CLAIM_CTI: Final = 7
+CLAIM_DISCLOSURES: Final = -65537  # private use (RFC 8392 §9.1); the first key in that range
+# Deterministic CBOR orders map keys by their encoded bytes: 1, 2, 4, 6, 7 (major type 0), then -65537.
+_CLAIM_ORDERS: Final = frozenset(
+    {
+        (CLAIM_ISS, CLAIM_SUB, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI),
+        (CLAIM_ISS, CLAIM_SUB, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI, CLAIM_DISCLOSURES),
+    }
+)
+
+CTI_LENGTH: Final = 16
+DEFAULT_LIFETIME: Final = 60
+# The wallet refreshes every 30 s and codes live 60 s; anything much longer is a bug or a forgery attempt.
+MAX_LIFETIME: Final = 300
+DEFAULT_CLOCK_SKEW: Final = 30
+# Version 10-M alphanumeric holds 311 characters; 512 bounds the work done on hostile input.
+MAX_TEXT_LENGTH: Final = 512
+MAX_DISCLOSURES: Final = 4
+MAX_DISCLOSURE_TEXT: Final = 32
+HANDLE_BYTES: Final = 12  # 96 random bits: unique across every e-card, and 16 characters in the code
+
+_ISSUER_RE: Final = re.compile(r"[0-9]{6}")
+# At most 22 characters (16 bytes in base64url): any code without disclosures then fits version 8-M.
+_HANDLE_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,22}")
+_DISCLOSURE_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# A long run of digits in a disclosed value looks like an ID, phone or card number: refuse it outright.
+_DIGIT_RUN_RE: Final = re.compile(r"[0-9]{11}")
+# Names a disclosure may never have, whatever the wallet asks for (DESIGN.md §5: no name, no ID number).
+FORBIDDEN_DISCLOSURES: Final = frozenset(
+    {
+        "name",
+        "given_name",
+        "family_name",
+        "full_name",
+        "id_number",
+        "idcard",
+        "id_card",
+        "ssn",
+        "card_number",
+        "birthdate",
+        "phone",
+        "phone_number",
+        "email",
+        "address",
+    }
+)
+
+Disclosures = Mapping[str, bool | str]
+_NO_DISCLOSURES: Final[Disclosures] = MappingProxyType({})
+
+
+class QrTokenReason(enum.StrEnum):
+    """Why a code was refused; a fixed set shared by the offline gate, the online API and the CLI."""
+
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    REPLAYED = "replayed"
+    REVOKED = "revoked"
+    WRONG_ISSUER = "wrong_issuer"
+
+
+class QrTokenError(OneCardError):
+    """A code that must not be accepted: ``reason`` is precise (gates, logs), the description opaque."""
+
+    error = "invalid_qr_code"
+    description = "The code is not valid."
+    status_code = 400
+
+    def __init__(self, reason: QrTokenReason | str, detail: str = "") -> None:
+        self.reason = QrTokenReason(reason)
+        super().__init__(detail or self.reason.value)
+
+
+class InvalidQrClaimsError(InvalidRequestError):
+    """The issuer was asked to put something into a code that the format does not allow."""
+
+    error = "invalid_qr_claims"
+    description = "The code cannot carry these claims."
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQrToken:
+    """A code's content, read without any cryptographic check. Never trust it for a decision."""
+
+    kid: str
+    issuer: str
+    handle: str
+    issued_at: int
+    expires_at: int
+    cti: str
+    disclosures: Disclosures
+    message: CoseSign1 = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedQrToken:
+    """A code whose signature, issuer and validity period have been checked."""
+
+    issuer: str
+    handle: str
+    issued_at: int
+    expires_at: int
+    cti: str
+    kid: str
+    disclosures: Disclosures
+
+
+def generate_qr_handle() -> str:
+    """A fresh opaque per-e-card handle: random, carries nothing about the citizen."""
+    return b64url(secrets.token_bytes(HANDLE_BYTES))
+
+
+def is_handle(value: object) -> bool:
+    """Whether ``value`` has the shape of an e-card handle (8..22 base64url characters)."""
+    return isinstance(value, str) and _HANDLE_RE.fullmatch(value) is not None
+
+
+def generate_cti() -> bytes:
+    return secrets.token_bytes(CTI_LENGTH)
+
+
+def _deterministic_text_order(name: str) -> tuple[int, bytes]:
+    # For text keys, bytewise order of the encodings is length first (the length is in the header byte).
+    encoded = name.encode()
+    return len(encoded), encoded
+
+
+def _disclosure_problem(name: object, value: object) -> str | None:
+    if not isinstance(name, str) or not _DISCLOSURE_NAME_RE.fullmatch(name):
+        return f"disclosure name {name!r} is not lower_snake_case of at most 32 characters"
+    if name in FORBIDDEN_DISCLOSURES:
+        return f"disclosure {name!r} would put personal data into the code"
+    if isinstance(value, bool):
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_DISCLOSURE_TEXT or not value.isprintable():
+        return f"disclosure {name!r} must be a boolean or 1..{MAX_DISCLOSURE_TEXT} printable characters"
+    if _DIGIT_RUN_RE.search(value):
+        return f"disclosure {name!r} looks like an identifying number"
+    return None
+
+
+def _disclosures_problem(disclosures: Mapping[Any, Any]) -> str | None:
+    if len(disclosures) > MAX_DISCLOSURES:
+        return f"at most {MAX_DISCLOSURES} disclosures"
+    for name, value in disclosures.items():
+        problem = _disclosure_problem(name, value)
+        if problem:
+            return problem
+    return None
+
+
+def _signing_parts(key: Key) -> tuple[ed25519.Ed25519PrivateKey, bytes]:
+    if key.alg != "EdDSA" or not isinstance(key.private_key, ed25519.Ed25519PrivateKey):
+        raise InvalidKeyError(f"key {key.kid} is not an Ed25519 signing key")
+    kid = _kid_bytes(key.kid)
+    if kid is None:
+        raise InvalidKeyError(f"key id {key.kid!r} is not base64url of 8 bytes")
+    return key.private_key, kid
+
+
+def _kid_bytes(kid: str) -> bytes | None:
+    try:
+        raw = b64url_decode(kid)
+    except ValueError:
+        return None
+    return raw if len(raw) == 8 and b64url(raw) == kid else None
+
+
+def issue_qr_token(
+    *,
+    key: Key,
+    issuer: str,
+    handle: str,
+    now: float,
+    lifetime: int = DEFAULT_LIFETIME,
+    disclosures: Disclosures = _NO_DISCLOSURES,
+    cti: bytes | None = None,
+) -> str:
+    """Issue an ESSC1 code valid from ``floor(now)`` for ``lifetime`` seconds.
+
+    ``cti`` is for golden vectors only; production lets it default to fresh random bytes.
+    """
+    private_key, kid = _signing_parts(key)
+    if not isinstance(issuer, str) or not _ISSUER_RE.fullmatch(issuer):
+        raise InvalidQrClaimsError(f"issuer {issuer!r} is not a 6-digit region code")
+    if not isinstance(handle, str) or not _HANDLE_RE.fullmatch(handle):
+        raise InvalidQrClaimsError("handle must be 8..22 base64url characters")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 1 <= lifetime <= MAX_LIFETIME:
+        raise InvalidQrClaimsError(f"lifetime must be 1..{MAX_LIFETIME} seconds")
+    if not math.isfinite(now) or now < 0:
+        raise InvalidQrClaimsError("now must be a finite, non-negative POSIX time")
+    problem = _disclosures_problem(disclosures)
+    if problem:
+        raise InvalidQrClaimsError(problem)
+    if cti is None:
+        cti = generate_cti()
+    elif not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
+        raise InvalidQrClaimsError(f"cti must be {CTI_LENGTH} bytes")
+
+    issued_at = math.floor(now)
+    claims: dict[int, Any] = {
+        CLAIM_ISS: issuer,
+        CLAIM_SUB: handle,
+        CLAIM_EXP: issued_at + lifetime,
+        CLAIM_IAT: issued_at,
+        CLAIM_CTI: cti,
+    }
+    if disclosures:
+        claims[CLAIM_DISCLOSURES] = dict(disclosures)
+    payload = cbor2.dumps(claims, canonical=True)
+    message = create_sign1(payload, private_key=private_key, kid=kid, external_aad=EXTERNAL_AAD)
+    text = PREFIX + b45encode(message)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidQrClaimsError("the code would be too large for a gate to scan")
+    return text
+
+
+def _decode_envelope(text: str) -> CoseSign1:
+    if not isinstance(text, str):
+        raise QrTokenError(QrTokenReason.MALFORMED, "code is not text")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise QrTokenError(QrTokenReason.MALFORMED, f"code longer than {MAX_TEXT_LENGTH} characters")
+    if not text.startswith(PREFIX):
+        raise QrTokenError(QrTokenReason.MALFORMED, f"code does not start with {PREFIX!r}")
+    try:
+        return parse_sign1(b45decode(text[len(PREFIX) :]))
+    except (Base45Error, CoseError) as exc:
+        raise QrTokenError(QrTokenReason.MALFORMED, exc.detail) from exc
+
+
+def _malformed(detail: str) -> QrTokenError:
+    return QrTokenError(QrTokenReason.MALFORMED, detail)
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass; CBOR true is not a timestamp.
+    return type(value) is int
+
+
+def _parse_claims(payload: bytes) -> tuple[str, str, int, int, bytes, Disclosures]:
+    try:
+        claims = cbor2.loads(payload)
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError, LookupError) as exc:
+        raise _malformed(f"claims are not valid CBOR: {exc}") from exc
+    if not isinstance(claims, dict):
+        raise _malformed("claims are not a CBOR map")
+    # Exactly these claims, in deterministic order (RFC 8949 §4.2.1: 1, 2, 4, 6, 7, then -65537).
+    # The type test matters: 1.0 and True hash and compare equal to 1 but are other CBOR items.
+    if tuple(claims) not in _CLAIM_ORDERS or not all(type(key) is int for key in claims):
+        raise _malformed(f"claims must be iss, sub, exp, iat, cti (and {CLAIM_DISCLOSURES}), in that order")
+    issuer = claims[CLAIM_ISS]
+    handle = claims[CLAIM_SUB]
+    expires_at = claims[CLAIM_EXP]
+    issued_at = claims[CLAIM_IAT]
+    cti = claims[CLAIM_CTI]
+    if not isinstance(issuer, str) or not _ISSUER_RE.fullmatch(issuer):
+        raise _malformed("iss is not a 6-digit region code")
+    if not isinstance(handle, str) or not _HANDLE_RE.fullmatch(handle):
+        raise _malformed("sub is not a handle")
+    if not (_is_int(issued_at) and _is_int(expires_at) and 0 <= issued_at < expires_at):
+        raise _malformed("iat and exp must be integers with iat < exp")
+    if expires_at - issued_at > MAX_LIFETIME:
+        raise _malformed(f"lifetime longer than {MAX_LIFETIME} s")
+    if not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
+        raise _malformed(f"cti is not {CTI_LENGTH} bytes")
+    disclosures: Disclosures = _NO_DISCLOSURES
+    if CLAIM_DISCLOSURES in claims:
+        raw = claims[CLAIM_DISCLOSURES]
+        # Present means non-empty: an empty map would give the same code two encodings.
+        if not isinstance(raw, dict) or not raw:
+            raise _malformed("disclosures must be a non-empty map")
+        problem = _disclosures_problem(raw)
+        if problem:
+            raise _malformed(problem)
+        if list(raw) != sorted(raw, key=_deterministic_text_order):
+            raise _malformed("disclosures are not in deterministic order")
+        disclosures = MappingProxyType(raw)
+    # With the order and every type checked, re-encoding proves the rest of RFC 8949 §4.2.1: shortest
+    # lengths and integers, definite lengths, no tags, nothing after the map. One payload, one encoding.
+    # (Cheaper than cbor2's canonical mode, which sorts again.)
+    if cbor2.dumps(claims) != payload:
+        raise _malformed("claims are not deterministically encoded")
+    return issuer, handle, issued_at, expires_at, cti, disclosures
+
+
+def parse_qr_kid(text: str) -> str:
+    """The key id a code names, from its envelope alone (no crypto, claims not read)."""
+    return b64url(_decode_envelope(text).kid)
+
+
+def parse_qr_token(text: str) -> ParsedQrToken:
+    """Read a code's structure and claims without checking the signature (for display and diagnostics)."""
+    message = _decode_envelope(text)
+    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(message.payload)
+    return ParsedQrToken(
+        b64url(message.kid), issuer, handle, issued_at, expires_at, cti.hex(), disclosures, message
+    )
+
+
+def verify_qr_token(
+    text: str,
+    *,
+    keys: KeySet,
+    expected_issuers: Collection[str],
+    now: float,
+    clock_skew: int = DEFAULT_CLOCK_SKEW,
+) -> VerifiedQrToken:
+    """Verify a code: envelope, key, signature, claims, issuer, validity period — in that order.
+
+    Raises ``QrTokenError`` with reason malformed, unknown_key, bad_signature, wrong_issuer, not_yet_valid
+    or expired. One-time use and suspension are the caller's (``sdk.gate``, the online API).
+    """
+    message = _decode_envelope(text)
+    kid = b64url(message.kid)
+    key = keys.find(kid)
+    if key is None or not isinstance(key.public_key, ed25519.Ed25519PublicKey):
+        raise QrTokenError(QrTokenReason.UNKNOWN_KEY, f"no Ed25519 key with kid {kid}")
+    try:
+        verify_sign1(message, key.public_key, external_aad=EXTERNAL_AAD)
+    except CoseSignatureError as exc:
+        raise QrTokenError(QrTokenReason.BAD_SIGNATURE, exc.detail) from None
+    # Claims are decoded only once the signature holds: nobody can make a gate parse unsigned CBOR.
+    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(message.payload)
+    if issuer not in expected_issuers:
+        raise QrTokenError(QrTokenReason.WRONG_ISSUER, f"issuer {issuer} not accepted here")
+    if now < issued_at - clock_skew:
+        raise QrTokenError(QrTokenReason.NOT_YET_VALID, f"issued at {issued_at}, now {now:.0f}")
+    # RFC 8392 §3.1.4: not accepted "on or after" exp; the skew is the gate's clock tolerance.
+    if now >= expires_at + clock_skew:
+        raise QrTokenError(QrTokenReason.EXPIRED, f"expired at {expires_at}, now {now:.0f}")
+    return VerifiedQrToken(issuer, handle, issued_at, expires_at, cti.hex(), kid, disclosures)
