@@ -31,6 +31,7 @@ class Settings:
     issuer: str = "http://127.0.0.1:8000"
     database_url: str = "sqlite:///var/onecard.sqlite3"
     redis_url: str = ""
+    redis_prefix: str = "onecard"  # several deployments (or test runs) may share one Redis
     # Key-encryption keys, comma-separated base64url, 32 bytes each; the first encrypts, all decrypt.
     kek: str = DEVELOPMENT_KEK
     kek_file: str = ""

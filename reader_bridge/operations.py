@@ -303,7 +303,9 @@ def change_pin(
         while True:
             if tries_left == 0:
                 raise _blocked(operation)
-            request = PinRequest("change", tries_left, settings.pin_timeout, operation.cancelled, wrong_before)
+            request = PinRequest(
+                "change", tries_left, settings.pin_timeout, operation.cancelled, wrong_before
+            )
 
             def announce(extra: Mapping[str, object], tries: int = tries_left) -> None:
                 operation.emit("enter_pin", tries_left=tries, purpose="change", **extra)

@@ -74,7 +74,7 @@ class TerminalPinSource:
                 raise PinCancelledError("PIN entry cancelled at the terminal") from exc
             if is_valid_pin(pin):
                 return pin
-            print("The PIN is 6 digits.")  # noqa: T201 - the terminal *is* the user interface here
+            print("The PIN is 6 digits.")
 
     def ask_pin(self, request: PinRequest, announce: Announce) -> str:
         announce({})
@@ -87,7 +87,7 @@ class TerminalPinSource:
             new = self._ask("New PIN (6 digits): ")
             if self._ask("New PIN again: ") == new:
                 return old, new
-            print("The two new PINs differ.")  # noqa: T201
+            print("The two new PINs differ.")
 
 
 # --- PIN pad ----------------------------------------------------------------------------------------------
@@ -227,8 +227,9 @@ class DialogPinSource:
                 return DialogOutcome(400, render_pin_page(pending.request, error="The two new PINs differ."))
             pending.pins = (old, new)
         pending.done.set()
-        return DialogOutcome(200, render_closed_page("Thank you. The card is checking the PIN; you can close "
-                                                     "this window."))
+        return DialogOutcome(
+            200, render_closed_page("Thank you. The card is checking the PIN; you can close this window.")
+        )
 
 
 _STYLE: Final = """
@@ -266,12 +267,11 @@ def render_pin_page(request: PinRequest, *, error: str | None = None) -> str:
         notices.append("The PIN was wrong.")
     if error:
         notices.append(error)
-    notice = (
-        f'<p class="error" role="alert">{html.escape(" ".join(notices))}</p>' if notices else ""
-    )
+    notice = f'<p class="error" role="alert">{html.escape(" ".join(notices))}</p>' if notices else ""
     tries = "try" if request.tries_left == 1 else "tries"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body><main><h1>{html.escape(title)}</h1>{notice}
 <p id="hint">The PIN goes only to your card, not to the web site.

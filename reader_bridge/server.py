@@ -187,13 +187,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- verbs -------------------------------------------------------------------------------------------
 
-    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
+    def do_OPTIONS(self) -> None:
         self._dispatch(self._preflight)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch(self._get)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch(self._post)
 
     # --- routes ------------------------------------------------------------------------------------------
@@ -294,7 +294,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "authenticate",
                 origin,
                 lambda op: operations.authenticate(
-                    config.terminal, config.pin_source, op, origin=origin, nonce=nonce, settings=config.settings
+                    config.terminal,
+                    config.pin_source,
+                    op,
+                    origin=origin,
+                    nonce=nonce,
+                    settings=config.settings,
                 ),
             )
         elif url.path == "/v1/change-pin":
@@ -302,7 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
             operation = manager.start(
                 "change_pin",
                 origin,
-                lambda op: operations.change_pin(config.terminal, config.pin_source, op, settings=config.settings),
+                lambda op: operations.change_pin(
+                    config.terminal, config.pin_source, op, settings=config.settings
+                ),
             )
         else:
             match = _OPERATION_PATH.match(url.path)
@@ -335,7 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Only the dialog page itself may submit: a page elsewhere could otherwise spend the card's tries.
         if origin is not None and origin != self.server.own_origin:
             raise OriginNotAllowedError(f"PIN submitted from {origin!r}")
-        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        if (self.headers.get("Content-Type") or "").split(";")[
+            0
+        ].strip() != "application/x-www-form-urlencoded":
             raise BadRequestError("the PIN form is form-encoded")
         try:
             fields = parse_qs(self._read_body().decode("ascii"), max_num_fields=8)
@@ -346,5 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(outcome.status, outcome.html.encode(), "text/html; charset=utf-8", _DIALOG_HEADERS)
 
 
-def create_server(config: BridgeConfig, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> BridgeHTTPServer:
+def create_server(
+    config: BridgeConfig, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> BridgeHTTPServer:
     return BridgeHTTPServer(config, host, port)

@@ -201,8 +201,9 @@ class PcscTerminal:
     def wait_for_change(self, timeout: float) -> None:
         with _context() as context:
             names = self._wanted(_list_readers(context))
-            current = [(name, state & ~scard.SCARD_STATE_CHANGED) for name, state, _ in
-                       self._states(context, names)]
+            current = [
+                (name, state & ~scard.SCARD_STATE_CHANGED) for name, state, _ in self._states(context, names)
+            ]
             # pcsc-lite's PnP pseudo-reader reports reader arrivals; its state carries the reader count.
             watch = [*current, (PNP_NOTIFICATION, len(_list_readers(context)) << 16)]
             hresult, _ = scard.SCardGetStatusChange(context, max(0, int(timeout * 1000)), watch)
@@ -227,7 +228,10 @@ class PcscTerminal:
                 # Checked before connecting: a refused card is not even powered for us.
                 raise VirtualReaderRefusedError(f"{reader!r} is a virtual reader or development card")
             hresult, card, protocol = scard.SCardConnect(
-                context, reader, scard.SCARD_SHARE_EXCLUSIVE, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+                context,
+                reader,
+                scard.SCARD_SHARE_EXCLUSIVE,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
             )
             if hresult != scard.SCARD_S_SUCCESS:
                 raise _error(hresult, "SCardConnect")
@@ -246,4 +250,3 @@ class PcscTerminal:
 
 def open_terminal(*, dev_mode: bool, reader_names: Sequence[str] | None = None) -> PcscTerminal:
     return PcscTerminal(dev_mode=dev_mode, reader_names=reader_names)
-

@@ -7,6 +7,7 @@ response APDU. Tests and demos only: vpcd listens on every interface, never run 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -63,10 +64,8 @@ class VpcdClient:
         with self._lock:
             if self._sock is not None:
                 # shutdown() wakes the thread blocked in recv(); close() alone would not.
-                try:
+                with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             self._thread = None

@@ -220,6 +220,7 @@ class _DocumentSync(Generic[T]):
     ) -> None:
         self.url = url
         self.cache_file = Path(cache_file) if cache_file is not None else None
+        self._owns_session = session is None
         self.session = session or requests.Session()
         self.timeout = timeout
         self.default_max_age = default_max_age
@@ -231,10 +232,16 @@ class _DocumentSync(Generic[T]):
         self._fetched_at: float | None = None
         self._fresh_until = float("-inf")
         self._last_attempt_at = float("-inf")
+        self._last_failure_at = float("-inf")
         self.last_error: str | None = None
         self._load_cache_file()
 
     # -- what callers use
+
+    def close(self) -> None:
+        """Release the HTTP connections (only those of a session this object created)."""
+        if self._owns_session:
+            self.session.close()
 
     @property
     def value(self) -> T | None:
@@ -250,12 +257,12 @@ class _DocumentSync(Generic[T]):
         return now < self._fresh_until
 
     def refresh_if_stale(self, now: float) -> bool:
-        """Fetch if the cached copy's max-age has passed (at most once per ``retry_interval`` while failing).
+        """Fetch if the cached copy's max-age has passed; after a failure, wait ``retry_interval`` first.
 
         Returns True if the document changed.
         """
         with self._lock:
-            if now < self._fresh_until or now - self._last_attempt_at < self.retry_interval:
+            if now < self._fresh_until or now - self._last_failure_at < self.retry_interval:
                 return False
             return self._fetch(now)
 
@@ -330,6 +337,7 @@ class _DocumentSync(Generic[T]):
         return b"".join(chunks)
 
     def _failed(self, message: str) -> bool:
+        self._last_failure_at = self._last_attempt_at
         self.last_error = message
         log.warning("%s from %s; keeping the last good copy", message, self.url)
         return False
@@ -597,8 +605,13 @@ class OnlineGateClient:
         self.url = base_url.rstrip("/") + self.VERIFY_PATH
         credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
         self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+        self._owns_session = session is None
         self.session = session or requests.Session()
         self.timeout = timeout
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
 
     def __repr__(self) -> str:
         return f"OnlineGateClient({self.url!r})"  # never the secret

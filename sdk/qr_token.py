@@ -61,16 +61,19 @@ DEFAULT_LIFETIME: Final = 60
 # The wallet refreshes every 30 s and codes live 60 s; anything much longer is a bug or a forgery attempt.
 MAX_LIFETIME: Final = 300
 DEFAULT_CLOCK_SKEW: Final = 30
-# Version 10-M alphanumeric holds 311 characters; 512 bounds the work done on hostile input.
+# Far above the largest code the format allows (~400); bounds the work done on hostile input.
 MAX_TEXT_LENGTH: Final = 512
 MAX_DISCLOSURES: Final = 4
-MAX_DISCLOSURE_TEXT: Final = 32
+# Limits that keep the largest possible code (4 disclosures at their limits) under MAX_TEXT_LENGTH.
+MAX_DISCLOSURE_NAME: Final = 20
+MAX_DISCLOSURE_TEXT_BYTES: Final = 16  # UTF-8 bytes: "senior", "student", 6 Chinese characters
 HANDLE_BYTES: Final = 12  # 96 random bits: unique across every e-card, and 16 characters in the code
 
 _ISSUER_RE: Final = re.compile(r"[0-9]{6}")
-# At most 22 characters (16 bytes in base64url): any code without disclosures then fits version 8-M.
-_HANDLE_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,22}")
-_DISCLOSURE_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# At most 16 characters (12 bytes in base64url): any code without disclosures then fits version 8-M,
+# whose alphanumeric capacity (221 characters) the largest such code (219) just meets.
+_HANDLE_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,16}")
+_DISCLOSURE_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,19}")
 # A long run of digits in a disclosed value looks like an ID, phone or card number: refuse it outright.
 _DIGIT_RUN_RE: Final = re.compile(r"[0-9]{11}")
 # Names a disclosure may never have, whatever the wallet asks for (DESIGN.md §5: no name, no ID number).
@@ -162,7 +165,7 @@ def generate_qr_handle() -> str:
 
 
 def is_handle(value: object) -> bool:
-    """Whether ``value`` has the shape of an e-card handle (8..22 base64url characters)."""
+    """Whether ``value`` has the shape of an e-card handle (8..16 base64url characters)."""
     return isinstance(value, str) and _HANDLE_RE.fullmatch(value) is not None
 
 
@@ -178,13 +181,20 @@ def _deterministic_text_order(name: str) -> tuple[int, bytes]:
 
 def _disclosure_problem(name: object, value: object) -> str | None:
     if not isinstance(name, str) or not _DISCLOSURE_NAME_RE.fullmatch(name):
-        return f"disclosure name {name!r} is not lower_snake_case of at most 32 characters"
+        return f"disclosure name {name!r} is not lower_snake_case of at most {MAX_DISCLOSURE_NAME} characters"
     if name in FORBIDDEN_DISCLOSURES:
         return f"disclosure {name!r} would put personal data into the code"
     if isinstance(value, bool):
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_DISCLOSURE_TEXT or not value.isprintable():
-        return f"disclosure {name!r} must be a boolean or 1..{MAX_DISCLOSURE_TEXT} printable characters"
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value.encode()) > MAX_DISCLOSURE_TEXT_BYTES
+        or not value.isprintable()
+    ):
+        return (
+            f"disclosure {name!r} must be a boolean or printable text of 1..{MAX_DISCLOSURE_TEXT_BYTES} bytes"
+        )
     if _DIGIT_RUN_RE.search(value):
         return f"disclosure {name!r} looks like an identifying number"
     return None
@@ -235,7 +245,7 @@ def issue_qr_token(
     if not isinstance(issuer, str) or not _ISSUER_RE.fullmatch(issuer):
         raise InvalidQrClaimsError(f"issuer {issuer!r} is not a 6-digit region code")
     if not isinstance(handle, str) or not _HANDLE_RE.fullmatch(handle):
-        raise InvalidQrClaimsError("handle must be 8..22 base64url characters")
+        raise InvalidQrClaimsError("handle must be 8..16 base64url characters")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 1 <= lifetime <= MAX_LIFETIME:
         raise InvalidQrClaimsError(f"lifetime must be 1..{MAX_LIFETIME} seconds")
     if not math.isfinite(now) or now < 0:

@@ -188,9 +188,12 @@ def test_blind_index() -> None:
     # Independent of the data keys (they rotate; the index must not change with them).
     assert cipher_with(("k2", os.urandom(32))).blind_index(PiiField.CITIZEN_ID_NUMBER, ID_NUMBER) == index
     assert cipher.blind_index(PiiField.CITIZEN_NAME, ID_NUMBER) != index
-    assert cipher_with(("k1", os.urandom(32)), index_key=b"j" * 32).blind_index(
-        PiiField.CITIZEN_ID_NUMBER, ID_NUMBER
-    ) != index
+    assert (
+        cipher_with(("k1", os.urandom(32)), index_key=b"j" * 32).blind_index(
+            PiiField.CITIZEN_ID_NUMBER, ID_NUMBER
+        )
+        != index
+    )
     assert cipher.blind_index(PiiField.CITIZEN_ID_NUMBER, "440524188001010014") != index
 
 

@@ -22,10 +22,11 @@ transaction, so we do not.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,7 +99,7 @@ def record_event(
         details=clean_details,
         prev_hash=prev_hash,
     )
-    event.hash = compute_event_hash(_Record.of(event))
+    event.hash = compute_event_hash(EventRecord.of(event))
     session.add(event)
     try:
         session.flush()
@@ -163,7 +164,7 @@ def _canonical_json(value: Any) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Record:
+class EventRecord:
     """The hashed fields of one event, from a row or from an export."""
 
     seq: int
@@ -177,7 +178,7 @@ class _Record:
     hash: str
 
     @classmethod
-    def of(cls, row: Any) -> _Record:
+    def of(cls, row: Any) -> EventRecord:
         return cls(
             seq=row.seq,
             at_us=(row.at - _EPOCH) // _MICROSECOND,
@@ -191,7 +192,7 @@ class _Record:
         )
 
 
-def compute_event_hash(record: _Record, *, seq: int | None = None) -> str:
+def compute_event_hash(record: EventRecord, *, seq: int | None = None) -> str:
     """The hash of an event; ``seq`` overrides the record's own (to test where a moved event came from)."""
     document = {
         "seq": record.seq if seq is None else seq,
@@ -209,8 +210,8 @@ def compute_event_hash(record: _Record, *, seq: int | None = None) -> str:
 # Verifying -------------------------------------------------------------------------------------------
 
 
-class AuditProblemReason:
-    """Why verification failed at an event (plain strings so they read well in reports)."""
+class AuditProblemReason(enum.StrEnum):
+    """Why verification failed at an event."""
 
     MODIFIED = "modified"  # the event's fields do not match its hash
     MISSING = "missing"  # events with these numbers were removed
@@ -230,7 +231,7 @@ class AuditHead:
 @dataclass(frozen=True)
 class AuditProblem:
     seq: int
-    reason: str
+    reason: AuditProblemReason
     detail: str = ""
 
 
@@ -277,15 +278,23 @@ def verify_chain(
 
     Streams the table in ``seq`` order, so memory stays flat for millions of events.
     """
-    rows = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch_size))
-    records = (_Record.of(row) for row in rows)
 
-    def find_by_hash(value: str) -> _Record | None:
+    def stream() -> Iterator[EventRecord]:
+        rows = session.execute(
+            select(*_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch_size)
+        )
+        try:
+            for row in rows:
+                yield EventRecord.of(row)
+        finally:
+            rows.close()
+
+    def find_by_hash(value: str) -> EventRecord | None:
         row = session.execute(select(*_COLUMNS).where(AuditEvent.hash == value)).first()
-        return _Record.of(row) if row is not None else None
+        return EventRecord.of(row) if row is not None else None
 
     return _verify(
-        records, find_by_hash, first_seq=1, first_prev_hash=GENESIS_HASH, expected_head=expected_head
+        stream(), find_by_hash, first_seq=1, first_prev_hash=GENESIS_HASH, expected_head=expected_head
     )
 
 
@@ -301,6 +310,8 @@ def verify_exported_events(
     by_hash = {record.hash: record for record in records}
     if not records:
         return AuditVerification(events_checked=0, head=None, problems=())
+    if expected_prev_hash is None and records[0].seq == 1:
+        expected_prev_hash = GENESIS_HASH
     return _verify(
         iter(records),
         by_hash.get,
@@ -311,18 +322,18 @@ def verify_exported_events(
 
 
 def _verify(
-    records: Iterable[_Record],
-    find_by_hash: Callable[[str], _Record | None],
+    records: Iterator[EventRecord],
+    find_by_hash: Callable[[str], EventRecord | None],
     *,
     first_seq: int,
     first_prev_hash: str | None,
     expected_head: AuditHead | None,
 ) -> AuditVerification:
     problems: list[AuditProblem] = []
-    suspects: list[_Record] = []  # hash mismatches, classified once the stream is closed
+    suspects: list[EventRecord] = []  # hash mismatches, classified once the stream is closed
     expected_seq, prev_hash = first_seq, first_prev_hash
     checked = 0
-    last: _Record | None = None
+    last: EventRecord | None = None
     head_seen = False
     for record in records:
         checked += 1
@@ -335,7 +346,8 @@ def _verify(
                     f"events {expected_seq} to {record.seq - 1} are gone",
                 )
             )
-        if compute_event_hash(record) != record.hash:
+        suspect = compute_event_hash(record) != record.hash
+        if suspect:
             suspects.append(record)
         elif not gap and prev_hash is not None and record.prev_hash != prev_hash:
             problems.append(
@@ -349,9 +361,14 @@ def _verify(
                 problems.append(
                     AuditProblem(record.seq, AuditProblemReason.HEAD_MISMATCH, "differs from the kept head")
                 )
-        expected_seq, prev_hash, last = record.seq + 1, record.hash, record
+        # A suspect's stored hash proves nothing, so the next event's link to it is not checked: a moved
+        # event would otherwise be reported twice, once as moved and once as its successor's broken link.
+        expected_seq, prev_hash, last = record.seq + 1, None if suspect else record.hash, record
         if len(problems) + len(suspects) > MAX_PROBLEMS:
             break
+    close = getattr(records, "close", None)
+    if close is not None:
+        close()  # end a database stream before classifying, which queries again
     for record in suspects:
         moved_from = _recorded_seq(record, find_by_hash)
         if (
@@ -379,7 +396,7 @@ def _verify(
 
 
 def _recorded_seq(
-    record: _Record, find_by_hash: Callable[[str], _Record | None], *, max_steps: int = 64
+    record: EventRecord, find_by_hash: Callable[[str], EventRecord | None], *, max_steps: int = 64
 ) -> int | None:
     """Where an event was recorded, from its prev_hash links back to an event still in its place."""
     link, steps = record.prev_hash, 1
@@ -421,9 +438,9 @@ def export_events(session: Session, start: datetime, end: datetime) -> list[dict
     ]
 
 
-def _record_from_export(event: Mapping[str, Any]) -> _Record:
+def _record_from_export(event: Mapping[str, Any]) -> EventRecord:
     at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
-    return _Record(
+    return EventRecord(
         seq=int(event["seq"]),
         at_us=(at - _EPOCH) // _MICROSECOND,
         actor=event["actor"],

@@ -22,6 +22,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc.jwk import KeySet as JoseKeySet
 from sqlalchemy.orm import Session
 
 from idp.citizens.service import decrypt_profile, get_citizen
@@ -354,8 +355,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         ttl = max(60.0, float(claims.get("exp", now)) - now + self.leeway)
         return svc.store.add(ASSERTION_JTI_NAMESPACE, f"{claims['iss']}:{jti}", b"1", ttl=ttl, now=now)
 
-    def resolve_client_public_key(self, client: Client) -> dict[str, Any]:
-        return client.jwks or {"keys": []}
+    def resolve_client_public_key(self, client: Client) -> JoseKeySet:
+        return JoseKeySet.import_key_set(client.jwks or {"keys": []})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""OneCard's Alembic environment; a package only so that setuptools ships it next to ``idp``."""

@@ -1,0 +1,191 @@
+"""``onecard-bridge``: run the local API, run the card emulator against vpcd, or show status (DESIGN.md §4).
+
+argparse, not click: click belongs to the server extra, and the bridge installs with ``onecard[bridge]``.
+PC/SC is imported only by the commands that use it, so ``serve --virtual-card`` runs without pyscard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reader_bridge.apdu import Protocol
+from reader_bridge.channel import Terminal
+from reader_bridge.emulator import CardEmulator
+from reader_bridge.errors import BridgeError
+from reader_bridge.pin import DialogPinSource, PinPadPinSource, PinSource, TerminalPinSource
+from reader_bridge.server import DEFAULT_PORT, BridgeConfig, create_server, parse_origins
+from sdk.card_file import InvalidCardFileError, VirtualCardFile, load_card_file, save_card_file
+
+log = logging.getLogger("onecard-bridge")
+
+ORIGINS_ENV = "ONECARD_BRIDGE_ORIGINS"
+
+
+def _emulator_for(path: Path, protocol: Protocol | None) -> CardEmulator:
+    card = load_card_file(path)
+
+    def store(updated: VirtualCardFile) -> None:
+        save_card_file(path, updated)  # tries and PIN changes survive like a chip's EEPROM
+
+    return CardEmulator(card, protocol=protocol, store=store)
+
+
+def _pin_source(kind: str, *, open_dialog: bool) -> PinSource:
+    if kind == "terminal":
+        return TerminalPinSource()
+    if kind == "pinpad":
+        return PinPadPinSource()
+    return DialogPinSource(on_open=webbrowser.open if open_dialog else None)
+
+
+def _terminal(args: argparse.Namespace) -> Terminal:
+    if args.virtual_card:
+        from reader_bridge.virtual import VirtualTerminal
+
+        return VirtualTerminal(_emulator_for(Path(args.virtual_card), None), dev_mode=True)
+    from reader_bridge.transport import PcscTerminal
+
+    return PcscTerminal(dev_mode=args.dev, reader_names=args.reader or None)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.virtual_card and not args.dev:
+        print("--virtual-card needs --dev: a virtual card is a development tool.", file=sys.stderr)
+        return 2
+    try:
+        origins = parse_origins([os.environ.get(ORIGINS_ENV, ""), *args.origin])
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not origins:
+        print(
+            f"No allowed origin: set {ORIGINS_ENV} or pass --origin https://login.example.", file=sys.stderr
+        )
+        return 2
+    config = BridgeConfig(
+        allowed_origins=origins,
+        terminal=_terminal(args),
+        pin_source=_pin_source(args.pin_source, open_dialog=not args.no_open_dialog),
+        dev_mode=args.dev,
+    )
+    server = create_server(config, port=args.port)
+    log.info("listening on %s for %s", server.own_origin, ", ".join(sorted(origins)))
+    if args.dev:
+        log.warning("development mode: virtual readers and development cards are accepted")
+    stopper = threading.Thread(target=server.serve_forever, daemon=True)
+    stopper.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from reader_bridge.vpcd import VpcdClient
+
+    emulator = _emulator_for(Path(args.file), args.protocol)
+    client = VpcdClient(emulator, host=args.host, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    client.start()
+    log.info(
+        "virtual card %s (%s) on vpcd %s:%d",
+        emulator.card.card_number,
+        emulator.protocol,
+        args.host,
+        args.port,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    client.stop()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = f"http://127.0.0.1:{args.port}/v1/status"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            status: dict[str, Any] = json.load(response)
+        status["bridge"] = "running"
+    except (urllib.error.URLError, OSError, ValueError):
+        status = {"bridge": "not running"}
+        try:
+            from reader_bridge.transport import PcscTerminal
+
+            readers = PcscTerminal(dev_mode=True).readers()
+            status["readers"] = [
+                {"name": r.name, "card_present": r.card_present, "virtual": r.virtual} for r in readers
+            ]
+        except ImportError:
+            status["readers_error"] = "pyscard is not installed (pip install onecard[bridge])"
+        except BridgeError as exc:
+            status["readers_error"] = exc.description
+    print(json.dumps(status, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onecard-bridge", description="OneCard card reader bridge")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the local API on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--origin", action="append", default=[], help=f"allowed web origin (also {ORIGINS_ENV})"
+    )
+    serve.add_argument("--pin-source", choices=("dialog", "terminal", "pinpad"), default="dialog")
+    serve.add_argument(
+        "--no-open-dialog", action="store_true", help="do not open the PIN dialog in a browser"
+    )
+    serve.add_argument("--dev", action="store_true", help="accept virtual readers and development cards")
+    serve.add_argument("--virtual-card", metavar="FILE", help="use an in-process virtual card (needs --dev)")
+    serve.add_argument("--reader", action="append", default=[], help="only use this reader (repeatable)")
+    serve.set_defaults(func=cmd_serve)
+
+    emulate = sub.add_parser("emulate", help="connect a virtual card file to vpcd (tests and demos)")
+    emulate.add_argument("file")
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=35963)
+    emulate.add_argument("--protocol", choices=("T=0", "T=1"), default=None)
+    emulate.set_defaults(func=cmd_emulate)
+
+    status = sub.add_parser("status", help="show the bridge and the readers")
+    status.add_argument("--port", type=int, default=DEFAULT_PORT)
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except InvalidCardFileError as exc:
+        print(f"{exc.description} ({exc.detail})", file=sys.stderr)
+        return 2
+    except BridgeError as exc:
+        print(exc.description, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""``onecard-gate``: verify an ESSC1 code at a venue gate, offline or online (DESIGN.md §5).
+
+    onecard-gate verify (--text CODE | --image FILE)
+        (--offline --jwks FILE_OR_URL --issuer CODE [--issuer CODE ...] [--revoked FILE_OR_URL]
+                   [--state-dir DIR] [--clock-skew SECONDS]
+        | --online --url URL --client-id ID [--client-secret SECRET] [--gate-id ID])
+        [--now POSIX_SECONDS]
+
+It prints exactly one line a turnstile controller can act on, and exits with its status:
+
+    PASS handle=h2Pq9vXcT4mK8sLw issuer=420100 expires_in=42s age_over_60=true     → 0
+    REJECT reason=replayed                                                        → 1
+    ERROR no QR code found in photo.png                                           → 2 (usage or system)
+
+The client secret may come from ``ONECARD_GATE_CLIENT_SECRET`` instead of the command line (where other
+users of the machine can see it). With ``--state-dir`` the synced key set, the suspended-handles list and
+the replay cache persist between runs; without it every run starts from nothing, so replays are only
+caught within one run. This module is the edge: it owns the clock and the files; ``sdk.gate`` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from sdk.clock import system_clock
+from sdk.errors import OneCardError
+from sdk.gate import (
+    GateVerifier,
+    KeySetSync,
+    OnlineGateClient,
+    ReplayCache,
+    SuspendedHandlesSync,
+    parse_suspended_handles,
+)
+from sdk.keys import KeySet
+from sdk.qr_token import DEFAULT_CLOCK_SKEW, PREFIX, QrTokenError
+
+EXIT_PASS = 0
+EXIT_REJECT = 1
+EXIT_ERROR = 2
+SECRET_ENV = "ONECARD_GATE_CLIENT_SECRET"  # noqa: S105  (the variable's name, not a secret)
+
+
+class CliError(Exception):
+    """A usage or system problem: reported as one ``ERROR`` line, exit status 2."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onecard-gate", description="Verify electronic social security card QR codes."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify = commands.add_parser("verify", help="verify one code and print PASS, REJECT or ERROR")
+    source = verify.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", metavar="CODE", help="the scanned text, ESSC1:...")
+    source.add_argument("--image", metavar="FILE", type=Path, help="a photo or screenshot of the QR code")
+    mode = verify.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--offline", action="store_true", help="verify here with the synced key set")
+    mode.add_argument("--online", action="store_true", help="ask the OneCard verification service")
+    offline = verify.add_argument_group("offline")
+    offline.add_argument("--jwks", metavar="FILE_OR_URL", help="the QR key set (JWKS) file or URL")
+    offline.add_argument(
+        "--issuer", metavar="CODE", action="append", default=[], help="accepted region code (repeatable)"
+    )
+    offline.add_argument("--revoked", metavar="FILE_OR_URL", help="suspended-handles list file or URL")
+    offline.add_argument("--state-dir", metavar="DIR", type=Path, help="keep key cache and replay cache here")
+    offline.add_argument("--clock-skew", metavar="SECONDS", type=int, default=DEFAULT_CLOCK_SKEW)
+    online = verify.add_argument_group("online")
+    online.add_argument("--url", metavar="URL", help="base URL of the OneCard service")
+    online.add_argument("--client-id", metavar="ID")
+    online.add_argument("--client-secret", metavar="SECRET", help=f"or set {SECRET_ENV}")
+    online.add_argument("--gate-id", metavar="ID", help="this gate's label, recorded with the scan")
+    verify.add_argument("--now", metavar="POSIX_SECONDS", type=float, help=argparse.SUPPRESS)
+    return parser
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _read_json_file(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def read_code_from_image(path: Path) -> str:
+    """The text of the QR code in an image (zxing-cpp), preferring an ESSC1 code if there are several."""
+    try:
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise CliError("reading images needs the gate extra: pip install 'onecard[gate]'") from exc
+    try:
+        with Image.open(path) as image:
+            image.load()
+            results = zxingcpp.read_barcodes(
+                image,
+                formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+                text_mode=zxingcpp.TextMode.Plain,
+            )
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise CliError(f"cannot read image {path}: {exc}") from exc
+    texts = [result.text for result in results if result.text]
+    if not texts:
+        raise CliError(f"no QR code found in {path}")
+    return next((text for text in texts if text.startswith(PREFIX)), texts[0])
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if not text or any(ch.isspace() or ch in '="' for ch in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _pass_line(handle: str, issuer: str, expires_in: int, claims: Mapping[str, Any]) -> str:
+    parts = [f"PASS handle={handle}", f"issuer={issuer}", f"expires_in={expires_in}s"]
+    parts += [f"{name}={_format_value(value)}" for name, value in sorted(claims.items())]
+    return " ".join(parts)
+
+
+def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO) -> str:
+    if not args.jwks:
+        raise CliError("--offline needs --jwks FILE_OR_URL")
+    if not args.issuer:
+        raise CliError("--offline needs at least one --issuer CODE")
+    state_dir: Path | None = args.state_dir
+    with contextlib.ExitStack() as closing:
+        keys: KeySet | KeySetSync
+        if _is_url(args.jwks):
+            keys = KeySetSync(args.jwks, cache_file=state_dir / "jwks.json" if state_dir else None)
+            closing.callback(keys.close)
+            keys.refresh_if_stale(now)
+            if keys.value is None:
+                raise CliError(f"no key set: {keys.last_error or 'never fetched'}")
+        else:
+            try:
+                keys = KeySet.from_jwks(_read_json_file(args.jwks, "key set"))
+            except OneCardError as exc:
+                raise CliError(f"unusable key set {args.jwks}: {exc}") from exc
+        revoked: frozenset[str] | SuspendedHandlesSync = frozenset()
+        if args.revoked and _is_url(args.revoked):
+            revoked = SuspendedHandlesSync(
+                args.revoked, cache_file=state_dir / "suspended.json" if state_dir else None
+            )
+            closing.callback(revoked.close)
+            revoked.refresh_if_stale(now)
+            if revoked.value is None:
+                # Still verify: signatures and expiry hold without the list, but the operator must know.
+                err.write(f"warning: no suspended-handles list: {revoked.last_error}\n")
+        elif args.revoked:
+            try:
+                document = _read_json_file(args.revoked, "suspended-handles list")
+                revoked = parse_suspended_handles(document).handles
+            except ValueError as exc:
+                raise CliError(f"unusable suspended-handles list {args.revoked}: {exc}") from exc
+        replay_file = state_dir / "replay.json" if state_dir else None
+        replay = ReplayCache()
+        if replay_file is not None and replay_file.exists():
+            saved = _read_json_file(str(replay_file), "replay cache")
+            if not isinstance(saved, dict):
+                raise CliError(f"unusable replay cache {replay_file}")
+            replay = ReplayCache.from_json(saved, now=now)
+        verifier = GateVerifier(
+            keys, args.issuer, clock_skew=args.clock_skew, replay_cache=replay, revoked_handles=revoked
+        )
+        try:
+            scan = verifier.verify(code, now)
+        finally:
+            if replay_file is not None:
+                _write_json(replay_file, replay.to_json())
+    return _pass_line(scan.handle, scan.issuer, scan.expires_in, scan.disclosures)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc}") from exc
+
+
+def _verify_online(args: argparse.Namespace, code: str, now: float) -> str:
+    secret = args.client_secret or os.environ.get(SECRET_ENV)
+    if not args.url or not args.client_id or not secret:
+        raise CliError(f"--online needs --url, --client-id and --client-secret (or {SECRET_ENV})")
+    client = OnlineGateClient(args.url, args.client_id, secret)
+    try:
+        scan = client.verify(code, gate_id=args.gate_id)
+    finally:
+        client.close()
+    return _pass_line(scan.handle, scan.issuer, scan.expires_in(now), scan.claims)
+
+
+def _error(out: TextIO, message: str) -> int:
+    out.write(f"ERROR {' '.join(message.split())}\n")
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        # Usage mistakes get argparse's message on stderr and its exit status 2, which is ours too.
+        args = _build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_PASS if exc.code in (0, None) else EXIT_ERROR
+    try:
+        now = args.now if args.now is not None else system_clock()
+        code = args.text.strip() if args.text is not None else read_code_from_image(args.image)
+        line = _verify_offline(args, code, now, err) if args.offline else _verify_online(args, code, now)
+    except QrTokenError as exc:
+        out.write(f"REJECT reason={exc.reason.value}\n")
+        return EXIT_REJECT
+    except CliError as exc:
+        return _error(out, str(exc))
+    except OneCardError as exc:
+        return _error(out, exc.detail or exc.description)
+    out.write(line + "\n")
+    return EXIT_PASS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The bridge's local API (reader_bridge.server) over real HTTP, with the in-process virtual card."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reader_bridge.emulator import CardEmulator
+from reader_bridge.operations import Settings
+from reader_bridge.pin import DialogPinSource
+from reader_bridge.server import BridgeConfig, BridgeHTTPServer, create_server, parse_origins
+from reader_bridge.virtual import VirtualTerminal
+from sdk.card_auth import verify_card_auth_token
+from sdk.card_file import VirtualCardFile
+from sdk.keys import b64url
+from tests.bridge.pki import NOW, TestCA
+
+ORIGIN = "https://login.onecard.test"
+EVIL = "https://evil.example"
+NONCE = bytes(range(100, 132))
+
+
+class Client:
+    def __init__(self, server: BridgeHTTPServer) -> None:
+        self.server = server
+
+    def request(
+        self, method: str, path: str, *, origin: str | None = ORIGIN, body: Any = None,
+        headers: dict[str, str] | None = None, form: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        all_headers = dict(headers or {})
+        if origin is not None:
+            all_headers["Origin"] = origin
+        payload: bytes | None = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if form is not None:
+            payload = urllib.parse.urlencode(form).encode()
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        data = response.read()
+        result = response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        connection.close()
+        return result
+
+    def json(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+        status, headers, data = self.request(method, path, **kwargs)
+        assert headers["content-type"] == "application/json"
+        return status, headers, json.loads(data)
+
+    def start_authenticate(self) -> str:
+        status, _, body = self.json("POST", "/v1/authenticate", body={"nonce": b64url(NONCE)})
+        assert status == 202, body
+        return str(body["operation_id"])
+
+    def next_event(self, operation_id: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+        while True:
+            status, _, body = self.json("GET", f"/v1/operations/{operation_id}/events?after={len(seen)}&wait=10")
+            assert status == 200
+            if body["events"]:
+                seen.append(body["events"][0])
+                return body["events"][0]
+
+    def submit_pin(self, url: str, **form: str) -> tuple[int, bytes]:
+        path = urllib.parse.urlsplit(url).path
+        status, headers, page = self.request("GET", path, origin=None)
+        assert status == 200 and headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        status, _, data = self.request("POST", path, origin=self.server.own_origin, form=form)
+        return status, page
+
+
+@pytest.fixture
+def terminal(card: VirtualCardFile) -> VirtualTerminal:
+    return VirtualTerminal(CardEmulator(card))
+
+
+@pytest.fixture
+def client(terminal: VirtualTerminal) -> Iterator[Client]:
+    config = BridgeConfig(
+        allowed_origins=parse_origins([ORIGIN]),
+        terminal=terminal,
+        pin_source=DialogPinSource(),
+        settings=Settings(card_timeout=5, pin_timeout=10),
+        dev_mode=True,
+    )
+    server = create_server(config, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Client(server)
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_origin_not_allowed(client: Client) -> None:
+    status, headers, body = client.json("POST", "/v1/authenticate", origin=EVIL, body={"nonce": b64url(NONCE)})
+    assert status == 403 and body["error"] == "origin_not_allowed"
+    assert not any(name.startswith("access-control-") for name in headers)
+    status, headers, _ = client.request(
+        "OPTIONS", "/v1/authenticate", origin=EVIL,
+        headers={"Access-Control-Request-Method": "POST", "Access-Control-Request-Private-Network": "true"},
+    )
+    assert status == 403 and not any(name.startswith("access-control-") for name in headers)
+    status, _, body = client.json("POST", "/v1/authenticate", origin=None, body={"nonce": b64url(NONCE)})
+    assert status == 403
+
+
+def test_preflight_with_private_network_access(client: Client) -> None:
+    status, headers, _ = client.request(
+        "OPTIONS", "/v1/authenticate",
+        headers={"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
+                 "Access-Control-Request-Private-Network": "true"},
+    )
+    assert status == 204
+    assert headers["access-control-allow-origin"] == ORIGIN
+    assert headers["access-control-allow-private-network"] == "true"
+    assert "POST" in headers["access-control-allow-methods"]
+    assert headers["vary"] == "Origin"
+    status, headers, _ = client.request("OPTIONS", "/v1/status", headers={"Access-Control-Request-Method": "GET"})
+    assert status == 204 and "access-control-allow-private-network" not in headers
+
+
+def test_status(client: Client) -> None:
+    status, headers, body = client.json("GET", "/v1/status")
+    assert status == 200 and headers["access-control-allow-origin"] == ORIGIN
+    assert body["readers"] == [{"name": "OneCard Virtual PCD (in-process)", "card_present": True, "virtual": True}]
+    assert body["busy"] is False and body["pin_source"] == "dialog"
+    status, _, _ = client.json("GET", "/v1/status", origin=None)  # `onecard-bridge status`
+    assert status == 200
+
+
+def test_full_authenticate_with_the_pin_dialog(client: Client, ca: TestCA) -> None:
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    assert client.next_event(operation_id, seen)["type"] == "reading_card"
+    event = client.next_event(operation_id, seen)
+    assert event["type"] == "enter_pin" and event["tries_left"] == 3
+    status, page = client.submit_pin(event["pin_url"], pin="000000", action="submit")
+    assert status == 200
+    assert b'<label for="pin">' in page and b"3 tries left" in page and b"Cancel" in page
+    assert client.next_event(operation_id, seen) == {"seq": 3, "type": "pin_wrong", "tries_left": 2}
+    event = client.next_event(operation_id, seen)
+    assert event["type"] == "enter_pin" and event["tries_left"] == 2
+    # A typo is caught by the page, not spent on the card.
+    path = urllib.parse.urlsplit(event["pin_url"]).path
+    status, _, page = client.request("POST", path, origin=client.server.own_origin, form={"pin": "12"})
+    assert status == 400 and b"6 digits" in page
+    status, page = client.submit_pin(event["pin_url"], pin="123456", action="submit")
+    assert status == 200 and b"The PIN was wrong." in page
+    done = client.next_event(operation_id, seen)
+    assert done["type"] == "done"
+    verified = verify_card_auth_token(
+        done["result"], expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
+    )
+    assert verified.card_number == "X00000019"
+    status, _, body = client.json("GET", f"/v1/operations/{operation_id}")
+    assert body["state"] == "done" and body["result"] == done["result"]
+    # Another origin cannot see the operation, even if allowed elsewhere.
+    status, _, _ = client.json("GET", f"/v1/operations/{operation_id}", origin=EVIL)
+    assert status == 403
+
+
+def test_busy_then_cancel(client: Client) -> None:
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    while client.next_event(operation_id, seen)["type"] != "enter_pin":
+        pass
+    status, _, body = client.json("POST", "/v1/authenticate", body={"nonce": b64url(NONCE)})
+    assert status == 409 and body["error"] == "busy"
+    status, _, body = client.json("POST", "/v1/change-pin", body={})
+    assert status == 409
+    status, _, _ = client.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
+    assert status == 200
+    event = client.next_event(operation_id, seen)
+    assert event["type"] == "error" and event["error"] == "cancelled"
+    assert client.start_authenticate()  # free again
+
+
+def test_dialog_cancel_button(client: Client) -> None:
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] != "enter_pin":
+        pass
+    status, _ = client.submit_pin(event["pin_url"], action="cancel")
+    assert status == 200
+    assert client.next_event(operation_id, seen)["error"] == "cancelled"
+
+
+def test_pin_form_only_from_the_bridge_origin(client: Client) -> None:
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] != "enter_pin":
+        pass
+    path = urllib.parse.urlsplit(event["pin_url"]).path
+    for origin in (ORIGIN, EVIL):
+        status, _, _ = client.request("POST", path, origin=origin, form={"pin": "123456"})
+        assert status == 403
+    client.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
+
+
+def test_blocked_card_is_explained(client: Client, terminal: VirtualTerminal, card: VirtualCardFile) -> None:
+    terminal.insert(CardEmulator(card.with_pin_state(pin=card.pin, tries_left=0)))
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] not in ("error", "done"):
+        if event["type"] == "card_blocked":
+            assert "card service counter" in event["what_to_do"]
+    assert event["error"] == "card_blocked" and "card service counter" in event["error_description"]
+    assert [e["type"] for e in seen] == ["reading_card", "card_blocked", "error"]
+
+
+def test_insert_card_event(client: Client, terminal: VirtualTerminal, card: VirtualCardFile) -> None:
+    terminal.remove()
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    assert client.next_event(operation_id, seen)["type"] == "insert_card"
+    terminal.insert(CardEmulator(card))
+    assert client.next_event(operation_id, seen)["type"] == "reading_card"
+    client.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
+
+
+def test_change_pin_through_the_dialog(client: Client, terminal: VirtualTerminal) -> None:
+    status, _, body = client.json("POST", "/v1/change-pin", body={})
+    assert status == 202
+    operation_id = body["operation_id"]
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] != "enter_pin":
+        pass
+    status, page = client.submit_pin(
+        event["pin_url"], old_pin="123456", new_pin="246810", new_pin_again="246810", action="submit"
+    )
+    assert status == 200 and b"new_pin_again" in page
+    assert client.next_event(operation_id, seen)["type"] == "done"
+    assert terminal.emulator is not None and terminal.emulator.card.pin == "246810"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"body": {"nonce": "short"}}, 400),
+        ({"body": {"nonce": b64url(NONCE) + "="}}, 400),
+        ({"body": {}}, 400),
+        ({"body": [1]}, 400),
+        ({"body": {"nonce": b64url(NONCE)}, "headers": {"Content-Type": "text/plain"}}, 400),
+    ],
+)
+def test_bad_requests_get_json_errors(client: Client, kwargs: dict[str, Any], code: int) -> None:
+    status, _, body = client.json("POST", "/v1/authenticate", **kwargs)
+    assert status == code and body["error"] == "invalid_request" and "Traceback" not in json.dumps(body)
+
+
+def test_unknown_paths_and_hosts(client: Client) -> None:
+    status, _, body = client.json("GET", "/v1/nothing")
+    assert status == 404 and body["error"] == "not_found"
+    status, _, _ = client.request("GET", "/v1/status", headers={"Host": "attacker.example:47400"})
+    assert status == 421  # DNS rebinding
+    status, _, _ = client.request("GET", "/pin/unknown", origin=None)
+    assert status == 404
+
+
+def test_server_refuses_non_loopback(card: VirtualCardFile) -> None:
+    config = BridgeConfig(frozenset({ORIGIN}), VirtualTerminal(CardEmulator(card)), DialogPinSource())
+    with pytest.raises(ValueError, match="loopback"):
+        create_server(config, host="0.0.0.0", port=0)  # noqa: S104
+    with pytest.raises(ValueError):
+        parse_origins(["https://login.example/path"])
+    assert parse_origins(["https://A.example/, http://127.0.0.1:8000"]) == {
+        "https://a.example", "http://127.0.0.1:8000"}

@@ -1,0 +1,37 @@
+"""A login method for tests only: it logs in whichever citizen the test names, at the acr it names.
+
+It lives under tests/ on purpose: the shipped package has no way to log anyone in without a card or a
+passkey (issue #2, item 7). Tests register it with ``create_app(plugins=[install_test_login])``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, request
+
+from idp.login.authenticators import LoginMethod
+from idp.login.views import complete_login, current_transaction
+from idp.oauth.views import error_page
+from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
+from idp.sessions.service import Authentication
+
+AMR = {ACR_HIGH: ("sc", "pin", "mfa"), ACR_SUBSTANTIAL: ("hwk", "mfa")}
+
+
+def install_test_login(app: Flask) -> None:
+    bp = Blueprint("testlogin", __name__)
+
+    @bp.get("/test-login/<tx>")
+    def start(tx: str) -> Response:
+        transaction = current_transaction(tx)
+        citizen = request.args.get("citizen")
+        acr = request.args.get("acr", ACR_HIGH)
+        if transaction is None or not citizen or acr not in AMR:
+            return error_page("test login", "bad test login request")
+        return complete_login(transaction, Authentication(citizen, acr, AMR[acr]))
+
+    app.register_blueprint(bp)
+    registry = app.extensions["onecard"].authenticators
+    registry.register(LoginMethod("test-high", "Test card login", "Tests only.", ACR_HIGH, AMR[ACR_HIGH],
+                                  "testlogin.start"))
+    registry.register(LoginMethod("test-substantial", "Test e-card login", "Tests only.", ACR_SUBSTANTIAL,
+                                  AMR[ACR_SUBSTANTIAL], "testlogin.start"))
