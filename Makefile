@@ -5,7 +5,9 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	@.venv/bin/onecard demo run
+	@.venv/bin/onecard db upgrade
+	@.venv/bin/onecard demo seed
+	@.venv/bin/onecard serve --host 127.0.0.1 --port 8000
 
 test: setup
 	@bash scripts/test.sh

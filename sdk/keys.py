@@ -126,7 +126,7 @@ class Key:
     @classmethod
     def from_private_pem(cls, pem: bytes, *, kid: str | None = None) -> Key:
         private_key = serialization.load_pem_private_key(pem, password=None)
-        public_key = cast(PublicKeyTypes, private_key.public_key())  # type: ignore[union-attr]
+        public_key = private_key.public_key()
         return cls(kid or key_id_for(public_key), _algorithm_of(public_key), public_key, private_key)
 
     @classmethod
