@@ -522,8 +522,8 @@ class GateVerifier:
         replay_cache: ReplayCache | None = None,
         revoked_handles: Collection[str] | HandleSource | None = None,
     ) -> None:
-        if not expected_issuers:
-            raise ValueError("a gate must accept at least one issuer")
+        if isinstance(expected_issuers, str) or not expected_issuers:
+            raise ValueError("a gate must accept a collection of at least one region code")
         if clock_skew < 0:
             raise ValueError("clock_skew must not be negative")
         self.keys: KeySource = _StaticKeys(keys) if isinstance(keys, KeySet) else keys

@@ -48,6 +48,7 @@ CLAIM_EXP: Final = 4
 CLAIM_IAT: Final = 6
 CLAIM_CTI: Final = 7
 CLAIM_DISCLOSURES: Final = -65537  # private use (RFC 8392 §9.1); the first key in that range
+_INT_ONLY: Final = frozenset({int})
 # Deterministic CBOR orders map keys by their encoded bytes: 1, 2, 4, 6, 7 (major type 0), then -65537.
 _CLAIM_ORDERS: Final = frozenset(
     {
@@ -307,7 +308,7 @@ def _parse_claims(payload: bytes) -> tuple[str, str, int, int, bytes, Disclosure
         raise _malformed("claims are not a CBOR map")
     # Exactly these claims, in deterministic order (RFC 8949 §4.2.1: 1, 2, 4, 6, 7, then -65537).
     # The type test matters: 1.0 and True hash and compare equal to 1 but are other CBOR items.
-    if tuple(claims) not in _CLAIM_ORDERS or not all(type(key) is int for key in claims):
+    if tuple(claims) not in _CLAIM_ORDERS or set(map(type, claims)) != _INT_ONLY:
         raise _malformed(f"claims must be iss, sub, exp, iat, cti (and {CLAIM_DISCLOSURES}), in that order")
     issuer = claims[CLAIM_ISS]
     handle = claims[CLAIM_SUB]
@@ -333,7 +334,7 @@ def _parse_claims(payload: bytes) -> tuple[str, str, int, int, bytes, Disclosure
         problem = _disclosures_problem(raw)
         if problem:
             raise _malformed(problem)
-        if list(raw) != sorted(raw, key=_deterministic_text_order):
+        if len(raw) > 1 and list(raw) != sorted(raw, key=_deterministic_text_order):
             raise _malformed("disclosures are not in deterministic order")
         disclosures = MappingProxyType(raw)
     # With the order and every type checked, re-encoding proves the rest of RFC 8949 §4.2.1: shortest
@@ -371,6 +372,9 @@ def verify_qr_token(
     Raises ``QrTokenError`` with reason malformed, unknown_key, bad_signature, wrong_issuer, not_yet_valid
     or expired. One-time use and suspension are the caller's (``sdk.gate``, the online API).
     """
+    if isinstance(expected_issuers, str):
+        # "420100" in "420100310000" is True: a bare string would accept every substring's region.
+        raise TypeError("expected_issuers must be a collection of region codes, not one string")
     message = _decode_envelope(text)
     kid = b64url(message.kid)
     key = keys.find(kid)

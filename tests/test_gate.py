@@ -360,6 +360,8 @@ def test_gate_refuses_a_configuration_that_accepts_nothing(k1: Key) -> None:
     with pytest.raises(ValueError):
         GateVerifier(KeySet.of([k1]), set())
     with pytest.raises(ValueError):
+        GateVerifier(KeySet.of([k1]), ISSUER)  # one string, not a collection of codes
+    with pytest.raises(ValueError):
         GateVerifier(KeySet.of([k1]), {ISSUER}, clock_skew=-1)
 
 

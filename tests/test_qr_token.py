@@ -168,6 +168,12 @@ def test_non_text_and_empty_input_is_malformed(value: Any) -> None:
     assert caught.value.reason is QrTokenReason.MALFORMED
 
 
+def test_expected_issuers_must_not_be_a_bare_string(key: Key) -> None:
+    code = issue_qr_token(key=key, issuer="420100", handle="h2Pq9vXcT4mK8sLw", now=NOW)
+    with pytest.raises(TypeError):
+        verify_qr_token(code, keys=KeySet.of([key]), expected_issuers="420100310000", now=NOW)
+
+
 def test_a_non_eddsa_key_with_the_kid_is_not_used(key: Key) -> None:
     code = issue_qr_token(key=key, issuer="420100", handle="h2Pq9vXcT4mK8sLw", now=NOW)
     impostor = generate_key("ES256")
@@ -289,8 +295,7 @@ def _qr_version(text: str) -> int:
     qr.make(fit=True)
     # Base45 is exactly the QR alphanumeric set: the whole code must go in one alphanumeric segment.
     assert [segment.mode for segment in qr.data_list] == [qrcode.util.MODE_ALPHA_NUM]
-    assert qr.version is not None
-    return qr.version
+    return int(qr.version)
 
 
 def test_qr_size_bounds(key: Key) -> None:

@@ -81,7 +81,7 @@ class Pcscd:
 
 
 def start_pcscd(log_path: Path | None = None, timeout: float = 10.0) -> Pcscd:
-    """Reuse a running pcscd or start one in the foreground (no ``--auto-exit``: it must outlive idle gaps)."""
+    """Reuse a running pcscd or start one in the foreground, without ``--auto-exit`` (idle gaps)."""
     binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
     try:
         import smartcard  # noqa: F401

@@ -30,8 +30,9 @@ class TestCA:
 
 def make_ca(name: str = "OneCard Test Card Issuer CA 420000") -> TestCA:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"), x509.NameAttribute(NameOID.COMMON_NAME,
-                                                                                               name)])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"), x509.NameAttribute(NameOID.COMMON_NAME, name)]
+    )
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -71,7 +72,9 @@ def make_card_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
         .sign(ca.key, hashes.SHA256())
     )
 

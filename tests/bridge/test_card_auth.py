@@ -43,14 +43,20 @@ def _sign(card: VirtualCardFile, data: bytes) -> bytes:
 
 def _token(card: VirtualCardFile, origin: str = ORIGIN, nonce: bytes = NONCE) -> dict[str, str]:
     return create_card_auth_token(
-        card_certificate_der=card.certificate_der, signature=_sign(card, signed_data(origin, nonce)),
+        card_certificate_der=card.certificate_der,
+        signature=_sign(card, signed_data(origin, nonce)),
         card_id=card.card_id,
     )
 
 
 def _verify(token: Any, ca: TestCA, **overrides: Any) -> Any:
-    arguments = {"expected_origin": ORIGIN, "expected_nonce": NONCE, "trusted_issuers": [ca.certificate],
-                 "now": NOW, **overrides}
+    arguments = {
+        "expected_origin": ORIGIN,
+        "expected_nonce": NONCE,
+        "trusted_issuers": [ca.certificate],
+        "now": NOW,
+        **overrides,
+    }
     return verify_card_auth_token(token, **arguments)
 
 
@@ -107,9 +113,11 @@ def test_card_mismatch(card: VirtualCardFile, ca: TestCA) -> None:
 
 def test_non_p256_key_is_malformed(ca: TestCA, card: VirtualCardFile) -> None:
     key = ec.generate_private_key(ec.SECP384R1())
-    certificate = make_card_certificate(ca, card.card_id, "X00000019", key)  # type: ignore[arg-type]
+    certificate = make_card_certificate(ca, card.card_id, "X00000019", key)
     token = _token(card)
-    token["card_certificate"] = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+    token["card_certificate"] = base64.b64encode(
+        certificate.public_bytes(serialization.Encoding.DER)
+    ).decode()
     assert _reason(token, ca) is CardAuthFailure.MALFORMED
 
 

@@ -44,14 +44,18 @@ def test_full_login_sequence(card: VirtualCardFile, ca: TestCA, protocol: str) -
         assert session.protocol == protocol
         ssc = SocialSecurityCard(session)
         info = ssc.read_card_info()
-        assert info.card_id == card.card_id and info.expiry_date == card.expiry_date and info.version == "3.00"
+        assert (
+            info.card_id == card.card_id and info.expiry_date == card.expiry_date and info.version == "3.00"
+        )
         certificate = ssc.read_certificate()
         assert certificate == card.certificate_der
         assert ssc.pin_status().tries_left == 3
         ssc.verify_pin("123456")
         assert ssc.pin_status().verified
         signature = ssc.internal_authenticate(signed_data(ORIGIN, NONCE))
-    token = create_card_auth_token(card_certificate_der=certificate, signature=signature, card_id=info.card_id)
+    token = create_card_auth_token(
+        card_certificate_der=certificate, signature=signature, card_id=info.card_id
+    )
     verified = verify_card_auth_token(
         token, expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
     )

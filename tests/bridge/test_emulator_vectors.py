@@ -89,15 +89,34 @@ def test_transcript(document: dict[str, Any], transcript: dict[str, Any], tmp_pa
         try:
             _expect(step["r"], response, card, signatures)
         except AssertionError as exc:
-            raise AssertionError(f"step {number}: {step['c']} → {response.hex().upper()}, want {step['r']}") from exc
+            raise AssertionError(
+                f"step {number}: {step['c']} → {response.hex().upper()}, want {step['r']}"
+            ) from exc
     assert signatures.checked == expected_signatures
 
 
 def test_every_status_word_of_the_profile_is_exercised() -> None:
     """The transcripts cover the status words CARD_PROFILE lists (9303 is sent by real cards only)."""
     text = " ".join(path.read_text() for path in VECTORS.glob("*.json"))
-    for sw in ["9000", "61", "6C", "63C3", "63C2", "63C1", "63C0", "6700", "6982", "6983", "6985", "6A80", "6A82",
-               "6A83", "6A86", "6D00", "6E00"]:
+    for sw in [
+        "9000",
+        "61",
+        "6C",
+        "63C3",
+        "63C2",
+        "63C1",
+        "63C0",
+        "6700",
+        "6982",
+        "6983",
+        "6985",
+        "6A80",
+        "6A82",
+        "6A83",
+        "6A86",
+        "6D00",
+        "6E00",
+    ]:
         assert f'{sw}"' in text or f"{sw}" in text, sw
 
 
@@ -120,7 +139,7 @@ def test_tries_and_pin_changes_are_persisted(tmp_path: Path) -> None:
 def test_atr_carries_the_development_marker() -> None:
     card = load_card_file(VECTORS / "card_v3.json")
     for protocol in ("T=0", "T=1"):
-        atr = CardEmulator(card, protocol=protocol).atr  # type: ignore[arg-type]
+        atr = CardEmulator(card, protocol=protocol).atr
         assert b"ONECARD-SSC3" in atr
     t1 = CardEmulator(card, protocol="T=1").atr
     check = 0

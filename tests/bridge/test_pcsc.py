@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ from reader_bridge.errors import (
 )
 from reader_bridge.operations import Operation, Settings, authenticate, find_card
 from reader_bridge.pin import PinRequest
-from sdk.card_auth import signed_data, verify_card_auth_token, create_card_auth_token
+from sdk.card_auth import create_card_auth_token, signed_data, verify_card_auth_token
 from sdk.card_file import VirtualCardFile, load_card_file, save_card_file
 from tests.bridge.pcsc_env import inserted
-from tests.bridge.pki import NOW, TestCA, make_card
+from tests.bridge.pki import NOW, TestCA
 
 pytestmark = pytest.mark.pcsc
 
@@ -46,9 +45,7 @@ def _terminal(reader: str, *, dev_mode: bool = True):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("protocol", ["T=1", "T=0"])
-def test_login_over_pcsc(
-    card_path: Path, ca: TestCA, slot: tuple[str, int], protocol: str
-) -> None:
+def test_login_over_pcsc(card_path: Path, ca: TestCA, slot: tuple[str, int], protocol: str) -> None:
     reader, port = slot
     with inserted(_emulator(card_path, protocol), reader, port):
         terminal = _terminal(reader)
@@ -69,7 +66,9 @@ def test_login_over_pcsc(
             assert load_card_file(card_path).tries_left == 1  # persisted like EEPROM
             card.verify_pin("123456")
             signature = card.internal_authenticate(signed_data(ORIGIN, NONCE))
-        token = create_card_auth_token(card_certificate_der=certificate, signature=signature, card_id=info.card_id)
+        token = create_card_auth_token(
+            card_certificate_der=certificate, signature=signature, card_id=info.card_id
+        )
         verified = verify_card_auth_token(
             token, expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
         )
@@ -168,7 +167,7 @@ class _ScriptedPins:
         raise NotImplementedError
 
 
-def _fake_clock() -> object:
+def _fake_clock() -> Callable[[], float]:
     ticks = iter(float(i) for i in range(1000))
     return lambda: next(ticks)
 
@@ -187,5 +186,3 @@ def test_authenticate_operation_over_pcsc(card_path: Path, ca: TestCA, slot: tup
     verify_card_auth_token(
         token, expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
     )
-
-

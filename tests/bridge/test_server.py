@@ -31,8 +31,14 @@ class Client:
         self.server = server
 
     def request(
-        self, method: str, path: str, *, origin: str | None = ORIGIN, body: Any = None,
-        headers: dict[str, str] | None = None, form: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        origin: str | None = ORIGIN,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        form: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
         all_headers = dict(headers or {})
@@ -64,18 +70,21 @@ class Client:
 
     def next_event(self, operation_id: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
         while True:
-            status, _, body = self.json("GET", f"/v1/operations/{operation_id}/events?after={len(seen)}&wait=10")
+            status, _, body = self.json(
+                "GET", f"/v1/operations/{operation_id}/events?after={len(seen)}&wait=10"
+            )
             assert status == 200
             if body["events"]:
                 seen.append(body["events"][0])
-                return body["events"][0]
+                event: dict[str, Any] = body["events"][0]
+                return event
 
     def submit_pin(self, url: str, **form: str) -> tuple[int, bytes]:
         path = urllib.parse.urlsplit(url).path
         status, headers, page = self.request("GET", path, origin=None)
         assert status == 200 and headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
-        status, _, data = self.request("POST", path, origin=self.server.own_origin, form=form)
+        status, _, _data = self.request("POST", path, origin=self.server.own_origin, form=form)
         return status, page
 
 
@@ -94,7 +103,7 @@ def client(terminal: VirtualTerminal) -> Iterator[Client]:
         dev_mode=True,
     )
     server = create_server(config, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield Client(server)
     server.shutdown()
@@ -103,11 +112,15 @@ def client(terminal: VirtualTerminal) -> Iterator[Client]:
 
 
 def test_origin_not_allowed(client: Client) -> None:
-    status, headers, body = client.json("POST", "/v1/authenticate", origin=EVIL, body={"nonce": b64url(NONCE)})
+    status, headers, body = client.json(
+        "POST", "/v1/authenticate", origin=EVIL, body={"nonce": b64url(NONCE)}
+    )
     assert status == 403 and body["error"] == "origin_not_allowed"
     assert not any(name.startswith("access-control-") for name in headers)
     status, headers, _ = client.request(
-        "OPTIONS", "/v1/authenticate", origin=EVIL,
+        "OPTIONS",
+        "/v1/authenticate",
+        origin=EVIL,
         headers={"Access-Control-Request-Method": "POST", "Access-Control-Request-Private-Network": "true"},
     )
     assert status == 403 and not any(name.startswith("access-control-") for name in headers)
@@ -117,23 +130,31 @@ def test_origin_not_allowed(client: Client) -> None:
 
 def test_preflight_with_private_network_access(client: Client) -> None:
     status, headers, _ = client.request(
-        "OPTIONS", "/v1/authenticate",
-        headers={"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
-                 "Access-Control-Request-Private-Network": "true"},
+        "OPTIONS",
+        "/v1/authenticate",
+        headers={
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Private-Network": "true",
+        },
     )
     assert status == 204
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["access-control-allow-private-network"] == "true"
     assert "POST" in headers["access-control-allow-methods"]
     assert headers["vary"] == "Origin"
-    status, headers, _ = client.request("OPTIONS", "/v1/status", headers={"Access-Control-Request-Method": "GET"})
+    status, headers, _ = client.request(
+        "OPTIONS", "/v1/status", headers={"Access-Control-Request-Method": "GET"}
+    )
     assert status == 204 and "access-control-allow-private-network" not in headers
 
 
 def test_status(client: Client) -> None:
     status, headers, body = client.json("GET", "/v1/status")
     assert status == 200 and headers["access-control-allow-origin"] == ORIGIN
-    assert body["readers"] == [{"name": "OneCard Virtual PCD (in-process)", "card_present": True, "virtual": True}]
+    assert body["readers"] == [
+        {"name": "OneCard Virtual PCD (in-process)", "card_present": True, "virtual": True}
+    ]
     assert body["busy"] is False and body["pin_source"] == "dialog"
     status, _, _ = client.json("GET", "/v1/status", origin=None)  # `onecard-bridge status`
     assert status == 200
@@ -160,7 +181,11 @@ def test_full_authenticate_with_the_pin_dialog(client: Client, ca: TestCA) -> No
     done = client.next_event(operation_id, seen)
     assert done["type"] == "done"
     verified = verify_card_auth_token(
-        done["result"], expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
+        done["result"],
+        expected_origin=ORIGIN,
+        expected_nonce=NONCE,
+        trusted_issuers=[ca.certificate],
+        now=NOW,
     )
     assert verified.card_number == "X00000019"
     status, _, body = client.json("GET", f"/v1/operations/{operation_id}")
@@ -275,4 +300,6 @@ def test_server_refuses_non_loopback(card: VirtualCardFile) -> None:
     with pytest.raises(ValueError):
         parse_origins(["https://login.example/path"])
     assert parse_origins(["https://A.example/, http://127.0.0.1:8000"]) == {
-        "https://a.example", "http://127.0.0.1:8000"}
+        "https://a.example",
+        "http://127.0.0.1:8000",
+    }
