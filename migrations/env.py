@@ -17,11 +17,12 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, MetaData, text
 
-from idp.db import UTCDateTime
-from idp.dbadmin import migration_engine
+from idp.dbadmin import migration_engine, render_item
 from idp.models import Base
 
 config = context.config
+# DO NOT CHANGE: every node must take the same PostgreSQL advisory lock ("ONEMIGRT" in ASCII).
+_PG_MIGRATION_LOCK = 0x4F4E454D_49475254
 
 
 def _database_url() -> str:
@@ -38,19 +39,12 @@ def _target_metadata() -> MetaData:
     return metadata if isinstance(metadata, MetaData) else Base.metadata
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        # What the column is in the database; the UTC conversion is the model's business, not the schema's.
-        return "sa.DateTime(timezone=True)"
-    return False
-
-
 def _options() -> dict[str, Any]:
     return {
         "target_metadata": _target_metadata(),
         "render_as_batch": True,
         "compare_type": True,
-        "render_item": _render_item,
+        "render_item": render_item,
     }
 
 
@@ -63,6 +57,11 @@ def run_migrations_offline() -> None:
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, **_options())
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Every node runs `onecard serve`, which migrates first: when several start at once, one migrates
+            # and the others wait here, then find the database at head (the version is read after the lock,
+            # and PostgreSQL's DDL is transactional, so they never see half a migration).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         context.run_migrations()
         if connection.dialect.name == "sqlite":
             # Foreign keys are not enforced while migrating (see idp.dbadmin.migration_engine); make sure

@@ -95,8 +95,10 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["grant_id"], ["oauth_grants.id"],
-            name="fk_oauth_refresh_tokens_grant_id_oauth_grants", ondelete="CASCADE",
+            ["grant_id"],
+            ["oauth_grants.id"],
+            name="fk_oauth_refresh_tokens_grant_id_oauth_grants",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("token_hash", name="pk_oauth_refresh_tokens"),
     )
