@@ -48,10 +48,14 @@ def _worker(request: Request, seconds: float, max_requests: int, out: mp.Queue) 
     out.put((latencies, errors))
 
 
-def run_load(request: Request, *, concurrency: int, seconds: float, max_requests: int = 1_000_000) -> dict[str, float]:
+def run_load(
+    request: Request, *, concurrency: int, seconds: float, max_requests: int = 1_000_000
+) -> dict[str, float]:
     queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    workers = [mp.Process(target=_worker, args=(request, seconds, max_requests // concurrency, queue))
-               for _ in range(concurrency)]
+    workers = [
+        mp.Process(target=_worker, args=(request, seconds, max_requests // concurrency, queue))
+        for _ in range(concurrency)
+    ]
     started = time.perf_counter()
     for worker in workers:
         worker.start()

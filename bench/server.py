@@ -27,7 +27,10 @@ def free_port() -> int:
 
 @contextmanager
 def bench_server(
-    seed: Callable[[Any], dict[str, Any]] | None = None, *, threads: int = 8, extra_env: dict[str, str] | None = None
+    seed: Callable[[Any], dict[str, Any]] | None = None,
+    *,
+    threads: int = 8,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yields (base URL, whatever ``seed(app)`` returned)."""
     from idp.app import create_app, initialise_keys
@@ -36,8 +39,13 @@ def bench_server(
     workdir = Path(tempfile.mkdtemp(prefix="onecard-bench-"))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "ONECARD_ENV": "test", "ONECARD_ISSUER": base_url,
-           "ONECARD_DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "ONECARD_ENV": "test",
+        "ONECARD_ISSUER": base_url,
+        "ONECARD_DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3",
+        **(extra_env or {}),
+    }
     settings_env = {k: v for k, v in env.items() if k.startswith("ONECARD_")}
     from idp.config import load_settings
 
@@ -48,9 +56,24 @@ def bench_server(
     seeded = seed(app) if seed else {}
     app.extensions["onecard"].database.dispose()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(threads), "-b",
-         f"127.0.0.1:{port}", "--log-level", "warning", "idp.wsgi:app"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "idp.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         for _ in range(200):

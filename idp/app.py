@@ -11,8 +11,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
-from flask import Flask, Response
+from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from idp.config import Settings, load_settings
 from idp.crypto.kek import KeyEncryptionKeys
@@ -76,6 +77,9 @@ def create_app(
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
     app.register_blueprint(admin_bp)
+    from idp.cardlogin.views import install_card_login  # card + PIN login and the card register (DESIGN §4)
+
+    install_card_login(app)
     install_request_hooks(app)
     _install_error_handlers(app)
 
@@ -107,14 +111,22 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(OAuth2Error)
     def _oauth_error(error: OAuth2Error) -> Response:
         status, body, headers = error()
-        return Response(body if isinstance(body, str) else json.dumps(dict(body)),
-                        status=status, headers=headers, mimetype="application/json")
+        return Response(
+            body if isinstance(body, str) else json.dumps(dict(body)),
+            status=status,
+            headers=headers,
+            mimetype="application/json",
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         response = error.get_response()
-        response.data = json.dumps({"error": (error.name or "error").lower().replace(" ", "_"),
-                                                  "error_description": error.description})
+        response.data = json.dumps(
+            {
+                "error": (error.name or "error").lower().replace(" ", "_"),
+                "error_description": error.description,
+            }
+        )
         response.content_type = "application/json"
         return response
 
@@ -122,5 +134,8 @@ def _install_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         # Never a stack trace to the caller; the log line carries the type, not the data.
         log.exception("unhandled %s", type(error).__name__)
-        return Response('{"error":"server_error","error_description":"Something went wrong."}', status=500,
-                        mimetype="application/json")
+        return Response(
+            '{"error":"server_error","error_description":"Something went wrong."}',
+            status=500,
+            mimetype="application/json",
+        )

@@ -48,6 +48,24 @@ class Settings:
     rate_limit_per_minute: int = 10
     demo_data: bool = False
     trusted_proxy_count: int = 0
+    # Key rotation (idp.keys.lifecycle): automatic rotation interval per key set in days, 0 = manual only.
+    # Pre-publication and retirement periods are not settings: they derive from the lifetimes above.
+    key_rotation_oidc_days: int = 90  # oidc-rs256 and oidc-es256
+    key_rotation_qr_days: int = 30
+    key_rotation_data_days: int = 365
+    key_rotation_cookie_days: int = 30
+    key_rotation_card_ca_days: int = 0  # card-issuer CAs rotate by decision, not by the calendar
+    # How long certificates a card-issuer CA signed stay valid: a retired CA stays trusted that long.
+    card_certificate_days: int = 3650
+    # Seconds between built-in scheduler ticks (one node at a time); 0: none, `onecard keys tick` by cron.
+    key_tick_interval: int = 0
+    # PKCS#11 HSM for signing keys: module path, token label, PIN (or a file holding it), and the key sets
+    # (comma-separated, e.g. "oidc-rs256,oidc-es256") whose new keys are generated in the HSM.
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin: str = ""
+    pkcs11_pin_file: str = ""
+    pkcs11_key_sets: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -126,15 +144,38 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigError(f"ONECARD_ENV must be development, production or test, not {settings.env!r}")
     parts = urlsplit(settings.issuer)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"ONECARD_ISSUER must be an http(s) URL without query or fragment: {settings.issuer!r}")
+        raise ConfigError(
+            f"ONECARD_ISSUER must be an http(s) URL without query or fragment: {settings.issuer!r}"
+        )
     if settings.issuer.endswith("/"):
         raise ConfigError("ONECARD_ISSUER must not end with '/'")
     if not settings.key_encryption_keys():
         raise ConfigError("ONECARD_KEK is empty")
-    for name in ("access_token_ttl", "id_token_ttl", "refresh_token_ttl", "authorization_code_ttl",
-                 "login_transaction_ttl", "sso_session_ttl", "jwks_max_age"):
+    for name in (
+        "access_token_ttl",
+        "id_token_ttl",
+        "refresh_token_ttl",
+        "authorization_code_ttl",
+        "login_transaction_ttl",
+        "sso_session_ttl",
+        "jwks_max_age",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"ONECARD_{name.upper()} must be positive")
+    for name in (
+        "key_rotation_oidc_days",
+        "key_rotation_qr_days",
+        "key_rotation_data_days",
+        "key_rotation_cookie_days",
+        "key_rotation_card_ca_days",
+        "key_tick_interval",
+    ):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"ONECARD_{name.upper()} must not be negative")
+    if settings.card_certificate_days <= 0:
+        raise ConfigError("ONECARD_CARD_CERTIFICATE_DAYS must be positive")
+    if settings.pkcs11_key_sets.strip(" ,") and not (settings.pkcs11_module and settings.pkcs11_token_label):
+        raise ConfigError("ONECARD_PKCS11_KEY_SETS needs ONECARD_PKCS11_MODULE and _TOKEN_LABEL")
     if settings.is_production:
         problems = []
         if settings.debug:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from typing import Any
 
@@ -69,10 +70,26 @@ def client_ip() -> str:
     """The caller's address; behind ``trusted_proxy_count`` proxies, taken from X-Forwarded-For."""
     hops = services().settings.trusted_proxy_count
     if hops:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        forwarded = [
+            part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()
+        ]
         if len(forwarded) >= hops:
             return forwarded[-hops]
     return request.remote_addr or ""
+
+
+def cacheable_json(document: Any, max_age: int) -> Response:
+    """JSON with Cache-Control and an ETag; answers 304 to a matching If-None-Match.
+
+    Published key sets (/jwks.json, the QR key set) use it with ``jwks_max_age``; the key lifecycle's
+    pre-publication and retention periods derive from that same number (idp.keys.lifecycle).
+    """
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
 
 
 def json_error(error: OneCardError) -> Response:
@@ -84,7 +101,9 @@ def json_error(error: OneCardError) -> Response:
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or an ``InvalidRequestError``."""
     if not request.is_json:
-        raise InvalidRequestError("not json", description="The body must be JSON (Content-Type: application/json).")
+        raise InvalidRequestError(
+            "not json", description="The body must be JSON (Content-Type: application/json)."
+        )
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidRequestError("bad json", description="The body must be a JSON object.")
@@ -104,8 +123,14 @@ def install_request_hooks(app: Flask) -> None:
                 session.close()
         new_browser = g.pop("new_browser_id", None)
         if new_browser is not None:
-            response.set_cookie(BROWSER_COOKIE, new_browser, max_age=400 * 86400, secure=cookie_secure(),
-                                httponly=True, samesite="Lax")
+            response.set_cookie(
+                BROWSER_COOKIE,
+                new_browser,
+                max_age=400 * 86400,
+                secure=cookie_secure(),
+                httponly=True,
+                samesite="Lax",
+            )
         headers = response.headers
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")

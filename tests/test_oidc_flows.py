@@ -49,17 +49,31 @@ def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:
     kwargs.setdefault("scope", "openid profile realname idcard")
     client_id, secret = idp.register_client(**kwargs)
     method = kwargs.get("token_endpoint_auth_method", "client_secret_basic")
-    return OAuth2Session(client_id, secret, scope=kwargs["scope"], redirect_uri=kwargs["redirect_uris"][0],
-                         code_challenge_method="S256", token_endpoint_auth_method=method)
+    return OAuth2Session(
+        client_id,
+        secret,
+        scope=kwargs["scope"],
+        redirect_uri=kwargs["redirect_uris"][0],
+        code_challenge_method="S256",
+        token_endpoint_auth_method=method,
+    )
 
 
-def login(idp: LiveIdp, client: OAuth2Session, browser: Browser, *, citizen: str = "zhang",
-          acr: str = ACR_HIGH, **params: Any) -> tuple[dict[str, Any], str]:
+def login(
+    idp: LiveIdp,
+    client: OAuth2Session,
+    browser: Browser,
+    *,
+    citizen: str = "zhang",
+    acr: str = ACR_HIGH,
+    **params: Any,
+) -> tuple[dict[str, Any], str]:
     """The whole code + PKCE flow; returns the token response and the nonce."""
     verifier = generate_token(48)
     nonce = generate_token(16)
-    url, _state = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier,
-                                                  nonce=nonce, **params)
+    url, _state = client.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=verifier, nonce=nonce, **params
+    )
     final = browser.authorize(url, citizen=citizen, acr=acr)
     assert "code=" in final, final
     assert query_of(final)["iss"] == idp.base_url  # RFC 9207
@@ -70,8 +84,14 @@ def login(idp: LiveIdp, client: OAuth2Session, browser: Browser, *, citizen: str
 def validate_id_token(idp: LiveIdp, token: str, client_id: str, nonce: str | None = None) -> dict[str, Any]:
     discovery = requests.get(f"{idp.base_url}/.well-known/openid-configuration", timeout=5).json()
     key = jwt.PyJWKClient(discovery["jwks_uri"]).get_signing_key_from_jwt(token)
-    claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=["RS256", "ES256"], audience=client_id,
-                                        issuer=discovery["issuer"], leeway=60)
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key.key,
+        algorithms=["RS256", "ES256"],
+        audience=client_id,
+        issuer=discovery["issuer"],
+        leeway=60,
+    )
     if nonce is not None:
         assert claims["nonce"] == nonce
     return claims
@@ -82,7 +102,10 @@ def test_discovery_matches_the_endpoints(idp: LiveIdp) -> None:
     assert doc["issuer"] == idp.base_url
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "private_key_jwt"}
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    }
     assert doc["acr_values_supported"] == [ACR_SUBSTANTIAL, ACR_HIGH]
     jwks = requests.get(doc["jwks_uri"], timeout=5)
     assert "max-age=" in jwks.headers["Cache-Control"]
@@ -109,8 +132,9 @@ def test_userinfo_get_and_post_release_scoped_claims(idp: LiveIdp) -> None:
     token, _ = login(idp, client, Browser(idp))
     sub = validate_id_token(idp, token["id_token"], client.client_id)["sub"]
     got = client.get(f"{idp.base_url}/userinfo").json()
-    posted = requests.post(f"{idp.base_url}/userinfo", data={"access_token": token["access_token"]},
-                           timeout=5).json()
+    posted = requests.post(
+        f"{idp.base_url}/userinfo", data={"access_token": token["access_token"]}, timeout=5
+    ).json()
     assert got == posted
     assert got["sub"] == sub
     assert got["name"] == "张三" and got["birthdate"] == "1949-12-31" and got["gender"] == "female"
@@ -155,33 +179,54 @@ def test_refresh_rotates_and_reuse_revokes_the_family(idp: LiveIdp) -> None:
     assert refreshed["refresh_token"] != first_refresh
     assert refreshed["id_token"]
     # The old token again: it leaked. The whole family ends, including the newest tokens.
-    reuse = requests.post(f"{idp.base_url}/token", auth=(client.client_id, client.client_secret),
-                          data={"grant_type": "refresh_token", "refresh_token": first_refresh}, timeout=5)
+    reuse = requests.post(
+        f"{idp.base_url}/token",
+        auth=(client.client_id, client.client_secret),
+        data={"grant_type": "refresh_token", "refresh_token": first_refresh},
+        timeout=5,
+    )
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
-    newest = requests.post(f"{idp.base_url}/token", auth=(client.client_id, client.client_secret),
-                           data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
-                           timeout=5)
+    newest = requests.post(
+        f"{idp.base_url}/token",
+        auth=(client.client_id, client.client_secret),
+        data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+        timeout=5,
+    )
     assert newest.json()["error"] == "invalid_grant"
-    userinfo = requests.get(f"{idp.base_url}/userinfo",
-                            headers={"Authorization": f"Bearer {refreshed['access_token']}"}, timeout=5)
+    userinfo = requests.get(
+        f"{idp.base_url}/userinfo",
+        headers={"Authorization": f"Bearer {refreshed['access_token']}"},
+        timeout=5,
+    )
     assert userinfo.status_code == 401
 
 
 def test_client_credentials_introspection_and_revocation(idp: LiveIdp) -> None:
-    client_id, secret = idp.register_client(name="Operator", kind="operator", scope="realname:verify",
-                                            token_endpoint_auth_method="client_secret_post")
-    operator = OAuth2Session(client_id, secret, scope="realname:verify",
-                             token_endpoint_auth_method="client_secret_post")
+    client_id, secret = idp.register_client(
+        name="Operator",
+        kind="operator",
+        scope="realname:verify",
+        token_endpoint_auth_method="client_secret_post",
+    )
+    operator = OAuth2Session(
+        client_id, secret, scope="realname:verify", token_endpoint_auth_method="client_secret_post"
+    )
     token = operator.fetch_token(f"{idp.base_url}/token", grant_type="client_credentials")
     assert token["scope"] == "realname:verify"
     auth = {"client_id": client_id, "client_secret": secret}
-    active = requests.post(f"{idp.base_url}/introspect", data={"token": token["access_token"], **auth},
-                           timeout=5).json()
-    assert active["active"] is True and active["client_id"] == client_id and active["scope"] == "realname:verify"
-    revoked = requests.post(f"{idp.base_url}/revoke", data={"token": token["access_token"], **auth}, timeout=5)
+    active = requests.post(
+        f"{idp.base_url}/introspect", data={"token": token["access_token"], **auth}, timeout=5
+    ).json()
+    assert (
+        active["active"] is True and active["client_id"] == client_id and active["scope"] == "realname:verify"
+    )
+    revoked = requests.post(
+        f"{idp.base_url}/revoke", data={"token": token["access_token"], **auth}, timeout=5
+    )
     assert revoked.status_code == 200
-    after = requests.post(f"{idp.base_url}/introspect", data={"token": token["access_token"], **auth},
-                          timeout=5).json()
+    after = requests.post(
+        f"{idp.base_url}/introspect", data={"token": token["access_token"], **auth}, timeout=5
+    ).json()
     assert after == {"active": False}
 
 
@@ -189,37 +234,65 @@ def test_revoking_a_refresh_token_ends_its_grant(idp: LiveIdp) -> None:
     client = portal(idp)
     token, _ = login(idp, client, Browser(idp))
     auth = (client.client_id, client.client_secret)
-    assert requests.post(f"{idp.base_url}/introspect", auth=auth, data={"token": token["refresh_token"]},
-                         timeout=5).json()["active"] is True
-    requests.post(f"{idp.base_url}/revoke", auth=auth,
-                  data={"token": token["refresh_token"], "token_type_hint": "refresh_token"}, timeout=5)
+    assert (
+        requests.post(
+            f"{idp.base_url}/introspect", auth=auth, data={"token": token["refresh_token"]}, timeout=5
+        ).json()["active"]
+        is True
+    )
+    requests.post(
+        f"{idp.base_url}/revoke",
+        auth=auth,
+        data={"token": token["refresh_token"], "token_type_hint": "refresh_token"},
+        timeout=5,
+    )
     for kind in ("refresh_token", "access_token"):
-        assert requests.post(f"{idp.base_url}/introspect", auth=auth, data={"token": token[kind]},
-                             timeout=5).json() == {"active": False}
+        assert requests.post(
+            f"{idp.base_url}/introspect", auth=auth, data={"token": token[kind]}, timeout=5
+        ).json() == {"active": False}
 
 
 def test_private_key_jwt_client_authentication(idp: LiveIdp) -> None:
     key = generate_key("ES256")
     client_id, secret = idp.register_client(
-        redirect_uris=(REDIRECT,), scope="openid profile", token_endpoint_auth_method="private_key_jwt",
-        jwks={"keys": [key.public_jwk()]})
+        redirect_uris=(REDIRECT,),
+        scope="openid profile",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [key.public_jwk()]},
+    )
     assert secret is None
 
     def assertion(jti: str) -> str:
         now = int(time.time())
-        return jwt.encode({"iss": client_id, "sub": client_id, "aud": f"{idp.base_url}/token", "jti": jti,
-                           "iat": now, "exp": now + 60}, key.private_key, algorithm="ES256",  # type: ignore[arg-type]
-                          headers={"kid": key.kid})
+        return jwt.encode(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": f"{idp.base_url}/token",
+                "jti": jti,
+                "iat": now,
+                "exp": now + 60,
+            },
+            key.private_key,
+            algorithm="ES256",  # type: ignore[arg-type]
+            headers={"kid": key.kid},
+        )
 
     browser = Browser(idp)
     verifier = generate_token(48)
-    session = OAuth2Session(client_id, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256")
+    session = OAuth2Session(
+        client_id, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256"
+    )
     url, _ = session.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier)
     final = browser.authorize(url, citizen="li")
-    form = {"grant_type": "authorization_code", "code": query_of(final)["code"], "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion("jti-1")}
+    form = {
+        "grant_type": "authorization_code",
+        "code": query_of(final)["code"],
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion("jti-1"),
+    }
     ok = requests.post(f"{idp.base_url}/token", data=form, timeout=5)
     assert ok.status_code == 200, ok.text
     # The same assertion again (replayed jti) is refused.
@@ -238,15 +311,24 @@ def test_sso_across_two_portals_and_back_channel_logout(idp: LiveIdp) -> None:
         url, _ = second.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier)
         final = browser.authorize(url, citizen=None)
         assert "code=" in final and not any("/login/" in page for page in browser.pages[-3:])
-        token2 = second.fetch_token(f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier)
+        token2 = second.fetch_token(
+            f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier
+        )
         claims1 = validate_id_token(idp, token1["id_token"], first.client_id)
         claims2 = validate_id_token(idp, token2["id_token"], second.client_id)
         assert claims1["sid"] == claims2["sid"]
         assert claims1["sub"] != claims2["sub"]  # different sectors, different pairwise subjects
         # RP-initiated logout from the first portal with its id_token as hint.
-        response = browser.http.get(f"{idp.base_url}/logout", params={
-            "id_token_hint": token1["id_token"], "post_logout_redirect_uri": REDIRECT, "state": "bye"},
-            allow_redirects=False, timeout=10)
+        response = browser.http.get(
+            f"{idp.base_url}/logout",
+            params={
+                "id_token_hint": token1["id_token"],
+                "post_logout_redirect_uri": REDIRECT,
+                "state": "bye",
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
         assert response.status_code == 303
         assert response.headers["Location"] == f"{REDIRECT}?state=bye"
         for receiver, client in ((rp1, first), (rp2, second)):
@@ -276,35 +358,46 @@ def test_step_up_from_substantial_to_high(idp: LiveIdp) -> None:
     token, _ = login(idp, client, browser, acr=ACR_SUBSTANTIAL)
     assert validate_id_token(idp, token["id_token"], client.client_id)["acr"] == ACR_SUBSTANTIAL
     verifier = generate_token(48)
-    url, _ = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier,
-                                             acr_values=ACR_HIGH)
+    url, _ = client.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=verifier, acr_values=ACR_HIGH
+    )
     # The existing session is not enough: the login page comes back, offering only high-assurance methods.
     login_page = browser.authorize(url, citizen=None)
     assert "/login/" in login_page
     page = browser.http.get(login_page, timeout=5).text
     assert "Test card login" in page and "Test e-card login" not in page
     final = browser.authorize(url, citizen="zhang", acr=ACR_HIGH)
-    stepped = client.fetch_token(f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier)
+    stepped = client.fetch_token(
+        f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier
+    )
     assert validate_id_token(idp, stepped["id_token"], client.client_id)["acr"] == ACR_HIGH
 
 
 def test_prompt_none(idp: LiveIdp) -> None:
     client = portal(idp)
     browser = Browser(idp)
-    url, _ = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=generate_token(48),
-                                             prompt="none", state="s1")
+    url, _ = client.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=generate_token(48), prompt="none", state="s1"
+    )
     answer = query_of(browser.authorize(url))
     assert answer["error"] == "login_required" and answer["state"] == "s1"
     login(idp, client, browser)
-    url, _ = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=generate_token(48),
-                                             prompt="none")
+    url, _ = client.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=generate_token(48), prompt="none"
+    )
     assert "code" in query_of(browser.authorize(url))  # logged in and consented: silent
     other = portal(idp, redirect_uris=(REDIRECT_2,))
-    url, _ = other.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=generate_token(48),
-                                            prompt="none")
+    url, _ = other.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=generate_token(48), prompt="none"
+    )
     assert query_of(browser.authorize(url))["error"] == "consent_required"
-    url, _ = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=generate_token(48),
-                                             prompt="none", acr_values=ACR_HIGH, max_age="0")
+    url, _ = client.create_authorization_url(
+        f"{idp.base_url}/authorize",
+        code_verifier=generate_token(48),
+        prompt="none",
+        acr_values=ACR_HIGH,
+        max_age="0",
+    )
     idp.clock.advance(5)  # max_age=0 with an older auth_time needs a fresh login
     assert query_of(browser.authorize(url))["error"] == "login_required"
 
@@ -327,8 +420,9 @@ def test_consent_is_remembered_and_denial_is_reported(idp: LiveIdp) -> None:
     login(idp, client, browser)
     assert not any("/consent/" in page for page in browser.pages[seen:])
     other = portal(idp, redirect_uris=(REDIRECT_2,))
-    url, _ = other.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=generate_token(48),
-                                            state="st")
+    url, _ = other.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=generate_token(48), state="st"
+    )
     answer = query_of(browser.authorize(url, consent="deny"))
     assert answer["error"] == "access_denied" and answer["state"] == "st"
 

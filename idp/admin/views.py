@@ -44,8 +44,14 @@ def require_scope(scope: str) -> Callable[[F], F]:
             if token is None:
                 raise UnauthorizedError("no token")
             try:
-                context = authenticate_access_token(token, keyring=svc.keyring, store=svc.store,
-                                                    session=db_session(), issuer=svc.settings.issuer, now=svc.now())
+                context = authenticate_access_token(
+                    token,
+                    keyring=svc.keyring,
+                    store=svc.store,
+                    session=db_session(),
+                    issuer=svc.settings.issuer,
+                    now=svc.now(),
+                )
             except InvalidTokenError as exc:
                 raise UnauthorizedError(exc.reason) from exc
             if context.grant is not None or scope not in context.scopes:
@@ -64,15 +70,31 @@ def _actor() -> str:
 
 
 def _audit(action: str, target_type: str, target_id: str, details: dict[str, Any] | None = None) -> None:
-    record_event(db_session(), actor=_actor(), action=action, target_type=target_type, target_id=target_id,
-                 details=details or {}, now=services().now())
+    record_event(
+        db_session(),
+        actor=_actor(),
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+        now=services().now(),
+    )
 
 
 def registration_from_json(data: dict[str, Any]) -> ClientRegistration:
     """Client metadata from JSON with strict types (RFC 7591 names where they exist)."""
     fields: dict[str, Any] = {}
-    text = ("name", "kind", "scope", "token_endpoint_auth_method", "subject_type", "sector_identifier",
-            "id_token_signed_response_alg", "backchannel_logout_uri", "client_id")
+    text = (
+        "name",
+        "kind",
+        "scope",
+        "token_endpoint_auth_method",
+        "subject_type",
+        "sector_identifier",
+        "id_token_signed_response_alg",
+        "backchannel_logout_uri",
+        "client_id",
+    )
     lists = ("redirect_uris", "post_logout_redirect_uris")
     flags = ("first_party", "id_number_allowed")
     for key, value in data.items():
@@ -110,8 +132,9 @@ def clients_index() -> Response:
 def clients_create() -> Response:
     svc = services()
     registration = registration_from_json(json_body())
-    client, secret = create_client(db_session(), registration, now=svc.now(),
-                                   allow_http=not svc.settings.is_production)
+    client, secret = create_client(
+        db_session(), registration, now=svc.now(), allow_http=not svc.settings.is_production
+    )
     _audit("client.create", "client", client.client_id, {"kind": client.kind})
     body = describe_client(client)
     if secret:
@@ -149,8 +172,14 @@ def citizens_index() -> Response:
     for citizen in list_citizens(session, offset=offset, limit=limit):
         profile = decrypt_profile(cipher, citizen)
         # Outside the owner's own view, ID numbers are always masked (DESIGN §2).
-        citizens.append({"citizen_id": citizen.id, "id_number": profile.masked_id_number,
-                         "status": citizen.status, "created_at": citizen.created_at.isoformat()})
+        citizens.append(
+            {
+                "citizen_id": citizen.id,
+                "id_number": profile.masked_id_number,
+                "status": citizen.status,
+                "created_at": citizen.created_at.isoformat(),
+            }
+        )
     return jsonify({"total": count_citizens(session), "offset": offset, "citizens": citizens})
 
 
@@ -160,8 +189,9 @@ def citizens_import() -> Response:
     if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
         raise InvalidRequestError("too large", description="The file is too large (16 MiB at most).")
     dry_run = request.args.get("dry_run") in ("1", "true")
-    report = import_citizens(db_session(), services().pii_cipher(), request.get_data(), now=services().now(),
-                             dry_run=dry_run)
+    report = import_citizens(
+        db_session(), services().pii_cipher(), request.get_data(), now=services().now(), dry_run=dry_run
+    )
     body = {
         "ok": report.ok,
         "rows": report.rows,

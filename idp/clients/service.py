@@ -52,7 +52,9 @@ def _validate_uri(uri: str, what: str, *, allow_http_loopback: bool) -> None:
     if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or allow_http_loopback)):
         raise InvalidClientMetadataError(what, description=f"{what} must use https: {uri}")
     if not parts.netloc or parts.fragment:
-        raise InvalidClientMetadataError(what, description=f"{what} must be absolute and without fragment: {uri}")
+        raise InvalidClientMetadataError(
+            what, description=f"{what} must be absolute and without fragment: {uri}"
+        )
 
 
 def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[str]:
@@ -66,9 +68,13 @@ def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[
             "auth", description=f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
         )
     if reg.id_token_signed_response_alg not in ID_TOKEN_ALGS:
-        raise InvalidClientMetadataError("alg", description="id_token_signed_response_alg must be RS256 or ES256")
+        raise InvalidClientMetadataError(
+            "alg", description="id_token_signed_response_alg must be RS256 or ES256"
+        )
     if reg.subject_type not in SUBJECT_TYPES:
-        raise InvalidClientMetadataError("subject_type", description="subject_type must be pairwise or public")
+        raise InvalidClientMetadataError(
+            "subject_type", description="subject_type must be pairwise or public"
+        )
     scopes = reg.scope.split()
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
@@ -79,7 +85,9 @@ def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[
         except InvalidKeyError as exc:
             raise InvalidClientMetadataError(str(exc), description="jwks is not a valid JWK Set") from exc
         if not len(keys):
-            raise InvalidClientMetadataError("jwks", description="private_key_jwt needs a jwks with a public key")
+            raise InvalidClientMetadataError(
+                "jwks", description="private_key_jwt needs a jwks with a public key"
+            )
     for uri in reg.redirect_uris:
         _validate_uri(uri, "redirect_uri", allow_http_loopback=allow_http)
     for uri in reg.post_logout_redirect_uris:
@@ -93,7 +101,9 @@ def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[
         if OPENID not in scopes:
             raise InvalidClientMetadataError("scope", description="citizen scopes need 'openid'")
         if not reg.redirect_uris:
-            raise InvalidClientMetadataError("redirect_uris", description="a portal needs at least one redirect_uri")
+            raise InvalidClientMetadataError(
+                "redirect_uris", description="a portal needs at least one redirect_uri"
+            )
         grant_types += ["authorization_code", "refresh_token"]
     if service:
         grant_types.append("client_credentials")

@@ -10,7 +10,9 @@ from idp.db import utc_from_timestamp
 
 
 def find_consent(session: Session, citizen_id: str, client_id: str) -> Consent | None:
-    return session.scalar(select(Consent).where(Consent.citizen_id == citizen_id, Consent.client_id == client_id))
+    return session.scalar(
+        select(Consent).where(Consent.citizen_id == citizen_id, Consent.client_id == client_id)
+    )
 
 
 def has_consent(session: Session, citizen_id: str, client_id: str, scopes: set[str]) -> bool:
@@ -18,7 +20,9 @@ def has_consent(session: Session, citizen_id: str, client_id: str, scopes: set[s
     return consent is not None and consent.revoked_at is None and scopes <= set(consent.scope.split())
 
 
-def grant_consent(session: Session, citizen_id: str, client_id: str, scopes: set[str], *, now: float) -> Consent:
+def grant_consent(
+    session: Session, citizen_id: str, client_id: str, scopes: set[str], *, now: float
+) -> Consent:
     """Remember ``scopes`` for the client, adding to what was granted before (unless it was revoked)."""
     consent = find_consent(session, citizen_id, client_id)
     at = utc_from_timestamp(now)
@@ -43,7 +47,5 @@ def revoke_consent(session: Session, citizen_id: str, client_id: str, *, now: fl
 
 def list_consents(session: Session, citizen_id: str) -> list[Consent]:
     return list(
-        session.scalars(
-            select(Consent).where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None))
-        )
+        session.scalars(select(Consent).where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None)))
     )

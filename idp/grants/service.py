@@ -38,8 +38,15 @@ class GrantInfo:
 
 def _info(grant: Grant) -> GrantInfo:
     return GrantInfo(
-        grant.id, grant.client_id, grant.citizen_id, grant.sid, grant.scope, grant.claims,
-        grant.acr, tuple(grant.amr), grant.auth_time.timestamp(),
+        grant.id,
+        grant.client_id,
+        grant.citizen_id,
+        grant.sid,
+        grant.scope,
+        grant.claims,
+        grant.acr,
+        tuple(grant.amr),
+        grant.auth_time.timestamp(),
     )
 
 

@@ -64,7 +64,9 @@ def create_transaction(
     return tx
 
 
-def find_transaction(store: EphemeralStore, tx_id: str, *, browser: str, now: float) -> LoginTransaction | None:
+def find_transaction(
+    store: EphemeralStore, tx_id: str, *, browser: str, now: float
+) -> LoginTransaction | None:
     """The live transaction, if it belongs to this browser."""
     if not isinstance(tx_id, str) or not 16 <= len(tx_id) <= 64:
         return None
@@ -77,7 +79,9 @@ def find_transaction(store: EphemeralStore, tx_id: str, *, browser: str, now: fl
     return tx
 
 
-def update_transaction(store: EphemeralStore, tx: LoginTransaction, *, now: float, **changes: Any) -> LoginTransaction:
+def update_transaction(
+    store: EphemeralStore, tx: LoginTransaction, *, now: float, **changes: Any
+) -> LoginTransaction:
     updated = dataclasses.replace(tx, **changes)
     store.put(NAMESPACE, tx.id, updated.to_json(), ttl=max(1.0, tx.expires_at - now), now=now)
     return updated

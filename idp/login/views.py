@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from idp.clients.service import find_client
 from idp.consents.service import grant_consent
@@ -26,8 +27,9 @@ from idp.web import (
 bp = Blueprint("login", __name__)
 
 EXPIRED_TITLE = "This sign-in has expired"
-EXPIRED_MESSAGE = ("It took too long, or it was started in another browser. "
-                   "Please go back to the service and start again.")
+EXPIRED_MESSAGE = (
+    "It took too long, or it was started in another browser. Please go back to the service and start again."
+)
 
 
 def current_transaction(tx_id: str) -> LoginTransaction | None:
@@ -43,10 +45,15 @@ def choose(tx: str) -> Response:
     svc = services()
     client = find_client(db_session(), transaction.client_id)
     methods = svc.authenticators.methods_for(transaction.required_acr)
-    return make_response(render_template(
-        "login.html", tx=transaction, client=client, methods=methods,
-        links={m.name: url_for(m.start_endpoint, tx=transaction.id) for m in methods},
-    ))
+    return make_response(
+        render_template(
+            "login.html",
+            tx=transaction,
+            client=client,
+            methods=methods,
+            links={m.name: url_for(m.start_endpoint, tx=transaction.id) for m in methods},
+        )
+    )
 
 
 def complete_login(tx: LoginTransaction, auth: Authentication) -> Response:
@@ -55,8 +62,11 @@ def complete_login(tx: LoginTransaction, auth: Authentication) -> Response:
     svc = services()
     now = svc.now()
     if acr_rank(auth.acr) < acr_rank(tx.required_acr):
-        return error_page("A stronger login is needed",
-                          "This service needs you to log in with your social security card and PIN.", 403)
+        return error_page(
+            "A stronger login is needed",
+            "This service needs you to log in with your social security card and PIN.",
+            403,
+        )
     session = db_session()
     previous = current_sso_session()
     if previous is not None:
@@ -67,16 +77,27 @@ def complete_login(tx: LoginTransaction, auth: Authentication) -> Response:
     else:
         carried = []
     record, cookie = create_session(
-        session, auth, ttl=svc.settings.sso_session_ttl, now=now,
-        user_agent=request.headers.get("User-Agent", ""), client_ip=client_ip(),
+        session,
+        auth,
+        ttl=svc.settings.sso_session_ttl,
+        now=now,
+        user_agent=request.headers.get("User-Agent", ""),
+        client_ip=client_ip(),
     )
     if previous is not None and previous.citizen_id == auth.citizen_id:
         for client_id in carried:
             add_participant(session, record, client_id, now=now)
     update_transaction(svc.store, tx, now=now, authenticated_sid=record.sid)
     response = redirect(url_for("oidc.resume", tx=tx.id), 303)
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=svc.settings.sso_session_ttl, secure=cookie_secure(),
-                        httponly=True, samesite="Lax", path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=svc.settings.sso_session_ttl,
+        secure=cookie_secure(),
+        httponly=True,
+        samesite="Lax",
+        path="/",
+    )
     return response
 
 
@@ -93,10 +114,15 @@ def consent(tx: str) -> Response:
         return error_page(EXPIRED_TITLE, EXPIRED_MESSAGE)
     scopes = [s for s in transaction.params.get("scope", "").split() if s in SCOPE_DESCRIPTIONS]
     if request.method == "GET":
-        return make_response(render_template(
-            "consent.html", tx=transaction, client=client, csrf=csrf_token(f"consent:{transaction.id}"),
-            scopes=[(s, SCOPE_DESCRIPTIONS[s]) for s in scopes],
-        ))
+        return make_response(
+            render_template(
+                "consent.html",
+                tx=transaction,
+                client=client,
+                csrf=csrf_token(f"consent:{transaction.id}"),
+                scopes=[(s, SCOPE_DESCRIPTIONS[s]) for s in scopes],
+            )
+        )
     if not check_csrf(f"consent:{transaction.id}", request.form.get("csrf")):
         return error_page("Please try again", "The form was out of date. Go back and press the button again.")
     if request.form.get("decision") != "allow":
@@ -113,7 +139,11 @@ def _deny(tx: LoginTransaction) -> Response:
     client = find_client(db_session(), tx.client_id)
     if client is None or redirect_uri not in client.redirect_uris:
         return error_page("Cancelled", "You did not share your information. You can close this page.")
-    params = {"error": "access_denied", "error_description": "The citizen declined.", "iss": svc.settings.issuer}
+    params = {
+        "error": "access_denied",
+        "error_description": "The citizen declined.",
+        "iss": svc.settings.issuer,
+    }
     if tx.params.get("state"):
         params["state"] = tx.params["state"]
     end_transaction(svc.store, tx, now=svc.now())

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from idp.citizens.service import CitizenProfile
 from idp.scopes import ACR_HIGH, IDCARD, MASKED_ID_CLAIM, PROFILE, REALNAME, SCOPE_CLAIMS
 
 TRUST_FRAMEWORK = "cn_social_security_card"
@@ -23,15 +24,6 @@ class SubjectClient(Protocol):
 
     @property
     def sector(self) -> str: ...
-
-
-class Profile(Protocol):
-    citizen_id: str
-    name: str
-    id_number: str
-    masked_id_number: str
-    gender: str
-    birthdate: date
 
 
 def subject_for(client: SubjectClient, citizen_id: str, *, salt: str) -> str:
@@ -51,7 +43,7 @@ def _requested(claims_request: Mapping[str, Any] | None, target: str) -> set[str
 
 
 def build_claims(
-    profile: Profile,
+    profile: CitizenProfile,
     *,
     scopes: set[str],
     acr: str,
@@ -70,9 +62,7 @@ def build_claims(
                 "trust_framework": TRUST_FRAMEWORK,
                 "assurance_level": "high" if acr == ACR_HIGH else "substantial",
                 "time": _iso(auth_time),
-                "evidence": [
-                    {"type": "document", "document_details": {"type": "social_security_card"}}
-                ],
+                "evidence": [{"type": "document", "document_details": {"type": "social_security_card"}}],
             },
             "claims": {"name": profile.name, "birthdate": profile.birthdate.isoformat()},
         }

@@ -13,8 +13,21 @@ PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
 
 
 def provider_metadata(issuer: str) -> dict[str, Any]:
-    claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
-              MASKED_ID_CLAIM]
+    claims = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "sid",
+        "azp",
+        "at_hash",
+        MASKED_ID_CLAIM,
+    ]
     claims += [name for names in SCOPE_CLAIMS.values() for name in names]
     return {
         "issuer": issuer,

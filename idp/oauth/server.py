@@ -115,7 +115,7 @@ class AuthorizedCitizen:
     claims: dict[str, Any] | None
 
 
-class StoredAuthorizationRequest(OAuth2Request):
+class StoredAuthorizationRequest(OAuth2Request):  # type: ignore[misc]
     """An authorization request rebuilt from a login transaction, for Authlib to validate again."""
 
     def __init__(self, issuer: str, params: dict[str, str]) -> None:
@@ -161,19 +161,40 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             # client_credentials: service scopes only, the client is the subject.
             granted = " ".join(s for s in (scope or "").split() if s in SERVICE_SCOPES)
             access = issue_access_token(
-                keys=keys, issuer=settings.issuer, client_id=client.client_id, subject=client.client_id,
-                scope=granted, ttl=settings.access_token_ttl, now=now,
+                keys=keys,
+                issuer=settings.issuer,
+                client_id=client.client_id,
+                subject=client.client_id,
+                scope=granted,
+                ttl=settings.access_token_ttl,
+                now=now,
             )
-            return {"access_token": access.token, "token_type": "Bearer", "expires_in": access.expires_in,
-                    "scope": granted}
+            return {
+                "access_token": access.token,
+                "token_type": "Bearer",
+                "expires_in": access.expires_in,
+                "scope": granted,
+            }
         granted = scope or user.scope
         subject = subject_for(client, user.citizen_id, salt=settings.pairwise_salt or settings.issuer)
         access = issue_access_token(
-            keys=keys, issuer=settings.issuer, client_id=client.client_id, subject=subject, scope=granted,
-            ttl=settings.access_token_ttl, now=now, grant_id=user.id, acr=user.acr, auth_time=user.auth_time,
+            keys=keys,
+            issuer=settings.issuer,
+            client_id=client.client_id,
+            subject=subject,
+            scope=granted,
+            ttl=settings.access_token_ttl,
+            now=now,
+            grant_id=user.id,
+            acr=user.acr,
+            auth_time=user.auth_time,
         )
-        token: dict[str, Any] = {"access_token": access.token, "token_type": "Bearer",
-                                 "expires_in": access.expires_in, "scope": granted}
+        token: dict[str, Any] = {
+            "access_token": access.token,
+            "token_type": "Bearer",
+            "expires_in": access.expires_in,
+            "scope": granted,
+        }
         if include_refresh_token:
             token["refresh_token"] = issue_refresh_token(
                 db_session(), user.id, ttl=settings.refresh_token_ttl, now=now
@@ -204,8 +225,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             "claims": user.claims,
         }
         now = svc.now()
-        svc.store.put(CODE_NAMESPACE, _code_key(code), dump_json(record),
-                      ttl=svc.settings.authorization_code_ttl, now=now)
+        svc.store.put(
+            CODE_NAMESPACE,
+            _code_key(code),
+            dump_json(record),
+            ttl=svc.settings.authorization_code_ttl,
+            now=now,
+        )
 
     def query_authorization_code(self, code: str, client: Client) -> PendingCode | None:
         """Look the code up without consuming it, so a refused exchange (wrong PKCE verifier, wrong
@@ -219,7 +245,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         if record is None:
             used = load_json(svc.store.get(USED_CODE_NAMESPACE, key, now=now))
             if used is not None and used["client_id"] == client.client_id:
-                # A code presented twice was stolen or replayed: end what the first exchange got (RFC 6749 §4.1.2).
+                # A code presented twice was stolen or replayed:
+                # end what the first exchange got (RFC 6749 §4.1.2).
                 revoke_grant(db_session(), used["grant_id"], reason="authorization_code_reuse", now=now)
             return None
         if record["client_id"] != client.client_id:
@@ -236,11 +263,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             return None  # another node redeemed it first
         code = authorization_code
         grant = create_grant(
-            db_session(), client_id=code.client_id, citizen_id=code.citizen_id, sid=code.sid, scope=code.scope,
-            claims=code.claims, acr=code.acr, amr=code.amr, auth_time=code.auth_time, now=now,
+            db_session(),
+            client_id=code.client_id,
+            citizen_id=code.citizen_id,
+            sid=code.sid,
+            scope=code.scope,
+            claims=code.claims,
+            acr=code.acr,
+            amr=code.amr,
+            auth_time=code.auth_time,
+            now=now,
         )
-        svc.store.put(USED_CODE_NAMESPACE, code.key,
-                      dump_json({"client_id": code.client_id, "grant_id": grant.id}), ttl=USED_CODE_TTL, now=now)
+        svc.store.put(
+            USED_CODE_NAMESPACE,
+            code.key,
+            dump_json({"client_id": code.client_id, "grant_id": grant.id}),
+            ttl=USED_CODE_TTL,
+            now=now,
+        )
         self.request.nonce = code.nonce
         return grant
 
@@ -326,16 +366,30 @@ class OpenIDConnect:
         if wanted:
             session = db_session()
             profile = decrypt_profile(svc.pii_cipher(), get_citizen(session, user.citizen_id))
-            extra = build_claims(profile, scopes=scopes, acr=user.acr, auth_time=user.auth_time,
-                                 id_number_allowed=client.id_number_allowed, only=wanted)
+            extra = build_claims(
+                profile,
+                scopes=scopes,
+                acr=user.acr,
+                auth_time=user.auth_time,
+                id_number_allowed=client.id_number_allowed,
+                only=wanted,
+            )
         alg = client.id_token_signed_response_alg
         key_set = OIDC_ES256 if alg == "ES256" else OIDC_RS256
         token["id_token"] = issue_id_token(
-            keys=svc.keyring.key_set(key_set.name, now=now), alg=key_set.alg,  # type: ignore[arg-type]
-            issuer=settings.issuer, client_id=client.client_id,
+            keys=svc.keyring.key_set(key_set.name, now=now),
+            alg=key_set.alg,  # type: ignore[arg-type]
+            issuer=settings.issuer,
+            client_id=client.client_id,
             subject=subject_for(client, user.citizen_id, salt=settings.pairwise_salt or settings.issuer),
-            ttl=settings.id_token_ttl, now=now, auth_time=user.auth_time, acr=user.acr, amr=user.amr,
-            nonce=getattr(grant.request, "nonce", None), sid=user.sid, access_token=token.get("access_token"),
+            ttl=settings.id_token_ttl,
+            now=now,
+            auth_time=user.auth_time,
+            acr=user.acr,
+            amr=user.amr,
+            nonce=getattr(grant.request, "nonce", None),
+            sid=user.sid,
+            access_token=token.get("access_token"),
             extra_claims=extra,
         )
 
@@ -356,7 +410,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         return svc.store.add(ASSERTION_JTI_NAMESPACE, f"{claims['iss']}:{jti}", b"1", ttl=ttl, now=now)
 
     def resolve_client_public_key(self, client: Client) -> JoseKeySet:
-        return JoseKeySet.import_key_set(client.jwks or {"keys": []})
+        return JoseKeySet.import_key_set(client.jwks or {"keys": []})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -391,17 +445,30 @@ def _find_token(token_string: str, token_type_hint: str | None) -> IntrospectedT
         grant = find_refresh_token_grant(session, token_string, now=now)
         if grant is None:
             return None
-        payload = {"scope": grant.scope, "client_id": grant.client_id, "token_type": "refresh_token",
-                   "acr": grant.acr}
+        payload = {
+            "scope": grant.scope,
+            "client_id": grant.client_id,
+            "token_type": "refresh_token",
+            "acr": grant.acr,
+        }
         return IntrospectedToken("refresh_token", grant.client_id, payload, token_string)
     try:
-        context = authenticate_access_token(token_string, keyring=svc.keyring, store=svc.store, session=session,
-                                            issuer=svc.settings.issuer, now=now)
+        context = authenticate_access_token(
+            token_string,
+            keyring=svc.keyring,
+            store=svc.store,
+            session=session,
+            issuer=svc.settings.issuer,
+            now=now,
+        )
     except InvalidTokenError:
         return None
     claims = context.claims
-    payload = {k: claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr",
-                                      "auth_time") if k in claims}
+    payload = {
+        k: claims[k]
+        for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "auth_time")
+        if k in claims
+    }
     payload["token_type"] = "Bearer"
     return IntrospectedToken("access_token", context.client_id, payload, token_string)
 

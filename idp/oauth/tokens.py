@@ -136,8 +136,14 @@ def issue_access_token(
 
 
 def verify_access_token(token: str, *, keys: KeySet, issuer: str, now: float) -> dict[str, Any]:
-    return verify_jwt(token, keys=keys, expected_issuer=issuer, expected_typ=ACCESS_TOKEN_TYPE,
-                      expected_audience=issuer, now=now)
+    return verify_jwt(
+        token,
+        keys=keys,
+        expected_issuer=issuer,
+        expected_typ=ACCESS_TOKEN_TYPE,
+        expected_audience=issuer,
+        now=now,
+    )
 
 
 def issue_id_token(
@@ -159,17 +165,19 @@ def issue_id_token(
 ) -> str:
     iat = int(now)
     claims: dict[str, Any] = dict(extra_claims or {})
-    claims.update({
-        "iss": issuer,
-        "sub": subject,
-        "aud": client_id,
-        "azp": client_id,
-        "iat": iat,
-        "exp": iat + ttl,
-        "auth_time": int(auth_time),
-        "acr": acr,
-        "amr": list(amr),
-    })
+    claims.update(
+        {
+            "iss": issuer,
+            "sub": subject,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": iat,
+            "exp": iat + ttl,
+            "auth_time": int(auth_time),
+            "acr": acr,
+            "amr": list(amr),
+        }
+    )
     if nonce:
         claims["nonce"] = nonce
     if sid:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidScopeError
-from flask import Blueprint, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
@@ -36,7 +35,7 @@ from idp.scopes import CITIZEN_SCOPES, OFFLINE_ACCESS, OPENID
 from idp.services import services
 from idp.sessions.model import SsoSession
 from idp.sessions.service import add_participant, end_session, find_session_by_cookie
-from idp.web import SESSION_COOKIE, browser_binding, check_csrf, csrf_token, db_session
+from idp.web import SESSION_COOKIE, browser_binding, cacheable_json, check_csrf, csrf_token, db_session
 
 bp = Blueprint("oidc", __name__)
 ID_TOKEN_HINT_MAX_AGE = 30 * 86400  # an expired id_token still identifies the session to end
@@ -51,27 +50,17 @@ def error_page(title: str, message: str, status: int = 400) -> Response:
     return response
 
 
-def _cacheable_json(document: Any, max_age: int) -> Response:
-    """JSON with Cache-Control and an ETag; answers 304 to a matching If-None-Match."""
-    body = json.dumps(document, separators=(",", ":"), sort_keys=True)
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
-    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-        return Response(status=304, headers=headers)
-    return Response(body, mimetype="application/json", headers=headers)
-
-
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery() -> Response:
     svc = services()
-    return _cacheable_json(provider_metadata(svc.settings.issuer), svc.settings.jwks_max_age)
+    return cacheable_json(provider_metadata(svc.settings.issuer), svc.settings.jwks_max_age)
 
 
 @bp.get("/jwks.json")
 def jwks() -> Response:
     svc = services()
-    return _cacheable_json(oidc_keys(svc.keyring, now=svc.now()).to_jwks(), svc.settings.jwks_max_age)
+    return cacheable_json(oidc_keys(svc.keyring, now=svc.now()).to_jwks(), svc.settings.jwks_max_age)
 
 
 def current_sso_session() -> SsoSession | None:
@@ -101,9 +90,11 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         if getattr(error, "redirect_uri", None):
             return server.handle_error_response(oauth_request, error)  # type: ignore[no-any-return]
         # Unknown client or redirect_uri: never redirect anywhere (RFC 6749 §4.1.2.1).
-        return error_page("This sign-in link is not valid",
-                          f"The service that sent you here made a mistake ({error.error}). "
-                          "Please go back to the service and try again.")
+        return error_page(
+            "This sign-in link is not valid",
+            f"The service that sent you here made a mistake ({error.error}). "
+            "Please go back to the service and try again.",
+        )
     client: Client = grant.client
     params = dict(grant.request.payload.data)
     try:
@@ -120,17 +111,30 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
                 auth_time=session_record.auth_time.timestamp(),
                 fresh=tx is not None and tx.authenticated_sid == session_record.sid,
             )
-        consented = login is not None and has_consent(db_session(), login.citizen_id, client.client_id, scopes)
-        step = decide(options, login, has_consent=consented, first_party=client.first_party, now=now,
-                      fresh_consent=tx is not None and tx.consented)
+        consented = login is not None and has_consent(
+            db_session(), login.citizen_id, client.client_id, scopes
+        )
+        step = decide(
+            options,
+            login,
+            has_consent=consented,
+            first_party=client.first_party,
+            now=now,
+            fresh_consent=tx is not None and tx.consented,
+        )
     except AuthorizationProblem as problem:
         return _redirect_error(grant, problem.error, problem.description)
     if step is not Step.ISSUE:
         if tx is None:
             tx = create_transaction(
-                svc.store, params=params, client_id=client.client_id, required_acr=options.required_acr,
-                browser=browser_binding(), login_hint=options.login_hint,
-                ttl=svc.settings.login_transaction_ttl, now=now,
+                svc.store,
+                params=params,
+                client_id=client.client_id,
+                required_acr=options.required_acr,
+                browser=browser_binding(),
+                login_hint=options.login_hint,
+                ttl=svc.settings.login_transaction_ttl,
+                now=now,
             )
         elif tx.required_acr != options.required_acr:
             tx = update_transaction(svc.store, tx, now=now, required_acr=options.required_acr)
@@ -138,11 +142,17 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         return redirect(url_for(endpoint, tx=tx.id), 303)
     assert session_record is not None and login is not None
     if tx is not None and not end_transaction(svc.store, tx, now=now):
-        return error_page("Already done", "This sign-in was already completed. Please go back to the service.")
+        return error_page(
+            "Already done", "This sign-in was already completed. Please go back to the service."
+        )
     add_participant(db_session(), session_record, client.client_id, now=now)
     user = AuthorizedCitizen(
-        citizen_id=session_record.citizen_id, sid=session_record.sid, acr=session_record.acr,
-        amr=tuple(session_record.amr), auth_time=login.auth_time, claims=options.claims,
+        citizen_id=session_record.citizen_id,
+        sid=session_record.sid,
+        acr=session_record.acr,
+        amr=tuple(session_record.amr),
+        auth_time=login.auth_time,
+        claims=options.claims,
     )
     response = server.create_authorization_response(request=oauth_request, grant=grant, grant_user=user)
     return _add_iss(response)
@@ -167,9 +177,11 @@ def resume(tx: str) -> Response:
     svc = services()
     transaction = find_transaction(svc.store, tx, browser=browser_binding(), now=svc.now())
     if transaction is None:
-        return error_page("This sign-in has expired",
-                          "It took too long, or it was started in another browser. "
-                          "Please go back to the service and start again.")
+        return error_page(
+            "This sign-in has expired",
+            "It took too long, or it was started in another browser. "
+            "Please go back to the service and start again.",
+        )
     return authorize_request(StoredAuthorizationRequest(svc.settings.issuer, transaction.params), transaction)
 
 
@@ -218,8 +230,9 @@ def userinfo() -> Response:
         return response
     session = db_session()
     try:
-        context = authenticate_access_token(token, keyring=svc.keyring, store=svc.store, session=session,
-                                            issuer=svc.settings.issuer, now=now)
+        context = authenticate_access_token(
+            token, keyring=svc.keyring, store=svc.store, session=session, issuer=svc.settings.issuer, now=now
+        )
     except InvalidTokenError:
         return _bearer_error("invalid_token", "The access token is not valid.", 401)
     if context.grant is None or OPENID not in context.scopes:
@@ -229,8 +242,13 @@ def userinfo() -> Response:
         return _bearer_error("invalid_token", "The access token is not valid.", 401)
     grant = context.grant
     profile = decrypt_profile(svc.pii_cipher(), get_citizen(session, grant.citizen_id))
-    claims = build_claims(profile, scopes=context.scopes, acr=grant.acr, auth_time=grant.auth_time,
-                          id_number_allowed=client.id_number_allowed)
+    claims = build_claims(
+        profile,
+        scopes=context.scopes,
+        acr=grant.acr,
+        auth_time=grant.auth_time,
+        id_number_allowed=client.id_number_allowed,
+    )
     claims["sub"] = context.claims["sub"]
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
@@ -239,8 +257,10 @@ def userinfo() -> Response:
 
 def _logout_params() -> dict[str, str]:
     source = request.form if request.method == "POST" else request.args
-    return {key: source.get(key, "") for key in ("id_token_hint", "post_logout_redirect_uri", "state",
-                                                  "client_id", "csrf")}
+    return {
+        key: source.get(key, "")
+        for key in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "csrf")
+    }
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -253,8 +273,13 @@ def logout() -> Response:
     hint_claims: dict[str, Any] | None = None
     if params["id_token_hint"]:
         try:
-            hint_claims = verify_jwt(params["id_token_hint"], keys=oidc_keys(svc.keyring, now=now),
-                                     expected_issuer=svc.settings.issuer, now=now, leeway=ID_TOKEN_HINT_MAX_AGE)
+            hint_claims = verify_jwt(
+                params["id_token_hint"],
+                keys=oidc_keys(svc.keyring, now=now),
+                expected_issuer=svc.settings.issuer,
+                now=now,
+                leeway=ID_TOKEN_HINT_MAX_AGE,
+            )
         except InvalidTokenError:
             return error_page("Logout link not valid", "The service sent an invalid logout request.")
     client_id = params["client_id"] or (str(hint_claims["aud"]) if hint_claims else "")
@@ -263,21 +288,29 @@ def logout() -> Response:
     client = find_client(session, client_id) if client_id else None
     redirect_uri = params["post_logout_redirect_uri"]
     if redirect_uri and (client is None or redirect_uri not in client.post_logout_redirect_uris):
-        return error_page("Logout link not valid", "The service asked to return to an address it did not register.")
+        return error_page(
+            "Logout link not valid", "The service asked to return to an address it did not register."
+        )
     sso = current_sso_session()
     confirmed = request.method == "POST" and check_csrf("logout", params["csrf"])
     hinted_here = sso is not None and hint_claims is not None and hint_claims.get("sid") == sso.sid
     if sso is not None and not (confirmed or hinted_here):
         # Without proof that the request comes from the session's own portal, ask (logout CSRF).
-        return make_response(render_template(
-            "logout_confirm.html", params=params, csrf=csrf_token("logout"),
-            client_name=client.name if client else None,
-        ))
+        return make_response(
+            render_template(
+                "logout_confirm.html",
+                params=params,
+                csrf=csrf_token("logout"),
+                client_name=client.name if client else None,
+            )
+        )
     if sso is not None:
         end_sso_session(sso, now=now)
     if redirect_uri:
         query = urlencode({"state": params["state"]}) if params["state"] else ""
-        response = redirect(redirect_uri + (("&" if "?" in redirect_uri else "?") + query if query else ""), 303)
+        response = redirect(
+            redirect_uri + (("&" if "?" in redirect_uri else "?") + query if query else ""), 303
+        )
     else:
         response = make_response(render_template("logged_out.html"))
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -300,10 +333,15 @@ def end_sso_session(sso: SsoSession, *, now: float) -> None:
             continue
         key_set = OIDC_ES256 if client.id_token_signed_response_alg == "ES256" else OIDC_RS256
         logout_token = issue_logout_token(
-            keys=svc.keyring.key_set(key_set.name, now=now), alg=key_set.alg,  # type: ignore[arg-type]
-            issuer=svc.settings.issuer, client_id=client.client_id,
-            subject=subject_for(client, sso.citizen_id, salt=svc.settings.pairwise_salt or svc.settings.issuer),
-            sid=sso.sid, now=now,
+            keys=svc.keyring.key_set(key_set.name, now=now),
+            alg=key_set.alg,  # type: ignore[arg-type]
+            issuer=svc.settings.issuer,
+            client_id=client.client_id,
+            subject=subject_for(
+                client, sso.citizen_id, salt=svc.settings.pairwise_salt or svc.settings.issuer
+            ),
+            sid=sso.sid,
+            now=now,
         )
         deliveries.append(LogoutDelivery(client.client_id, client.backchannel_logout_uri, logout_token))
     session.commit()  # the session is over before any portal hears of it

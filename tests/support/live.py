@@ -59,7 +59,9 @@ class LiveIdp:
     def register_client(self, **kwargs: Any) -> tuple[str, str | None]:
         kwargs.setdefault("name", "Test portal")
         with self.services.database.session() as session:
-            client, secret = create_client(session, ClientRegistration(**kwargs), now=self.clock(), allow_http=True)
+            client, secret = create_client(
+                session, ClientRegistration(**kwargs), now=self.clock(), allow_http=True
+            )
             return client.client_id, secret
 
 
@@ -84,8 +86,16 @@ def running_idp(
     server = _pick_server(holder)
     base_url = f"http://127.0.0.1:{server.server_port}"
     clock = ShiftClock()
-    app = create_app(env="test", issuer=base_url, database_url=database_url, redis_url=redis_url,
-                     redis_prefix=redis_prefix, clock=clock, plugins=list(plugins), **overrides)
+    app = create_app(
+        env="test",
+        issuer=base_url,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        clock=clock,
+        plugins=list(plugins),
+        **overrides,
+    )
     holder.append(app)
     svc: Services = app.extensions["onecard"]
     if create_schema:
@@ -143,13 +153,18 @@ class Browser:
                 match = re.search(r'href="(/test-login/[^"]+)"', response.text)
                 assert match, "the login page offers no test login"
                 query = f"?citizen={self.idp.citizens[citizen]}&acr={acr}"
-                response = self.http.get(urljoin(response.url, match.group(1)) + query, allow_redirects=False,
-                                         timeout=10)
+                response = self.http.get(
+                    urljoin(response.url, match.group(1)) + query, allow_redirects=False, timeout=10
+                )
             elif path.startswith("/consent/"):
                 csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', response.text)
                 assert csrf
-                response = self.http.post(response.url, data={"csrf": csrf.group(1), "decision": consent},
-                                          allow_redirects=False, timeout=10)
+                response = self.http.post(
+                    response.url,
+                    data={"csrf": csrf.group(1), "decision": consent},
+                    allow_redirects=False,
+                    timeout=10,
+                )
             else:
                 return response.url
         raise AssertionError("too many redirects")
@@ -167,7 +182,7 @@ class BackChannelReceiver:
         received = self.tokens
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
                 received.extend(form.get("logout_token", []))

@@ -31,7 +31,16 @@ def install_test_login(app: Flask) -> None:
 
     app.register_blueprint(bp)
     registry = app.extensions["onecard"].authenticators
-    registry.register(LoginMethod("test-high", "Test card login", "Tests only.", ACR_HIGH, AMR[ACR_HIGH],
-                                  "testlogin.start"))
-    registry.register(LoginMethod("test-substantial", "Test e-card login", "Tests only.", ACR_SUBSTANTIAL,
-                                  AMR[ACR_SUBSTANTIAL], "testlogin.start"))
+    registry.register(
+        LoginMethod("test-high", "Test card login", "Tests only.", ACR_HIGH, AMR[ACR_HIGH], "testlogin.start")
+    )
+    registry.register(
+        LoginMethod(
+            "test-substantial",
+            "Test e-card login",
+            "Tests only.",
+            ACR_SUBSTANTIAL,
+            AMR[ACR_SUBSTANTIAL],
+            "testlogin.start",
+        )
+    )
