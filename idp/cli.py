@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from idp import dbadmin
 from idp.app import create_app, initialise_keys
 from idp.audit.service import record_event
+from idp.bearer_secrets import hash_bearer_secret
 from idp.citizens.idnumber import check_character, mask_id_number
 from idp.citizens.importer import ImportStage, format_problems, import_citizens
 from idp.citizens.service import (
@@ -39,7 +40,6 @@ from idp.citizens.service import (
     get_citizen,
     list_citizens,
 )
-from idp.clients.model import hash_secret
 from idp.clients.service import (
     AUTH_METHODS,
     CLIENT_KINDS,
@@ -60,8 +60,8 @@ from sdk.errors import OneCardError
 # Demo data (`onecard demo seed`) ------------------------------------------------------------------------
 # Fixed, documented development secrets so the README's demo portal works out of the box. They carry the
 # client-secret prefix like every other secret, and `demo seed` refuses to run with ONECARD_ENV=production.
-DEMO_PORTAL_SECRET = "occs_demo-portal-secret"  # noqa: S105 - public on purpose (development only)
-DEMO_ADMIN_SECRET = "occs_demo-admin-secret"  # noqa: S105 - public on purpose (development only)
+DEMO_PORTAL_SECRET = "occs_demo-portal-secret"  # public on purpose (development only)
+DEMO_ADMIN_SECRET = "occs_demo-admin-secret"  # public on purpose (development only)
 DEMO_PORTAL = ClientRegistration(
     name="OneCard demo portal",
     kind="portal",
@@ -449,7 +449,7 @@ def clients_add(
     )
     with _unit_of_work() as (svc, session):
         client, secret = create_client(
-            session, registration, now=svc.now(), allow_http=not svc.settings.is_production
+            session, registration, now=svc.now()
         )
         _audit(svc, session, "client.create", "client", client.client_id, kind=client.kind)
         description = describe_client(client)
@@ -656,9 +656,9 @@ def _seed_client(svc: Services, session: Session, registration: ClientRegistrati
     assert registration.client_id is not None
     if find_client(session, registration.client_id) is not None:
         return False
-    client, _random_secret = create_client(session, registration, now=svc.now(), allow_http=True)
+    client, _random_secret = create_client(session, registration, now=svc.now())
     # create_client hands out a random secret; the demo's is fixed and documented, so store its hash instead.
-    client.client_secret_hash = hash_secret(secret)
+    client.client_secret_hash = hash_bearer_secret(secret)
     session.flush()
     _audit(svc, session, "client.create", "client", client.client_id, kind=client.kind, demo=True)
     return True
@@ -688,3 +688,11 @@ def demo_seed() -> None:
     for line in lines:
         click.echo(line)
     click.echo("The demo secrets are development values: never use them outside a laptop.", err=True)
+
+
+from idp.cards.cli import cards as cards_group  # noqa: E402 - it uses the helpers above, when it runs
+
+cli.add_command(cards_group)
+from idp.keys.cli import register_key_commands  # noqa: E402 - the "keys" and "audit" groups (DESIGN §7)
+
+register_key_commands(cli)

@@ -45,7 +45,7 @@ from sdk.qr_token import DEFAULT_CLOCK_SKEW, PREFIX, QrTokenError
 EXIT_PASS = 0
 EXIT_REJECT = 1
 EXIT_ERROR = 2
-SECRET_ENV = "ONECARD_GATE_CLIENT_SECRET"  # noqa: S105  (the variable's name, not a secret)
+SECRET_ENV = "ONECARD_GATE_CLIENT_SECRET"  # the variable's name, not a secret
 
 
 class CliError(Exception):

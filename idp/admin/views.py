@@ -133,7 +133,7 @@ def clients_create() -> Response:
     svc = services()
     registration = registration_from_json(json_body())
     client, secret = create_client(
-        db_session(), registration, now=svc.now(), allow_http=not svc.settings.is_production
+        db_session(), registration, now=svc.now()
     )
     _audit("client.create", "client", client.client_id, {"kind": client.kind})
     body = describe_client(client)

@@ -1,13 +1,11 @@
 """The client register and the Authlib client interface (RFC 6749 §2, OIDC Registration §2).
 
-Secrets are stored only as SHA-256 hashes: they are 256-bit random strings, so a slow hash adds nothing.
+Secrets are stored only as hashes (idp.bearer_secrets).
 Redirect URIs match exactly, character for character (RFC 9700 §4.1.3): no prefix or pattern matching.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +15,8 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from sqlalchemy import JSON, Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from idp.bearer_secrets import matches_hash
 from idp.db import Base
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Client(Base, ClientMixin):  # type: ignore[misc]
@@ -67,7 +62,7 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     def check_client_secret(self, client_secret: str) -> bool:
         if not self.client_secret_hash or not isinstance(client_secret, str):
             return False
-        return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
+        return matches_hash(client_secret, self.client_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.token_endpoint_auth_method

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.bearer_secrets import generate_bearer_secret, hash_bearer_secret
 from idp.clients.errors import ClientExistsError, ClientNotFoundError, InvalidClientMetadataError
-from idp.clients.model import Client, hash_secret
+from idp.clients.model import Client
 from idp.db import utc_from_timestamp
 from idp.scopes import ALL_SCOPES, CITIZEN_SCOPES, OPENID, SERVICE_SCOPES
 from sdk.keys import InvalidKeyError, KeySet
@@ -43,13 +44,14 @@ class ClientRegistration:
     client_id: str | None = None
 
 
-def _validate_uri(uri: str, what: str, *, allow_http_loopback: bool) -> None:
+def _validate_uri(uri: str, what: str) -> None:
+    """https, or plain http on a loopback host only (RFC 8252 §7.3, for development and native apps)."""
     try:
         parts = urlsplit(uri)
     except ValueError as exc:
         raise InvalidClientMetadataError(f"{what}: {exc}", description=f"{what} is not a valid URL") from exc
     loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or allow_http_loopback)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise InvalidClientMetadataError(what, description=f"{what} must use https: {uri}")
     if not parts.netloc or parts.fragment:
         raise InvalidClientMetadataError(
@@ -57,7 +59,7 @@ def _validate_uri(uri: str, what: str, *, allow_http_loopback: bool) -> None:
         )
 
 
-def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[str]:
+def validate_registration(reg: ClientRegistration) -> list[str]:
     """Check the metadata; returns the grant types the client gets."""
     if not reg.name.strip() or len(reg.name) > 200:
         raise InvalidClientMetadataError("name", description="name is required (at most 200 characters)")
@@ -89,11 +91,11 @@ def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[
                 "jwks", description="private_key_jwt needs a jwks with a public key"
             )
     for uri in reg.redirect_uris:
-        _validate_uri(uri, "redirect_uri", allow_http_loopback=allow_http)
+        _validate_uri(uri, "redirect_uri")
     for uri in reg.post_logout_redirect_uris:
-        _validate_uri(uri, "post_logout_redirect_uri", allow_http_loopback=allow_http)
+        _validate_uri(uri, "post_logout_redirect_uri")
     if reg.backchannel_logout_uri:
-        _validate_uri(reg.backchannel_logout_uri, "backchannel_logout_uri", allow_http_loopback=allow_http)
+        _validate_uri(reg.backchannel_logout_uri, "backchannel_logout_uri")
     citizen = [s for s in scopes if s in CITIZEN_SCOPES]
     service = [s for s in scopes if s in SERVICE_SCOPES]
     grant_types = []
@@ -112,22 +114,20 @@ def validate_registration(reg: ClientRegistration, *, allow_http: bool) -> list[
     return grant_types
 
 
-def create_client(
-    session: Session, reg: ClientRegistration, *, now: float, allow_http: bool = False
-) -> tuple[Client, str | None]:
+def create_client(session: Session, reg: ClientRegistration, *, now: float) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once), or None for private_key_jwt clients."""
-    grant_types = validate_registration(reg, allow_http=allow_http)
+    grant_types = validate_registration(reg)
     client_id = reg.client_id or "oc_" + secrets.token_hex(8)
     if session.get(Client, client_id) is not None:
         raise ClientExistsError(client_id)
     secret = None
     if reg.token_endpoint_auth_method != "private_key_jwt":
-        secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = generate_bearer_secret(CLIENT_SECRET_PREFIX)
     client = Client(
         client_id=client_id,
         name=reg.name.strip(),
         kind=reg.kind,
-        client_secret_hash=hash_secret(secret) if secret else None,
+        client_secret_hash=hash_bearer_secret(secret) if secret else None,
         token_endpoint_auth_method=reg.token_endpoint_auth_method,
         jwks=reg.jwks,
         redirect_uris=list(reg.redirect_uris),

@@ -3,7 +3,6 @@ the same refresh token cannot both win."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -11,14 +10,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idp.bearer_secrets import generate_bearer_secret, hash_bearer_secret, looks_like
 from idp.db import utc_from_timestamp
 from idp.grants.model import Grant, RefreshToken
 
 REFRESH_TOKEN_PREFIX = "ocrt_"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,10 +99,10 @@ def revoke_grant(session: Session, grant_id: str, *, reason: str, now: float) ->
 
 
 def issue_refresh_token(session: Session, grant_id: str, *, ttl: int, now: float) -> str:
-    token = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = generate_bearer_secret(REFRESH_TOKEN_PREFIX)
     session.add(
         RefreshToken(
-            token_hash=hash_token(token),
+            token_hash=hash_bearer_secret(token),
             grant_id=grant_id,
             issued_at=utc_from_timestamp(now),
             expires_at=utc_from_timestamp(now + ttl),
@@ -124,9 +120,9 @@ class RefreshOutcome:
 
 def find_refresh_token_grant(session: Session, token: str, *, now: float) -> GrantInfo | None:
     """The grant of a live, unused refresh token (no state change)."""
-    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+    if not looks_like(token, REFRESH_TOKEN_PREFIX):
         return None
-    record = session.get(RefreshToken, hash_token(token))
+    record = session.get(RefreshToken, hash_bearer_secret(token))
     if record is None or record.used_at or record.revoked_at or record.expires_at <= utc_from_timestamp(now):
         return None
     return find_active_grant(session, record.grant_id)
@@ -134,9 +130,9 @@ def find_refresh_token_grant(session: Session, token: str, *, now: float) -> Gra
 
 def redeem_refresh_token(session: Session, token: str, *, now: float) -> RefreshOutcome:
     """Mark the token used (one conditional UPDATE). A token used before revokes its whole grant."""
-    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+    if not looks_like(token, REFRESH_TOKEN_PREFIX):
         return RefreshOutcome(None)
-    token_hash = hash_token(token)
+    token_hash = hash_bearer_secret(token)
     at = utc_from_timestamp(now)
     result = session.execute(
         update(RefreshToken)
@@ -161,9 +157,9 @@ def redeem_refresh_token(session: Session, token: str, *, now: float) -> Refresh
 
 def revoke_refresh_token(session: Session, token: str, *, now: float) -> str | None:
     """RFC 7009: revoking a refresh token ends its grant; returns the grant id if there was one."""
-    if not isinstance(token, str) or not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
+    if not looks_like(token, REFRESH_TOKEN_PREFIX):
         return None
-    record = session.get(RefreshToken, hash_token(token))
+    record = session.get(RefreshToken, hash_bearer_secret(token))
     if record is None:
         return None
     revoke_grant(session, record.grant_id, reason="revoked_by_client", now=now)

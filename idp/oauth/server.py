@@ -9,7 +9,6 @@ tokens are JWTs signed by the key ring; refresh tokens rotate with reuse detecti
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +24,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc.jwk import KeySet as JoseKeySet
 from sqlalchemy.orm import Session
 
+from idp.bearer_secrets import hash_bearer_secret
 from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.clients.service import find_client
@@ -33,7 +33,6 @@ from idp.grants.service import (
     GrantInfo,
     create_grant,
     find_refresh_token_grant,
-    hash_token,
     issue_refresh_token,
     redeem_refresh_token,
     revoke_grant,
@@ -54,10 +53,6 @@ USED_CODE_TTL = 24 * 3600
 ASSERTION_JTI_NAMESPACE = "client_assertion_jti"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CODE_CHALLENGE_METHODS = ["S256"]
-
-
-def _code_key(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         now = svc.now()
         svc.store.put(
             CODE_NAMESPACE,
-            _code_key(code),
+            hash_bearer_secret(code),
             dump_json(record),
             ttl=svc.settings.authorization_code_ttl,
             now=now,
@@ -240,7 +235,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         now = svc.now()
         if not isinstance(code, str) or len(code) > 128:
             return None
-        key = _code_key(code)
+        key = hash_bearer_secret(code)
         record = load_json(svc.store.get(CODE_NAMESPACE, key, now=now))
         if record is None:
             used = load_json(svc.store.get(USED_CODE_NAMESPACE, key, now=now))
@@ -330,7 +325,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 def _grant_of_any_refresh_token(session: Session, token: str) -> tuple[str, str] | None:
     if not isinstance(token, str) or len(token) > 100:
         return None
-    record = session.get(RefreshToken, hash_token(token))
+    record = session.get(RefreshToken, hash_bearer_secret(token))
     if record is None:
         return None
     grant = session.get(Grant, record.grant_id)

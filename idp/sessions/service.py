@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.bearer_secrets import generate_bearer_secret, hash_bearer_secret, looks_like
 from idp.db import utc_from_timestamp
 from idp.sessions.model import SsoSession, SsoSessionClient
 
 SESSION_COOKIE_PREFIX = "ocss_"
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -38,11 +34,11 @@ def create_session(
     client_ip: str = "",
 ) -> tuple[SsoSession, str]:
     """Start an SSO session; returns it and the cookie value (shown to the browser only)."""
-    token = SESSION_COOKIE_PREFIX + secrets.token_urlsafe(32)
+    token = generate_bearer_secret(SESSION_COOKIE_PREFIX)
     at = utc_from_timestamp(now)
     record = SsoSession(
         sid=secrets.token_urlsafe(24),
-        token_hash=_hash(token),
+        token_hash=hash_bearer_secret(token),
         citizen_id=auth.citizen_id,
         acr=auth.acr,
         amr=list(auth.amr),
@@ -59,9 +55,10 @@ def create_session(
 
 def find_session_by_cookie(session: Session, cookie: str | None, *, now: float) -> SsoSession | None:
     """The live session the cookie names, or None (unknown, ended or expired)."""
-    if not cookie or not cookie.startswith(SESSION_COOKIE_PREFIX) or len(cookie) > 100:
+    if not looks_like(cookie, SESSION_COOKIE_PREFIX):
         return None
-    record = session.scalar(select(SsoSession).where(SsoSession.token_hash == _hash(cookie)))
+    assert cookie is not None
+    record = session.scalar(select(SsoSession).where(SsoSession.token_hash == hash_bearer_secret(cookie)))
     if record is None or record.ended_at is not None or record.expires_at <= utc_from_timestamp(now):
         return None
     return record

@@ -60,7 +60,7 @@ class LiveIdp:
         kwargs.setdefault("name", "Test portal")
         with self.services.database.session() as session:
             client, secret = create_client(
-                session, ClientRegistration(**kwargs), now=self.clock(), allow_http=True
+                session, ClientRegistration(**kwargs), now=self.clock()
             )
             return client.client_id, secret
 
