@@ -80,6 +80,8 @@ def create_app(
     from idp.cardlogin.views import install_card_login  # card + PIN login and the card register (DESIGN §4)
 
     install_card_login(app)
+    from idp.keys.views import install_key_management  # key admin API, QR key set, scheduler (DESIGN §7)
+    install_key_management(app)
     install_request_hooks(app)
     _install_error_handlers(app)
 

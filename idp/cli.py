@@ -696,3 +696,14 @@ cli.add_command(cards_group)
 from idp.keys.cli import register_key_commands  # noqa: E402 - the "keys" and "audit" groups (DESIGN §7)
 
 register_key_commands(cli)
+
+
+def _register_plugin_commands() -> None:
+    """Command groups of plug-ins (the wallet's ``venues``) from the ``onecard.cli`` entry point group."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="onecard.cli"):
+        cli.add_command(entry.load(), entry.name)
+
+
+_register_plugin_commands()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, false, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -74,6 +74,22 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def lock_transaction(session: Session, lock_id: int, anchor: Any) -> None:
+    """Serialise this transaction against every other one taking the same lock, on any node, until commit.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write that changes nothing (on ``anchor``, a
+    mapped column) takes the database's single write lock until the transaction ends.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+    elif dialect == "sqlite":
+        session.execute(
+            update(anchor.class_).where(false()).values({anchor.key: anchor}),
+            execution_options={"synchronize_session": False},
+        )
 
 
 class Database:

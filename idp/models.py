@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from idp.audit.model import AuditEvent
+from idp.cards.model import Card
 from idp.citizens.model import Citizen
 from idp.clients.model import Client
 from idp.consents.model import Consent
@@ -18,8 +19,19 @@ from idp.sessions.model import SsoSession, SsoSessionClient
 from idp.stores.sql import EphemeralEntry
 
 __all__ = [
-    "AuditEvent", "Base", "Citizen", "Client", "Consent", "EphemeralEntry", "Grant", "KeyRecord",
-    "RefreshToken", "SsoSession", "SsoSessionClient", "load_plugin_models",
+    "AuditEvent",
+    "Base",
+    "Card",
+    "Citizen",
+    "Client",
+    "Consent",
+    "EphemeralEntry",
+    "Grant",
+    "KeyRecord",
+    "RefreshToken",
+    "SsoSession",
+    "SsoSessionClient",
+    "load_plugin_models",
 ]
 
 

@@ -52,7 +52,9 @@ _DIALOG_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer the dialog's own form POST carries "Origin: null"
+    # and the bridge (which takes the PIN only from its own origin) would refuse it.
+    "Referrer-Policy": "same-origin",
 }
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1")
 

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.audit.errors import AuditAppendConflictError, InvalidAuditEventError
 from idp.audit.model import AuditEvent
-from idp.db import utc_from_timestamp
+from idp.db import lock_transaction, utc_from_timestamp
 
 GENESIS_HASH = "0" * 64
 # DO NOT CHANGE: part of every stored hash.
@@ -109,16 +109,7 @@ def record_event(
 
 
 def _lock_chain(session: Session) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(_PG_APPEND_LOCK)))
-    elif dialect == "sqlite":
-        # Any write statement takes SQLite's write lock until the transaction ends, even one that matches
-        # no row; from then on no other connection can append, and our read of the last event is current.
-        session.execute(
-            update(AuditEvent).where(false()).values(seq=AuditEvent.seq),
-            execution_options={"synchronize_session": False},
-        )
+    lock_transaction(session, _PG_APPEND_LOCK, AuditEvent.seq)
 
 
 def _validate_text(value: str, what: str, max_length: int, *, allow_empty: bool) -> None:

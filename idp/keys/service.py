@@ -19,15 +19,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.crypto.kek import KeyEncryptionKeys
-from idp.db import Database, utc_from_timestamp
-from idp.keys.errors import KeyNotFoundError, KeyStateError
+from idp.db import Database, lock_transaction, utc_from_timestamp
+from idp.keys.errors import HsmError, KeyNotFoundError, KeyStateError
 from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
+from idp.keys.pkcs11 import Pkcs11Backend, is_reference
 from sdk.keys import Algorithm, Key, KeySet, generate_key
 
 SecretAlg = Literal["A256GCM", "HS256"]
 
 # DO NOT CHANGE: bound into every wrapped key as associated data; changing it makes stored keys unreadable.
 WRAP_PURPOSE_PREFIX = "onecard/key/v1/"
+# DO NOT CHANGE: every node must take the same PostgreSQL advisory lock for key changes ("ONEKEYS" + 1).
+_PG_KEYS_LOCK = 0x4F4E454B_45595301
+# How long a node uses its cached view of the key sets. The lifecycle's waiting periods include it: a key
+# activated, retired or revoked on one node is seen by every node at most this much later.
+KEY_RING_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,14 @@ INDEX_KEYS = KeySetSpec("index", "HS256")
 COOKIE_KEYS = KeySetSpec("cookie", "HS256")
 
 # Key sets every deployment has; card-issuer CA sets ("card-ca-<region>") are added as regions are set up.
-CORE_KEY_SETS: tuple[KeySetSpec, ...] = (OIDC_RS256, OIDC_ES256, QR_SIGNING, DATA_KEYS, INDEX_KEYS, COOKIE_KEYS)
+CORE_KEY_SETS: tuple[KeySetSpec, ...] = (
+    OIDC_RS256,
+    OIDC_ES256,
+    QR_SIGNING,
+    DATA_KEYS,
+    INDEX_KEYS,
+    COOKIE_KEYS,
+)
 
 
 def spec_for(name: str) -> KeySetSpec:
@@ -75,13 +88,23 @@ def create_key(
     now: float,
     key: Key | None = None,
     certificate_pem: str | None = None,
+    hsm: Pkcs11Backend | None = None,
 ) -> KeyRecord:
-    """Generate (or take) a key for ``spec`` and store it wrapped."""
+    """Generate (or take) a key for ``spec`` and store it wrapped.
+
+    With ``hsm`` the key pair is generated in the PKCS#11 token and only a reference to it is stored.
+    """
     at = utc_from_timestamp(now)
     if spec.symmetric:
+        if hsm is not None:
+            raise HsmError(f"{spec.name} is a symmetric key set; only signing keys live in the HSM")
         secret = secrets.token_bytes(32)
         kid = spec.name + "-" + secrets.token_hex(6)
         public_jwk = None
+    elif hsm is not None:
+        key, secret = hsm.generate(_asym_alg(spec))
+        kid = key.kid
+        public_jwk = key.public_jwk()
     else:
         key = key or generate_key(_asym_alg(spec))
         secret = key.private_pem()
@@ -109,12 +132,16 @@ def _asym_alg(spec: KeySetSpec) -> Algorithm:
     return spec.alg  # type: ignore[return-value]
 
 
-def ensure_key_sets(session: Session, keks: KeyEncryptionKeys, specs: Iterable[KeySetSpec], *, now: float) -> list[str]:
+def ensure_key_sets(
+    session: Session, keks: KeyEncryptionKeys, specs: Iterable[KeySetSpec], *, now: float
+) -> list[str]:
     """Create an active key for every set that has none; returns the names created.
 
     On first start nobody can have cached a key set yet, so the first key may sign at once; every later key
     goes through pending first.
     """
+    # Several workers may start on a new database at once: only one may create each first key.
+    lock_key_store(session)
     created = []
     for spec in specs:
         active = session.scalar(
@@ -126,6 +153,22 @@ def ensure_key_sets(session: Session, keks: KeyEncryptionKeys, specs: Iterable[K
     return created
 
 
+def lock_key_store(session: Session) -> None:
+    """Serialise key changes for the rest of the transaction (two ticks must not both rotate a set).
+
+    PostgreSQL: a transaction-scoped advisory lock; SQLite: its single write lock, taken by a write that
+    changes nothing (the same technique as the audit trail's appends).
+    """
+    lock_transaction(session, _PG_KEYS_LOCK, KeyRecord.state)
+
+
+def key_set_names(session: Session) -> list[str]:
+    """Every key set that has keys, core sets first, then card-issuer CA sets by name."""
+    stored = set(session.scalars(select(KeyRecord.key_set).distinct()))
+    core = [spec.name for spec in CORE_KEY_SETS if spec.name in stored]
+    return core + sorted(stored - set(core))
+
+
 def list_keys(session: Session, key_set: str | None = None) -> list[KeyRecord]:
     query = select(KeyRecord).order_by(KeyRecord.key_set, KeyRecord.created_at.desc())
     if key_set:
@@ -134,23 +177,46 @@ def list_keys(session: Session, key_set: str | None = None) -> list[KeyRecord]:
 
 
 def get_key(session: Session, kid: str) -> KeyRecord:
-    record = session.get(KeyRecord, kid)
+    record = session.get(KeyRecord, kid) if isinstance(kid, str) and len(kid) <= 64 else None
     if record is None:
         raise KeyNotFoundError(f"kid {kid!r}")
     return record
 
 
+def unwrap_secret(keks: KeyEncryptionKeys, record: KeyRecord) -> bytes:
+    """The key's stored secret: a private key PEM, a 32-byte symmetric key, or an HSM reference."""
+    return keks.unwrap(_wrap_purpose(record.kid), record.wrapped_secret)
+
+
+def wipe_secret(keks: KeyEncryptionKeys, record: KeyRecord) -> None:
+    """Overwrite the stored secret of a removed or revoked key; the row stays for the record."""
+    record.wrapped_secret = keks.wrap(_wrap_purpose(record.kid), b"")
+
+
+def rewrap_keys(session: Session, keks: KeyEncryptionKeys) -> int:
+    """Re-wrap every secret not yet under the first KEK; returns how many (0 when done: idempotent)."""
+    count = 0
+    for record in session.scalars(select(KeyRecord)):
+        if keks.needs_rewrap(record.wrapped_secret):
+            record.wrapped_secret = keks.rewrap(_wrap_purpose(record.kid), record.wrapped_secret)
+            count += 1
+    session.flush()
+    return count
+
+
+def count_needing_rewrap(session: Session, keks: KeyEncryptionKeys) -> int:
+    return sum(1 for blob in session.scalars(select(KeyRecord.wrapped_secret)) if keks.needs_rewrap(blob))
+
+
+_STATE_ORDER = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
+
+
 def _published(session: Session, key_set: str) -> list[KeyRecord]:
-    """Published keys, active first, then pending and retired, newest first within each."""
+    """Published keys: active first, then pending, then retired; newest first within each state."""
     records = session.scalars(
         select(KeyRecord).where(KeyRecord.key_set == key_set, KeyRecord.state.in_(PUBLISHED_STATES))
     ).all()
-    order = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
-
-    def rank(record: KeyRecord) -> tuple[int, float]:
-        return (order[KeyState(record.state)], -record.created_at.timestamp())
-
-    return sorted(records, key=rank)
+    return sorted(records, key=lambda r: (_STATE_ORDER[KeyState(r.state)], -r.created_at.timestamp()))
 
 
 @dataclass(frozen=True)
@@ -162,40 +228,66 @@ class _Loaded:
 
 
 class KeyRing:
-    """This process's view of the key sets, refreshed from the database every ``cache_seconds``."""
+    """This process's view of the key sets, refreshed from the database every ``cache_seconds``.
 
-    def __init__(self, database: Database, keks: KeyEncryptionKeys, *, cache_seconds: float = 5.0) -> None:
+    Asymmetric sets: the active key signs (with its private part, or through the HSM), pending and retired
+    keys are published for verification only. Symmetric sets: the active secret first, then pending ones
+    (so every node can already decrypt with a new key before any node encrypts with it), then retired ones.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        keks: KeyEncryptionKeys,
+        *,
+        cache_seconds: float = KEY_RING_CACHE_SECONDS,
+        hsm: Pkcs11Backend | None = None,
+    ) -> None:
         self._database = database
         self._keks = keks
-        self._cache_seconds = cache_seconds
+        self.cache_seconds = cache_seconds
+        self.hsm = hsm
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
-        # Unwrapped private keys by kid: unwrapping and PEM parsing cost more than the signature itself.
+        # Unwrapped material by kid: unwrapping and PEM parsing cost more than the signature itself.
         self._unwrapped: dict[str, Key | bytes] = {}
 
     def invalidate(self) -> None:
         with self._lock:
             self._loaded.clear()
 
+    def _material(self, record: KeyRecord, symmetric: bool) -> Key | bytes:
+        cached = self._unwrapped.get(record.kid)
+        if cached is not None:
+            return cached
+        raw = unwrap_secret(self._keks, record)
+        material: Key | bytes
+        if symmetric:
+            material = raw
+        elif is_reference(raw):
+            if self.hsm is None or record.public_jwk is None:
+                raise HsmError(f"key {record.kid} lives in an HSM, and no PKCS#11 module is configured")
+            public_key = Key.from_jwk(record.public_jwk).public_key
+            material = self.hsm.load(raw, kid=record.kid, public_key=public_key)
+        else:
+            material = Key.from_private_pem(raw, kid=record.kid)
+        self._unwrapped[record.kid] = material
+        return material
+
     def _load(self, name: str, now: float) -> _Loaded:
         cached = self._loaded.get(name)
-        if cached is not None and now - cached.loaded_at < self._cache_seconds:
+        if cached is not None and 0 <= now - cached.loaded_at < self.cache_seconds:
             return cached
+        symmetric = spec_for(name).symmetric
+        keys: list[Key] = []
+        secret_list: list[tuple[str, bytes]] = []
+        certificates: list[str] = []
         with self._database.session() as session:
-            records = _published(session, name)
-            keys: list[Key] = []
-            secret_list: list[tuple[str, bytes]] = []
-            certificates: list[str] = []
-            for record in records:
-                material = self._unwrapped.get(record.kid)
-                if material is None:
-                    raw = self._keks.unwrap(_wrap_purpose(record.kid), record.wrapped_secret)
-                    material = raw if spec_for(name).symmetric else Key.from_private_pem(raw, kid=record.kid)
-                    self._unwrapped[record.kid] = material
+            for record in _published(session, name):
+                material = self._material(record, symmetric)
                 if isinstance(material, Key):
-                    # Only the active key signs; pending and retired keys are published for verification.
                     keys.append(material if record.state == KeyState.ACTIVE else material.public_only())
-                elif record.state != KeyState.PENDING:
+                else:
                     secret_list.append((record.kid, material))
                 if record.certificate_pem:
                     certificates.append(record.certificate_pem)
@@ -205,11 +297,11 @@ class KeyRing:
         return loaded
 
     def key_set(self, name: str, *, now: float) -> KeySet:
-        """Published keys of an asymmetric set: the active key (with its private part) first."""
+        """Published keys of an asymmetric set: the active key (able to sign) first."""
         return self._load(name, now).key_set
 
     def secrets(self, name: str, *, now: float) -> tuple[tuple[str, bytes], ...]:
-        """(kid, secret) of a symmetric set: the active one first, then retired ones still accepted."""
+        """(kid, secret) of a symmetric set: active first, then pending, then retired."""
         return self._load(name, now).secrets
 
     def certificates(self, name: str, *, now: float) -> tuple[str, ...]:

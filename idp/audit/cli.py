@@ -1,0 +1,138 @@
+"""``onecard audit``: verify the hash chain and export events (DESIGN.md §7, §8).
+
+    onecard audit verify [--head SEQ:HASH]      exit 0 and the head to keep, or exit 1 naming each bad seq
+    onecard audit export --since 2026-11-01 --until 2026-12-01 [--output FILE]    JSON lines
+
+Registered on the ``onecard`` group by ``idp.cli`` (through ``idp.keys.cli.register_key_commands``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from idp.audit.service import AuditHead, chain_head, export_events, verify_chain
+
+
+class _OneCardCli:
+    def __getattr__(self, name: str) -> Any:
+        import idp.cli
+
+        return getattr(idp.cli, name)
+
+
+onecard_cli = _OneCardCli()
+
+
+def _database() -> Any:
+    """The database of the current settings, at the head revision (no app, no keys needed)."""
+    from idp import dbadmin
+    from idp.config import load_settings
+    from idp.db import Database
+
+    settings = load_settings()
+    dbadmin.require_current(settings.database_url)
+    database = Database(settings.database_url)
+    click.get_current_context().call_on_close(database.dispose)
+    return database
+
+
+def _parse_head(_ctx: click.Context, _param: click.Parameter, value: str | None) -> AuditHead | None:
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise click.BadParameter("expected SEQ:HASH as printed by a previous `onecard audit verify`")
+    return AuditHead(int(seq), digest)
+
+
+def _parse_time(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command("verify")
+@click.option(
+    "--head",
+    callback=_parse_head,
+    default=None,
+    help="SEQ:HASH kept from an earlier run: also detects a deleted tail or a rewritten chain.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def audit_verify(head: AuditHead | None, as_json: bool) -> None:
+    """Recompute every event's hash and link; exit status 1 if anything was modified, removed or moved."""
+    database = _database()
+    with database.session() as session:
+        result = verify_chain(session, expected_head=head)
+        current = chain_head(session)
+    if as_json:
+        onecard_cli._echo_json(
+            {
+                "ok": result.ok,
+                "events_checked": result.events_checked,
+                "head": f"{current.seq}:{current.hash}" if current else None,
+                "problems": [
+                    {"seq": p.seq, "reason": p.reason.value, "detail": p.detail} for p in result.problems
+                ],
+            }
+        )
+    else:
+        for problem in result.problems:
+            click.echo(
+                f"seq {problem.seq}: {problem.reason.value}"
+                + (f" ({problem.detail})" if problem.detail else "")
+            )
+        if result.problems_truncated:
+            click.echo("… more problems not listed")
+    if not result.ok:
+        raise (
+            click.exceptions.Exit(1)
+            if as_json
+            else click.ClickException(
+                f"the audit trail was tampered with: first bad event is seq {result.first_bad_seq}"
+            )
+        )
+    if not as_json:
+        click.echo(f"{result.events_checked} event(s) verified")
+        if current is not None:
+            click.echo(f"head {current.seq}:{current.hash}  (keep it elsewhere; pass it to --head next time)")
+
+
+@audit.command("export")
+@click.option(
+    "--since", required=True, callback=_parse_time, help="Start (inclusive), ISO 8601; UTC if no offset."
+)
+@click.option(
+    "--until", required=True, callback=_parse_time, help="End (exclusive), ISO 8601; UTC if no offset."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+def audit_export(since: datetime, until: datetime, output: Path | None) -> None:
+    """Events of a period as JSON lines, with their hashes (re-verifiable without the database)."""
+    if until <= since:
+        raise click.BadParameter("--until must be after --since")
+    database = _database()
+    with database.session() as session:
+        events = export_events(session, since, until)
+    lines = "".join(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n" for event in events)
+    if output is None:
+        click.echo(lines, nl=False)
+    else:
+        output.write_text(lines, encoding="utf-8")
+        click.echo(f"{len(events)} event(s) written to {output}", err=True)

@@ -1,0 +1,331 @@
+"""Card login, the server's side of "onecard-card-auth/1" (DESIGN.md §4 steps 1 and 5, §8).
+
+Step 1: ``issue_challenge`` makes a 32-byte random nonce, bound to one login transaction and its browser,
+kept for 5 minutes in the shared short-lived store so any node can answer it.
+
+Step 5: ``authenticate_card`` takes the card-auth token the page posts and
+- consumes the challenge atomically (``take``: of two nodes answering it, one wins; a replay finds nothing),
+- rebuilds the signed data from the IdP's *own* origin (from the issuer setting, never from the request)
+  and the nonce, and verifies the token (``sdk.card_auth``): chain to a trusted card-issuer CA, validity,
+  certificate ↔ card id, signature,
+- checks the card in the register (known, this very certificate, active, not past its expiry) and its
+  holder (active), and maps card → citizen from the register — never from anything the bridge read,
+- counts failures per card and per client IP and refuses further attempts once a limit is reached.
+
+No Flask here: collaborators and ``now`` are parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from sqlalchemy.orm import Session
+
+from idp.audit.service import record_event
+from idp.cardlogin.errors import (
+    CardCancelledError,
+    CardExpiredError,
+    CardLostError,
+    CardNotRegisteredError,
+    CardNotTrustedError,
+    CardSuspendedError,
+    ChallengeInvalidError,
+    CitizenDisabledError,
+    TooManyAttemptsError,
+)
+from idp.cards.issuance import certificate_fingerprint
+from idp.cards.model import Card, CardStatus
+from idp.cards.service import find_card
+from idp.citizens.service import find_citizen, local_date
+from idp.ratelimit import RateLimiter
+from idp.stores.base import EphemeralStore
+from sdk.card_auth import (
+    CardAuthFailure,
+    InvalidCardAuthError,
+    VerifiedCardAuth,
+    certificate_der,
+    parse_card_auth_token,
+    verify_card_auth_token,
+)
+from sdk.errors import OneCardError
+from sdk.keys import b64url, b64url_decode
+
+log = logging.getLogger(__name__)
+
+NAMESPACE: Final = "card_challenge"
+CHALLENGE_TTL: Final = 300.0  # DESIGN.md §4 step 1: a 5-minute lifetime
+NONCE_LEN: Final = 32
+_CHALLENGE_VALUE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, base64url without padding
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def origin_of(issuer: str) -> str:
+    """The web origin of the issuer URL as a browser serialises it in ``Origin`` (RFC 6454): lower-case
+    scheme and host, the port only when it is not the scheme's default, no path."""
+    parts = urlsplit(issuer)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("the issuer must be an http(s) URL")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+# --- step 1: the challenge ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardChallenge:
+    nonce: bytes
+    transaction_id: str
+    browser: str  # the login transaction's browser binding
+    issued_at: float
+    expires_at: float
+
+    @property
+    def value(self) -> str:
+        """How the page and the bridge carry the nonce: base64url without padding."""
+        return b64url(self.nonce)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "tx": self.transaction_id,
+                "browser": self.browser,
+                "iat": self.issued_at,
+                "exp": self.expires_at,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def issue_challenge(
+    store: EphemeralStore, *, transaction_id: str, browser: str, now: float, ttl: float = CHALLENGE_TTL
+) -> CardChallenge:
+    """A fresh one-time challenge for ``transaction_id``, stored under its own value."""
+    while True:
+        challenge = CardChallenge(secrets.token_bytes(NONCE_LEN), transaction_id, browser, now, now + ttl)
+        # ``add``: a (never expected) collision with a live challenge must not overwrite it.
+        if store.add(NAMESPACE, challenge.value, challenge.to_json(), ttl=ttl, now=now):
+            return challenge
+
+
+def consume_challenge(
+    store: EphemeralStore,
+    value: str,
+    *,
+    expected_transaction_id: str,
+    expected_browser: str,
+    now: float,
+) -> CardChallenge:
+    """Take the challenge out of the store (atomically, on any node) and check what it is bound to.
+
+    ``ChallengeInvalidError`` if it is unknown, already used, expired, or belongs to another transaction or
+    browser — in the last case it is used up all the same: a challenge is answered once, rightly or not.
+    """
+    if not isinstance(value, str) or not _CHALLENGE_VALUE.match(value):
+        raise ChallengeInvalidError("challenge is not 32 bytes base64url")
+    raw = store.take(NAMESPACE, value, now=now)
+    if raw is None:
+        raise ChallengeInvalidError("challenge unknown, used or expired")
+    data: dict[str, Any] = json.loads(raw)
+    challenge = CardChallenge(
+        nonce=b64url_decode(value),
+        transaction_id=str(data["tx"]),
+        browser=str(data["browser"]),
+        issued_at=float(data["iat"]),
+        expires_at=float(data["exp"]),
+    )
+    if not secrets.compare_digest(challenge.transaction_id, expected_transaction_id):
+        raise ChallengeInvalidError("challenge belongs to another login transaction")
+    if not secrets.compare_digest(challenge.browser, expected_browser):
+        raise ChallengeInvalidError("challenge belongs to another browser")
+    if now >= challenge.expires_at:  # the store guarantees this already; stated for the reader
+        raise ChallengeInvalidError("challenge expired")
+    return challenge
+
+
+# --- rate limits -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardLoginPolicy:
+    """Failed verifications allowed per card and per client IP in ``window`` seconds (DESIGN.md §8; the
+    card itself bounds PIN guessing to 3 tries), and challenges per login transaction."""
+
+    failures_per_card: int = 5
+    failures_per_ip: int = 20
+    window: float = 900.0
+    challenges_per_transaction: int = 30
+
+
+class FailureLimits:
+    """Failure counters in the shared store; once a key reaches its limit it is blocked for the window."""
+
+    BLOCKED_NAMESPACE: Final = "card_login_blocked"
+
+    def __init__(self, store: EphemeralStore, policy: CardLoginPolicy) -> None:
+        self.store = store
+        self.policy = policy
+        self._per_card = RateLimiter(store, "card_login_fail_card", policy.failures_per_card, policy.window)
+        self._per_ip = RateLimiter(store, "card_login_fail_ip", policy.failures_per_ip, policy.window)
+
+    def check_allowed(self, *, card_id: str | None, client_ip: str, now: float) -> None:
+        for key in (f"ip:{client_ip}", f"card:{card_id}" if card_id else None):
+            if key is not None and self.store.get(self.BLOCKED_NAMESPACE, key, now=now) is not None:
+                raise TooManyAttemptsError(
+                    f"{key.split(':')[0]} blocked", retry_after=int(self.policy.window)
+                )
+
+    def record_failure(self, *, card_id: str | None, client_ip: str, now: float) -> None:
+        checks = [(self._per_ip, f"ip:{client_ip}", client_ip)]
+        if card_id:
+            checks.append((self._per_card, f"card:{card_id}", card_id))
+        for limiter, blocked_key, key in checks:
+            decision = limiter.check(key, now)
+            if decision.remaining == 0:
+                self.store.put(self.BLOCKED_NAMESPACE, blocked_key, b"1", ttl=self.policy.window, now=now)
+
+    def record_success(self, *, card_id: str) -> None:
+        self._per_card.reset(card_id)
+
+
+# --- step 5: verification ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardLogin:
+    """A verified card login: the register's card and its holder."""
+
+    card: Card
+    citizen_id: str
+    verified: VerifiedCardAuth
+
+
+_STATUS_ERRORS: Final[dict[str, type[OneCardError]]] = {
+    CardStatus.LOST.value: CardLostError,
+    CardStatus.SUSPENDED.value: CardSuspendedError,
+    CardStatus.CANCELLED.value: CardCancelledError,
+}
+
+
+def verify_card_token(
+    token: Mapping[str, Any],
+    *,
+    challenge: CardChallenge,
+    expected_origin: str,
+    trusted_issuers: Sequence[x509.Certificate],
+    now: float,
+) -> VerifiedCardAuth:
+    """``sdk.card_auth.verify_card_auth_token`` with its failures turned into the citizen-facing codes."""
+    try:
+        return verify_card_auth_token(
+            token,
+            expected_origin=expected_origin,
+            expected_nonce=challenge.nonce,
+            trusted_issuers=trusted_issuers,
+            now=now,
+        )
+    except InvalidCardAuthError as exc:
+        if exc.reason is CardAuthFailure.UNTRUSTED_ISSUER:
+            raise CardNotTrustedError(exc.reason) from exc
+        if exc.reason in (CardAuthFailure.EXPIRED_CERTIFICATE, CardAuthFailure.NOT_YET_VALID):
+            raise CardExpiredError(exc.reason) from exc
+        raise  # malformed, card mismatch, bad signature (another origin or nonce): opaque outward
+
+
+def check_card_in_register(session: Session, verified: VerifiedCardAuth, *, now: float) -> Card:
+    """The register's verdict on a cryptographically verified card."""
+    card = find_card(session, verified.card_id_hex)
+    if card is None:
+        raise CardNotRegisteredError("card id not in the register")
+    if card.certificate_fingerprint != certificate_fingerprint(certificate_der(verified.certificate)):
+        raise CardNotRegisteredError("certificate is not the one issued for this card")
+    status_error = _STATUS_ERRORS.get(card.status)
+    if status_error is not None:
+        raise status_error(f"card is {card.status}")
+    if local_date(now) > card.expires_on:
+        raise CardExpiredError(CardAuthFailure.EXPIRED_CERTIFICATE, "card past its expiry date")
+    return card
+
+
+def authenticate_card(
+    session: Session,
+    store: EphemeralStore,
+    limits: FailureLimits,
+    *,
+    token: Mapping[str, Any],
+    challenge_value: str,
+    transaction_id: str,
+    browser: str,
+    client_ip: str,
+    expected_origin: str,
+    trusted_issuers: Sequence[x509.Certificate],
+    now: float,
+) -> CardLogin:
+    """DESIGN.md §4 step 5 from the posted token to the register's citizen; raises a ``OneCardError``.
+
+    A malformed token is refused before the challenge is touched, so a page bug costs no challenge.
+    Every other failure has used the challenge up and counts against the card and the client IP.
+    """
+    try:
+        parsed = parse_card_auth_token(token)
+    except InvalidCardAuthError:
+        limits.record_failure(card_id=None, client_ip=client_ip, now=now)
+        raise
+    card_id = parsed.card_id.hex().upper()
+    limits.check_allowed(card_id=card_id, client_ip=client_ip, now=now)
+    card: Card | None = None
+    try:
+        challenge = consume_challenge(
+            store, challenge_value, expected_transaction_id=transaction_id, expected_browser=browser, now=now
+        )
+        verified = verify_card_token(
+            token,
+            challenge=challenge,
+            expected_origin=expected_origin,
+            trusted_issuers=trusted_issuers,
+            now=now,
+        )
+        card = check_card_in_register(session, verified, now=now)
+        citizen = find_citizen(session, card.citizen_id)
+        if citizen is None or not citizen.is_active:
+            raise CitizenDisabledError("card holder is not active")
+    except OneCardError as exc:
+        limits.record_failure(card_id=card_id, client_ip=client_ip, now=now)
+        reason = getattr(exc, "reason", None)
+        log.info("card login refused: %s (%s)", exc.error, reason.value if reason is not None else exc.detail)
+        if isinstance(exc, CardLostError | CardSuspendedError | CardCancelledError | CitizenDisabledError):
+            # A lost or cancelled card being used is worth a line in the trail for card-service staff.
+            record_event(
+                session,
+                actor=f"card:{card_id}",
+                action="card.login_refused",
+                target_type="card",
+                target_id=card_id,
+                details={"error": exc.error},
+                now=now,
+            )
+        raise
+    limits.record_success(card_id=card_id)
+    record_event(
+        session,
+        actor=f"card:{card.card_id}",
+        action="card.login",
+        target_type="card",
+        target_id=card.card_id,
+        details={"citizen_id": card.citizen_id},
+        now=now,
+    )
+    return CardLogin(card, card.citizen_id, verified)

@@ -1,0 +1,94 @@
+"""Errors of card login, one class per wire code (STYLE.md "Errors").
+
+The page shows ``error_description`` to the citizen as it is, so each says plainly what happened and what
+to do. What exactly failed in the cryptography stays inside (``reason``, logged without personal data):
+outward a forged or mis-addressed answer is just ``invalid_card_auth``.
+"""
+
+from __future__ import annotations
+
+from sdk.card_auth import CardAuthFailure
+from sdk.errors import ForbiddenError, InvalidRequestError, OneCardError
+
+
+class ChallengeInvalidError(InvalidRequestError):
+    error = "challenge_invalid"
+    description = "This login attempt has expired or was already used. Please start again."
+
+
+class LoginExpiredError(InvalidRequestError):
+    error = "login_expired"
+    description = (
+        "This sign-in has expired, or it was started in another browser. "
+        "Please go back to the service and start again."
+    )
+
+
+class CsrfError(ForbiddenError):
+    error = "csrf_failed"
+    description = "The page was out of date. Please reload it and try again."
+
+
+class CardNotTrustedError(ForbiddenError):
+    error = "card_not_trusted"
+    description = (
+        "This card was not issued by a card issuer this service accepts. "
+        "Please contact a card service counter."
+    )
+
+    def __init__(self, reason: CardAuthFailure = CardAuthFailure.UNTRUSTED_ISSUER, detail: str = "") -> None:
+        super().__init__(detail or reason.value)
+        self.reason = reason
+
+
+class CardExpiredError(ForbiddenError):
+    error = "card_expired"
+    description = "Your card has expired (or is not valid yet). Please renew it at a card service counter."
+
+    def __init__(
+        self, reason: CardAuthFailure = CardAuthFailure.EXPIRED_CERTIFICATE, detail: str = ""
+    ) -> None:
+        super().__init__(detail or reason.value)
+        self.reason = reason
+
+
+class CardNotRegisteredError(ForbiddenError):
+    error = "card_not_registered"
+    description = "This card is not registered for online login. Please contact a card service counter."
+
+
+class CardLostError(ForbiddenError):
+    error = "card_lost"
+    description = (
+        "This card has been reported lost, so it cannot be used to log in. If you have found it, "
+        "restore it at a card service counter or on the service hotline."
+    )
+
+
+class CardSuspendedError(ForbiddenError):
+    error = "card_suspended"
+    description = (
+        "This card is suspended and cannot be used to log in. Please contact a card service counter."
+    )
+
+
+class CardCancelledError(ForbiddenError):
+    error = "card_cancelled"
+    description = (
+        "This card has been cancelled (for example because it was replaced). Please use your new card."
+    )
+
+
+class CitizenDisabledError(ForbiddenError):
+    error = "account_disabled"
+    description = "Online login is not available for this card holder. Please contact a card service counter."
+
+
+class TooManyAttemptsError(OneCardError):
+    error = "rate_limited"
+    description = "Too many failed attempts. Please wait a few minutes and try again."
+    status_code = 429
+
+    def __init__(self, detail: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

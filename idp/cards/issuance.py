@@ -1,0 +1,373 @@
+"""Card-issuer CAs and card issuance (DESIGN.md §4 "Card issuance", §7; CARD_PROFILE.md "Certificate").
+
+Each region has a card-issuer CA: an ES256 key in the key set ``card-ca-<region>`` with its self-signed CA
+certificate stored on the key record, following the key lifecycle of DESIGN.md §7 (a new CA of a region
+that already has one starts *pending*: trusted for verification at once, signing only once activated). The
+trust list every login node verifies against is the certificates of every published key of every
+``card-ca-*`` set, so several regions (cross-region cards) and a rotating region's old and new CA are
+trusted at once, and a revoked CA drops out within the key ring's cache time.
+
+``issue_card`` creates the register row, a P-256 key pair and the issuer-signed card certificate — subject
+serialNumber = card identification code in upper-case hex, CN = card number, no name or ID number,
+validity ending no later than the card's expiry date — and returns the virtual card file the emulator
+loads. In production the key pair is generated on the chip and only the certificate is made here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.audit.service import record_event
+from idp.cards.errors import CardExistsError, CitizenNotEligibleError, InvalidRegionError
+from idp.cards.model import Card, CardStatus
+from idp.cards.service import cards_of_citizen, change_status, find_card, find_card_by_number
+from idp.citizens.errors import CitizenNotFoundError
+from idp.citizens.service import find_citizen
+from idp.crypto.kek import KeyEncryptionKeys
+from idp.db import Database, utc_from_timestamp
+from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
+from idp.keys.service import WRAP_PURPOSE_PREFIX, KeyRing, create_key, spec_for
+from sdk.card_file import Protocol, VirtualCardFile, generate_card_id, validate_pin
+from sdk.keys import Key, generate_key
+
+CA_KEY_SET_PREFIX = "card-ca-"
+CA_VALIDITY_DAYS = 25 * 366  # outlives every card it signs (cards: 10 years)
+CARD_VALIDITY_YEARS = 10
+DEFAULT_REGION = "420100"
+_REGION = re.compile(r"^[1-9][0-9]{5}$")
+_CLOCK_SKEW = dt.timedelta(minutes=5)  # certificates start a little early: nodes' clocks differ slightly
+
+
+def validate_region(region: str) -> str:
+    """A GB/T 2260 division code: 6 digits, not starting with 0."""
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise InvalidRegionError(f"region {region!r}")
+    return region
+
+
+def ca_key_set(region: str) -> str:
+    return CA_KEY_SET_PREFIX + validate_region(region)
+
+
+def _at(now: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(now), dt.UTC)
+
+
+def _ca_name(region: str, kid: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OneCard"),
+            # From the kid: keeps the subjects of a region's successive CAs apart (PrintableString: hex).
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, hashlib.sha256(kid.encode()).hexdigest()[:16].upper()),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"OneCard Card Issuer CA {region}"),
+        ]
+    )
+
+
+def create_ca_certificate(key: Key, region: str, *, now: float) -> x509.Certificate:
+    """The self-signed certificate of a region's card-issuer CA."""
+    private_key = key.private_key
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    name = _ca_name(region, key.kid)
+    start = _at(now) - dt.timedelta(days=1)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=CA_VALIDITY_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
+        .sign(private_key, hashes.SHA256())
+    )
+
+
+def active_issuer_ca(session: Session, region: str) -> KeyRecord | None:
+    return session.scalar(
+        select(KeyRecord)
+        .where(KeyRecord.key_set == ca_key_set(region), KeyRecord.state == KeyState.ACTIVE.value)
+        .order_by(KeyRecord.created_at.desc())
+        .limit(1)
+    )
+
+
+def create_issuer_ca(
+    session: Session, keks: KeyEncryptionKeys, region: str, *, actor: str, now: float
+) -> KeyRecord:
+    """A new CA for ``region``: active if the region has none, else pending (trusted, not yet signing)."""
+    spec = spec_for(ca_key_set(region))
+    key = generate_key("ES256")
+    certificate = create_ca_certificate(key, region, now=now)
+    state = KeyState.PENDING if active_issuer_ca(session, region) is not None else KeyState.ACTIVE
+    record = create_key(
+        session,
+        keks,
+        spec,
+        state=state,
+        now=now,
+        key=key,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    )
+    record_event(
+        session,
+        actor=actor,
+        action="card_ca.created",
+        target_type="key",
+        target_id=record.kid,
+        details={"key_set": spec.name, "state": state.value},
+        now=now,
+    )
+    return record
+
+
+def ensure_issuer_ca(
+    session: Session, keks: KeyEncryptionKeys, region: str, *, actor: str, now: float
+) -> KeyRecord:
+    """The region's active CA, created on first use."""
+    return active_issuer_ca(session, region) or create_issuer_ca(session, keks, region, actor=actor, now=now)
+
+
+def list_issuer_cas(session: Session) -> list[KeyRecord]:
+    return list(
+        session.scalars(
+            select(KeyRecord)
+            .where(KeyRecord.key_set.startswith(CA_KEY_SET_PREFIX))
+            .order_by(KeyRecord.key_set, KeyRecord.created_at.desc())
+        )
+    )
+
+
+def _unwrap_ca_key(keks: KeyEncryptionKeys, record: KeyRecord) -> ec.EllipticCurvePrivateKey:
+    # Directly from the record, not through the key ring: a CA created in this unit of work is not committed
+    # yet, and the ring reads committed rows only.
+    raw = keks.unwrap(WRAP_PURPOSE_PREFIX + record.kid, record.wrapped_secret)
+    key = Key.from_private_pem(raw, kid=record.kid)
+    assert isinstance(key.private_key, ec.EllipticCurvePrivateKey)
+    return key.private_key
+
+
+def create_card_certificate(
+    *,
+    ca_certificate: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    card_key: ec.EllipticCurvePublicKey,
+    card_id: bytes,
+    card_number: str,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.Certificate:
+    """CARD_PROFILE.md "Certificate": P-256, subject serialNumber = card id (upper-case hex), CN = card
+    number, nothing about the person (the certificate passes through the web page)."""
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, card_id.hex().upper()),
+            x509.NameAttribute(NameOID.COMMON_NAME, card_number),
+        ]
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_certificate.subject)
+        .public_key(card_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def generate_card_number() -> str:
+    """A 9-character card number (CARD_PROFILE.md EF05 rec 07): a letter and 8 digits."""
+    return "A" + f"{secrets.randbelow(10**8):08d}"
+
+
+def certificate_fingerprint(certificate_der: bytes) -> str:
+    return hashlib.sha256(certificate_der).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    card: Card
+    card_file: VirtualCardFile
+
+
+def issue_card(
+    session: Session,
+    keks: KeyEncryptionKeys,
+    *,
+    citizen_id: str,
+    actor: str,
+    now: float,
+    region: str = DEFAULT_REGION,
+    pin: str | None = None,
+    protocol: Protocol = "T=1",
+    replace: bool = False,
+    validity_years: int = CARD_VALIDITY_YEARS,
+) -> IssuedCard:
+    """Issue a card to an active citizen: register row, key pair, certificate, audit event, card file.
+
+    A citizen holds one live card: with ``replace`` the live ones are cancelled first (audited), without it
+    ``CardExistsError``. ``pin`` defaults to a random 6-digit PIN (it is in the returned card file).
+    """
+    validate_region(region)
+    valid_id = isinstance(citizen_id, str) and 0 < len(citizen_id) <= 36
+    citizen = find_citizen(session, citizen_id) if valid_id else None
+    if citizen is None:
+        raise CitizenNotFoundError("no citizen with this id")
+    if not citizen.is_active:
+        raise CitizenNotEligibleError(f"citizen is {citizen.status}")
+    live = cards_of_citizen(session, citizen.id, live_only=True)
+    if live and not replace:
+        raise CardExistsError(f"{len(live)} live card(s)")
+    pin = pin if pin is not None else f"{secrets.randbelow(10**6):06d}"
+    validate_pin(pin)
+    issued_on = _at(now).date()
+    expires_on = _add_years(issued_on, validity_years)
+    ca_record = ensure_issuer_ca(session, keks, region, actor=actor, now=now)
+    assert ca_record.certificate_pem is not None
+    ca_certificate = x509.load_pem_x509_certificate(ca_record.certificate_pem.encode("ascii"))
+    ca_key = _unwrap_ca_key(keks, ca_record)
+
+    card_id = generate_card_id(region)
+    while find_card(session, card_id.hex()) is not None:
+        card_id = generate_card_id(region)
+    card_number = generate_card_number()
+    while find_card_by_number(session, card_number) is not None:
+        card_number = generate_card_number()
+    card_key = ec.generate_private_key(ec.SECP256R1())
+    expiry_moment = dt.datetime.combine(expires_on, dt.time(), dt.UTC)
+    certificate = create_card_certificate(
+        ca_certificate=ca_certificate,
+        ca_key=ca_key,
+        card_key=card_key.public_key(),
+        card_id=card_id,
+        card_number=card_number,
+        not_before=_at(now) - _CLOCK_SKEW,
+        not_after=min(expiry_moment, ca_certificate.not_valid_after_utc),
+    )
+    certificate_der = certificate.public_bytes(serialization.Encoding.DER)
+    card_file = VirtualCardFile.create(
+        card_id=card_id,
+        card_number=card_number,
+        certificate_der=certificate_der,
+        private_key_pem=card_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        pin=pin,  # validated here: InvalidCardFileError before any row is written
+        issue_date=issued_on,
+        expiry_date=expires_on,
+        protocol=protocol,
+    )
+    for old in live:
+        change_status(
+            session, old, CardStatus.CANCELLED, actor=actor, now=now, details={"reason": "replaced"}
+        )
+    at = utc_from_timestamp(now)
+    card = Card(
+        card_id=card_id.hex().upper(),
+        card_number=card_number,
+        citizen_id=citizen.id,
+        region=region,
+        status=CardStatus.ACTIVE.value,
+        issuer_kid=ca_record.kid,
+        certificate_serial=format(certificate.serial_number, "x"),
+        certificate_fingerprint=certificate_fingerprint(certificate_der),
+        issued_on=issued_on,
+        expires_on=expires_on,
+        created_at=at,
+        updated_at=at,
+        status_changed_at=None,
+    )
+    session.add(card)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="card.issued",
+        target_type="card",
+        target_id=card.card_id,
+        details={"region": region, "issuer_kid": ca_record.kid, "replaced": [c.card_id for c in live]},
+        now=now,
+    )
+    return IssuedCard(card, card_file)
+
+
+class IssuerTrustList:
+    """The card-issuer CA certificates this node trusts: every published key of every ``card-ca-*`` set.
+
+    The set names are re-read every ``cache_seconds``; the certificates come from the key ring (same cache
+    rule), so a new or revoked CA takes effect on every node within seconds.
+    """
+
+    def __init__(self, database: Database, keyring: KeyRing, *, cache_seconds: float = 5.0) -> None:
+        self._database = database
+        self._keyring = keyring
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._loaded: tuple[float, tuple[x509.Certificate, ...]] | None = None
+        self._parsed: dict[str, x509.Certificate] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    def certificates(self, *, now: float) -> tuple[x509.Certificate, ...]:
+        loaded = self._loaded
+        if loaded is not None and 0 <= now - loaded[0] < self._cache_seconds:
+            return loaded[1]
+        with self._database.session() as session:
+            names: Sequence[str] = session.scalars(
+                select(KeyRecord.key_set)
+                .where(
+                    KeyRecord.key_set.startswith(CA_KEY_SET_PREFIX),
+                    KeyRecord.state.in_([state.value for state in PUBLISHED_STATES]),
+                )
+                .distinct()
+            ).all()
+        certificates = []
+        for name in sorted(names):
+            for pem in self._keyring.certificates(name, now=now):
+                certificate = self._parsed.get(pem)
+                if certificate is None:
+                    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+                    self._parsed[pem] = certificate
+                certificates.append(certificate)
+        result = tuple(certificates)
+        with self._lock:
+            self._loaded = (now, result)
+        return result

@@ -1,0 +1,486 @@
+"""Card + PIN login (DESIGN.md §4 steps 1 and 5) against a live IdP, with real card-auth tokens signed by
+the in-process virtual card through the bridge's own card protocol and operations (no pcscd here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from sqlalchemy import func, select
+
+from idp.audit.model import AuditEvent
+from idp.audit.service import verify_chain
+from idp.cardlogin.challenge import CHALLENGE_TTL, CardLoginPolicy, origin_of
+from idp.cards.issuance import active_issuer_ca, create_card_certificate
+from idp.cards.model import CardStatus
+from idp.cards.service import change_status, get_card
+from idp.citizens.service import set_citizen_status
+from idp.keys.service import WRAP_PURPOSE_PREFIX
+from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
+from idp.sessions.model import SsoSession
+from sdk.card_auth import create_card_auth_token, signed_data
+from sdk.card_file import generate_card_id
+from sdk.keys import Key, b64url_decode
+from tests.bridge.pki import make_ca, make_card
+from tests.support.cardlogin import PIN, CardBrowser, CardLoginPage, VirtualCard, issue_test_card, use_policy
+from tests.support.live import LiveIdp, query_of, running_idp
+
+REDIRECT = "https://portal.example.gov.cn/callback"
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> Iterator[LiveIdp]:
+    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
+        yield live
+
+
+@pytest.fixture
+def card(idp: LiveIdp) -> VirtualCard:
+    return issue_test_card(idp)
+
+
+def portal(idp: LiveIdp) -> OAuth2Session:
+    client_id, secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid profile")
+    return OAuth2Session(
+        client_id, secret, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256"
+    )
+
+
+class Flow:
+    """One portal's code + PKCE flow up to the card login page."""
+
+    def __init__(self, idp: LiveIdp, client: OAuth2Session | None = None, **params: Any) -> None:
+        self.idp = idp
+        self.client = client or portal(idp)
+        self.verifier = generate_token(48)
+        self.nonce = generate_token(16)
+        self.url, _ = self.client.create_authorization_url(
+            f"{idp.base_url}/authorize", code_verifier=self.verifier, nonce=self.nonce, **params
+        )
+        self.browser = CardBrowser(idp)
+        self.page: CardLoginPage = self.browser.open(self.url)
+
+    def id_token_claims(self, final_url: str) -> dict[str, Any]:
+        assert "code=" in final_url, final_url
+        assert query_of(final_url)["iss"] == self.idp.base_url
+        token = self.client.fetch_token(
+            f"{self.idp.base_url}/token", authorization_response=final_url, code_verifier=self.verifier
+        )
+        jwks = requests.get(f"{self.idp.base_url}/jwks.json", timeout=5).json()
+        key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token["id_token"])["kid"]]
+        claims: dict[str, Any] = jwt.decode(
+            token["id_token"],
+            key.key,
+            algorithms=["RS256", "ES256"],
+            audience=self.client.client_id,
+            issuer=self.idp.base_url,
+        )
+        assert claims["nonce"] == self.nonce
+        return claims
+
+
+def sessions_count(idp: LiveIdp) -> int:
+    with idp.services.database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(SsoSession)) or 0)
+
+
+def audit_actions(idp: LiveIdp) -> list[str]:
+    with idp.services.database.session() as session:
+        return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+
+
+def refused(response: requests.Response, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert body["error_description"]
+    assert "ocss" not in response.cookies
+
+
+# --- the happy path ----------------------------------------------------------------------------------------
+
+
+def test_card_login_gives_loa_high_with_sc_pin_mfa(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    assert flow.page.csrf and "card" in flow.page.url
+    final = flow.browser.login(flow.page, card)
+    claims = flow.id_token_claims(final)
+    assert claims["acr"] == ACR_HIGH
+    assert claims["amr"] == ["sc", "pin", "mfa"]
+    with idp.services.database.session() as session:
+        record = session.scalars(select(SsoSession)).one()
+        assert record.citizen_id == idp.citizens["zhang"]  # from the register, not from the card
+        assert verify_chain(session).ok
+    assert audit_actions(idp)[-1] == "card.login"
+
+
+def test_card_method_is_offered_for_both_assurance_levels(idp: LiveIdp) -> None:
+    for acr in (ACR_HIGH, ACR_SUBSTANTIAL):
+        flow = Flow(idp, acr_values=acr)
+        assert flow.page.tx
+
+
+def test_the_page_is_accessible_and_loads_its_script(idp: LiveIdp) -> None:
+    flow = Flow(idp)
+    page = flow.browser.http.get(flow.page.url, timeout=5)
+    text = page.text
+    assert 'role="status"' in text and 'aria-live="polite"' in text and 'role="alert"' in text
+    assert "<script>" not in text and "card-login.js" in text  # CSP script-src 'self': no inline script
+    assert "onecard-bridge serve" in text  # how to start the bridge
+    assert "http://127.0.0.1:47400" in text
+    assert page.headers["Cache-Control"] == "no-store"
+    script = requests.get(f"{idp.base_url}/static/card-login.js", timeout=5)
+    assert script.status_code == 200 and "/v1/authenticate" in script.text
+    pin_help = requests.get(f"{idp.base_url}/card/pin", timeout=5)
+    assert pin_help.status_code == 200 and "card service counter" in pin_help.text
+
+
+# --- the challenge -----------------------------------------------------------------------------------------
+
+
+def test_challenge_is_one_time(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    token = card.sign(flow.browser.origin, challenge)
+    first = flow.browser.verify(flow.page, challenge, token)
+    assert first.status_code == 200
+    refused(flow.browser.verify(flow.page, challenge, token), 400, "challenge_invalid")
+
+
+def test_challenge_expires_after_five_minutes(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    token = card.sign(flow.browser.origin, challenge)
+    idp.clock.advance(CHALLENGE_TTL + 1)
+    refused(flow.browser.verify(flow.page, challenge, token), 400, "challenge_invalid")
+    assert sessions_count(idp) == 0
+
+
+def test_challenge_is_bound_to_its_transaction(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    other_tx = flow.browser.open(flow.url)  # a second login in the same browser
+    assert other_tx.tx != flow.page.tx
+    challenge = flow.browser.challenge(flow.page)
+    token = card.sign(flow.browser.origin, challenge)
+    refused(flow.browser.verify(other_tx, challenge, token), 400, "challenge_invalid")
+    # Another browser cannot use this transaction at all.
+    stranger = CardBrowser(idp)
+    response = stranger.http.post(
+        flow.page.verify_url,
+        json={"challenge": challenge, "token": token},
+        headers={"X-CSRF-Token": flow.page.csrf},
+        timeout=5,
+    )
+    refused(response, 400, "login_expired")
+
+
+def test_challenge_and_verify_need_the_csrf_token(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    response = flow.browser.http.post(flow.page.challenge_url, json={}, timeout=5)
+    refused(response, 403, "csrf_failed")
+    challenge = flow.browser.challenge(flow.page)
+    token = card.sign(flow.browser.origin, challenge)
+    refused(flow.browser.verify(flow.page, challenge, token, csrf="0" * 64), 403, "csrf_failed")
+    # The challenge was not touched: the right request still works.
+    assert flow.browser.verify(flow.page, challenge, token).status_code == 200
+
+
+# --- the token ---------------------------------------------------------------------------------------------
+
+
+def test_token_signed_for_another_origin_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    token = card.sign("https://evil.example", challenge)
+    refused(flow.browser.verify(flow.page, challenge, token), 400, "invalid_card_auth")
+    assert sessions_count(idp) == 0
+
+
+def test_origin_comes_from_the_issuer_setting() -> None:
+    assert origin_of("https://Login.Example.gov.cn/") == "https://login.example.gov.cn"
+    assert origin_of("https://login.example.gov.cn:443/idp") == "https://login.example.gov.cn"
+    assert origin_of("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def test_card_from_a_foreign_ca_is_refused(idp: LiveIdp) -> None:
+    foreign = VirtualCard(make_card(make_ca("Some Other Issuer CA")))
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, foreign.sign(flow.browser.origin, challenge)),
+        403,
+        "card_not_trusted",
+    )
+
+
+def test_expired_card_certificate_is_refused(idp: LiveIdp) -> None:
+    eleven_years_ago = idp.clock() - 11 * 366 * 86400
+    old = issue_test_card(idp, "li", region="440300", now=eleven_years_ago)
+    assert old.card_file.certificate.not_valid_after_utc < dt.datetime.now(dt.UTC)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, old.sign(flow.browser.origin, challenge)),
+        403,
+        "card_expired",
+    )
+
+
+def test_certificate_not_the_registered_one_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
+    # A second card for the same citizen replaces (cancels) the first: its certificate is no longer good.
+    issue_test_card(idp, replace=True)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge)),
+        403,
+        "card_cancelled",
+    )
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {},
+        {"format": "onecard-card-auth/1"},
+        {"format": "x", "card_certificate": "", "algorithm": "ES256", "signature": "", "card_id": ""},
+        {
+            "format": "onecard-card-auth/1",
+            "card_certificate": "!!",
+            "algorithm": "ES256",
+            "signature": "A" * 86,
+            "card_id": "0" * 32,
+        },
+        {
+            "format": "onecard-card-auth/1",
+            "card_certificate": "AAAA",
+            "algorithm": "RS256",
+            "signature": "A" * 86,
+            "card_id": "0" * 32,
+        },
+    ],
+)
+def test_malformed_tokens_are_400_and_keep_the_challenge(
+    idp: LiveIdp, card: VirtualCard, token: dict[str, Any]
+) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(flow.browser.verify(flow.page, challenge, token), 400, "invalid_card_auth")
+    final = flow.browser.finish(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge))
+    )
+    assert "code=" in final
+
+
+def test_malformed_requests_are_400(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    headers = {"X-CSRF-Token": flow.page.csrf}
+    http = flow.browser.http
+    refused(http.post(flow.page.verify_url, data="x", headers=headers, timeout=5), 400, "invalid_request")
+    refused(http.post(flow.page.verify_url, json=[1], headers=headers, timeout=5), 400, "invalid_request")
+    refused(
+        http.post(flow.page.verify_url, json={"challenge": 1, "token": {}}, headers=headers, timeout=5),
+        400,
+        "invalid_request",
+    )
+    refused(
+        http.post(flow.page.verify_url, json={"challenge": "x", "token": "y"}, headers=headers, timeout=5),
+        400,
+        "invalid_request",
+    )
+    token = card.sign(flow.browser.origin, flow.browser.challenge(flow.page))
+    refused(flow.browser.verify(flow.page, "not-a-challenge", token), 400, "challenge_invalid")
+    refused(flow.browser.verify(flow.page, "A" * 43, token), 400, "challenge_invalid")
+    assert http.get(f"{idp.base_url}/login/nonexistent-transaction-id/card", timeout=5).status_code == 400
+    assert sessions_count(idp) == 0
+
+
+# --- the register ------------------------------------------------------------------------------------------
+
+
+def _set_status(idp: LiveIdp, card: VirtualCard, status: CardStatus) -> None:
+    with idp.services.database.session() as session:
+        change_status(session, get_card(session, card.card_id), status, actor="test", now=idp.clock())
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (CardStatus.LOST, "card_lost"),
+        (CardStatus.SUSPENDED, "card_suspended"),
+        (CardStatus.CANCELLED, "card_cancelled"),
+    ],
+)
+def test_card_not_active_is_refused_and_nothing_changes(
+    idp: LiveIdp, card: VirtualCard, status: CardStatus, error: str
+) -> None:
+    _set_status(idp, card, status)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge)), 403, error)
+    assert sessions_count(idp) == 0
+    with idp.services.database.session() as session:
+        assert get_card(session, card.card_id).status == status.value
+    assert audit_actions(idp)[-1] == "card.login_refused"
+
+
+def test_restored_card_logs_in_again(idp: LiveIdp, card: VirtualCard) -> None:
+    _set_status(idp, card, CardStatus.LOST)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge)), 403, "card_lost"
+    )
+    _set_status(idp, card, CardStatus.ACTIVE)
+    claims = flow.id_token_claims(flow.browser.login(flow.page, card))
+    assert claims["acr"] == ACR_HIGH
+    assert audit_actions(idp)[-4:] == ["card.lost", "card.login_refused", "card.restored", "card.login"]
+
+
+def test_disabled_citizen_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
+    with idp.services.database.session() as session:
+        set_citizen_status(session, idp.citizens["zhang"], "disabled", now=idp.clock())
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge)),
+        403,
+        "account_disabled",
+    )
+
+
+def test_card_not_in_the_register_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
+    # A certificate from our own CA for a card id the register does not know (e.g. a leaked CA key).
+
+    svc = idp.services
+    with svc.database.session() as session:
+        record = active_issuer_ca(session, "420100")
+        assert record is not None and record.certificate_pem
+
+        ca_key = Key.from_private_pem(
+            svc.keks.unwrap(WRAP_PURPOSE_PREFIX + record.kid, record.wrapped_secret)
+        )
+
+        ca_cert = x509.load_pem_x509_certificate(record.certificate_pem.encode())
+    ca_private = ca_key.private_key
+    assert isinstance(ca_private, ec.EllipticCurvePrivateKey)
+    card_key = card.card_file.private_key()
+    unknown_id = generate_card_id("420100")
+    certificate = create_card_certificate(
+        ca_certificate=ca_cert,
+        ca_key=ca_private,
+        card_key=card_key.public_key(),
+        card_id=unknown_id,
+        card_number="Z00000001",
+        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=100),
+    )
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    real = card.sign(flow.browser.origin, challenge)
+
+    der = card_key.sign(signed_data(flow.browser.origin, b64url_decode(challenge)), ec.ECDSA(hashes.SHA256()))
+    r, s = utils.decode_dss_signature(der)
+    forged = create_card_auth_token(
+        card_certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+        signature=r.to_bytes(32, "big") + s.to_bytes(32, "big"),
+        card_id=unknown_id,
+    )
+    assert forged != real
+    refused(flow.browser.verify(flow.page, challenge, forged), 403, "card_not_registered")
+
+
+# --- rate limits -------------------------------------------------------------------------------------------
+
+
+def test_failures_are_limited_per_card(idp: LiveIdp, card: VirtualCard) -> None:
+    use_policy(idp, CardLoginPolicy(failures_per_card=3, failures_per_ip=100))
+    flow = Flow(idp)
+    for _ in range(3):
+        challenge = flow.browser.challenge(flow.page)
+        refused(
+            flow.browser.verify(flow.page, challenge, card.sign("https://evil.example", challenge)),
+            400,
+            "invalid_card_auth",
+        )
+    challenge = flow.browser.challenge(flow.page)
+    response = flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge))
+    refused(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+    # Another card from the same address is still fine.
+    other = issue_test_card(idp, "li")
+    assert "code=" in flow.browser.login(flow.page, other)
+
+
+def test_failures_are_limited_per_client_ip(idp: LiveIdp, card: VirtualCard) -> None:
+    use_policy(idp, CardLoginPolicy(failures_per_card=100, failures_per_ip=2))
+    flow = Flow(idp)
+    for _ in range(2):
+        challenge = flow.browser.challenge(flow.page)
+        refused(flow.browser.verify(flow.page, challenge, {"format": "junk"}), 400, "invalid_card_auth")
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge)),
+        429,
+        "rate_limited",
+    )
+    idp.clock.advance(CardLoginPolicy().window + 1)
+    assert sessions_count(idp) == 0
+
+
+def test_success_forgets_the_card_failures(idp: LiveIdp, card: VirtualCard) -> None:
+    use_policy(idp, CardLoginPolicy(failures_per_card=2, failures_per_ip=100))
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign("https://evil.example", challenge)),
+        400,
+        "invalid_card_auth",
+    )
+    assert "code=" in flow.browser.login(flow.page, card)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    refused(
+        flow.browser.verify(flow.page, challenge, card.sign("https://evil.example", challenge)),
+        400,
+        "invalid_card_auth",
+    )
+    assert "code=" in flow.browser.login(flow.page, card)
+
+
+def test_challenges_per_transaction_are_limited(idp: LiveIdp) -> None:
+    use_policy(idp, CardLoginPolicy(challenges_per_transaction=2))
+    flow = Flow(idp)
+    flow.browser.challenge(flow.page)
+    flow.browser.challenge(flow.page)
+    response = flow.browser._post(flow.page, flow.page.challenge_url, {})
+    refused(response, 429, "rate_limited")
+
+
+# --- PIN change --------------------------------------------------------------------------------------------
+
+
+def test_changed_pin_works_for_login(idp: LiveIdp, card: VirtualCard) -> None:
+    assert card.change_pin(PIN, "654321") == {"changed": True}
+    assert card.card_file.pin == "654321"
+    flow = Flow(idp)
+    from reader_bridge.errors import WrongPinError
+
+    challenge = flow.browser.challenge(flow.page)
+    with pytest.raises(IndexError):  # the old PIN is wrong, and the cardholder has no other to offer
+        card.sign(flow.browser.origin, challenge, PIN)
+    assert card.card_file.tries_left == 2
+    claims = flow.id_token_claims(flow.browser.login(flow.page, card, "654321"))
+    assert claims["amr"] == ["sc", "pin", "mfa"]
+    assert card.card_file.tries_left == 3
+    assert WrongPinError.error == "pin_wrong"

@@ -1,0 +1,181 @@
+"""Card login in headless Chromium through the real login page (issue #3 "How it is checked").
+
+The page (static/card-login.js) finds the bridge, gets the challenge, starts the bridge's authenticate
+operation, follows its events; the PIN is typed into the bridge's own PIN dialog — a page of the bridge's
+origin that the test opens from the link the login page shows — never into the IdP page. The bridge runs
+its real local API server with the in-process virtual card (no pcscd needed here; the PC/SC path is
+tests/test_card_login_pcsc.py). Screenshots go to $ONECARD_TEST_ARTIFACTS or /tmp/onecard-artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+
+from idp.cardlogin.views import BRIDGE_URL_CONFIG
+from idp.scopes import ACR_HIGH
+from reader_bridge.virtual import VirtualTerminal
+from tests.support.bridge import BridgeClient, running_bridge
+from tests.support.cardlogin import PIN, VirtualCard, issue_test_card
+from tests.support.live import LiveIdp, query_of, running_idp
+from tests.test_card_login import REDIRECT
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(os.environ.get("ONECARD_TEST_ARTIFACTS", "/tmp/onecard-artifacts"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> Iterator[LiveIdp]:
+    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
+        yield live
+
+
+@pytest.fixture
+def card(idp: LiveIdp) -> VirtualCard:
+    return issue_test_card(idp)
+
+
+@pytest.fixture
+def bridge(idp: LiveIdp, card: VirtualCard) -> Iterator[BridgeClient]:
+    with running_bridge(VirtualTerminal(card.emulator), [idp.base_url]) as client:
+        idp.app.config[BRIDGE_URL_CONFIG] = client.url
+        yield client
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1000, "height": 1100})
+    # The portal's callback is not a real site: answer it here, so the code lands in the URL.
+    context.route("https://portal.example.gov.cn/**", lambda route: route.fulfill(status=200, body="portal"))
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _start(idp: LiveIdp, page: Any) -> tuple[OAuth2Session, str, str]:
+    client_id, secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid profile")
+    client = OAuth2Session(
+        client_id, secret, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256"
+    )
+    verifier, nonce = generate_token(48), generate_token(16)
+    url, _ = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier, nonce=nonce)
+    page.goto(url)
+    page.click("#start-card")
+    page.wait_for_url("**/card")
+    return client, verifier, nonce
+
+
+def _type_pin_in_bridge_dialog(page: Any, pin: str) -> None:
+    page.wait_for_selector("#pin-link", state="visible")
+    href = page.get_attribute("#pin-link", "href")
+    assert href and href.startswith("http://127.0.0.1:")
+    with page.context.expect_page() as opened:
+        page.click("#pin-link")
+    dialog = opened.value
+    dialog.wait_for_load_state()
+    assert urlsplit(dialog.url).netloc != urlsplit(page.url).netloc  # the bridge's origin, not the IdP's
+    dialog.fill("#pin", pin)
+    dialog.click("button[value=submit]")
+    dialog.wait_for_load_state()
+    assert "Thank you" in dialog.content(), dialog.content()
+    dialog.close()
+
+
+def test_card_login_in_chromium(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
+    client, verifier, nonce = _start(idp, page)
+    page.wait_for_selector("#start", state="visible")
+    assert "Ready" in page.inner_text("#status")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "card-login-ready.png"), full_page=True)
+    page.click("#start")
+    page.wait_for_selector("#tries", state="visible")
+    assert "3 tries left" in page.inner_text("#tries")
+    assert "OneCard window" in page.inner_text("#status")
+    assert page.get_attribute("#step-pin", "aria-current") == "step"
+    page.screenshot(path=str(ARTIFACTS / "card-login-enter-pin.png"), full_page=True)
+    assert page.locator("input[type=password]").count() == 0  # no PIN field on the IdP page
+    _type_pin_in_bridge_dialog(page, PIN)
+    page.wait_for_selector("#allow")  # consent, after the login
+    page.click("#allow")
+    page.wait_for_url("https://portal.example.gov.cn/**")
+    final = page.url
+    assert query_of(final)["iss"] == idp.base_url
+    token = client.fetch_token(f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier)
+    import jwt
+
+    claims = jwt.decode(token["id_token"], options={"verify_signature": False})
+    assert claims["acr"] == ACR_HIGH and claims["amr"] == ["sc", "pin", "mfa"] and claims["nonce"] == nonce
+
+
+def test_wrong_pin_and_tries_left_are_shown(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
+    _start(idp, page)
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    _type_pin_in_bridge_dialog(page, "000000")
+    page.wait_for_selector("#alert", state="visible")
+    assert "2 tries left" in page.inner_text("#alert")
+    page.wait_for_function("document.querySelector('#tries').textContent.includes('2 tries left')")
+    page.screenshot(path=str(ARTIFACTS / "card-login-wrong-pin.png"), full_page=True)
+    _type_pin_in_bridge_dialog(page, PIN)
+    page.wait_for_selector("#allow")
+
+
+def test_lost_card_message(idp: LiveIdp, card: VirtualCard, bridge: BridgeClient, page: Any) -> None:
+    from idp.cards.model import CardStatus
+    from idp.cards.service import change_status, get_card
+
+    with idp.services.database.session() as session:
+        change_status(
+            session, get_card(session, card.card_id), CardStatus.LOST, actor="test", now=idp.clock()
+        )
+    _start(idp, page)
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    _type_pin_in_bridge_dialog(page, PIN)
+    page.wait_for_selector("#retry", state="visible")
+    assert "reported lost" in page.inner_text("#alert")
+
+
+def test_bridge_not_running_explains_what_to_do(idp: LiveIdp, page: Any) -> None:
+    idp.app.config[BRIDGE_URL_CONFIG] = "http://127.0.0.1:9"  # nothing listens there
+    _start(idp, page)
+    page.wait_for_selector("#no-bridge", state="visible")
+    assert "onecard-bridge serve" in page.inner_text("#no-bridge")
+    assert page.is_visible("#retry")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "card-login-no-bridge.png"), full_page=True)

@@ -1,0 +1,261 @@
+"""Card login end to end on the real PC/SC stack (issue #3 "How it is checked"; DESIGN.md §9).
+
+pcscd + vsmartcard's vpcd + the card emulator on a card file written by ``onecard cards issue`` (the CLI
+code path); the reader bridge's own local API server with pyscard, its allow-list holding the IdP's origin;
+the PIN typed into the bridge's PIN dialog; and Authlib's OAuth2Session completing code + PKCE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from idp import dbadmin
+from idp.cardlogin.challenge import CHALLENGE_TTL
+from idp.cli import cli
+from idp.scopes import ACR_HIGH
+from reader_bridge.emulator import CardEmulator
+from reader_bridge.operations import Settings
+from sdk.card_file import VirtualCardFile, load_card_file, save_card_file
+from sdk.keys import b64url
+from tests.support.bridge import BridgeClient, Outcome, running_bridge
+from tests.support.cardlogin import PIN, refresh_trust
+from tests.support.live import LiveIdp, running_idp
+from tests.test_card_login import Flow, refused
+
+pytestmark = pytest.mark.pcsc
+
+WRONG = "999999"
+
+
+@pytest.fixture(scope="module")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    from tests.bridge.pcsc_env import PcscUnavailable, start_pcscd
+
+    try:
+        daemon = start_pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
+    except PcscUnavailable as exc:
+        pytest.skip(f"real PC/SC stack unavailable: {exc}")
+    try:
+        yield
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def slot(pcscd: None) -> tuple[str, int]:
+    from tests.bridge.pcsc_env import PcscUnavailable, free_slot
+
+    try:
+        return free_slot()
+    except PcscUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> Iterator[LiveIdp]:
+    url = f"sqlite:///{tmp_path}/idp.sqlite3"
+    dbadmin.upgrade(url)  # the CLI insists on a migrated database
+    with running_idp(url, create_schema=False) as live:
+        yield live
+
+
+def onecard(idp: LiveIdp, *args: str) -> str:
+    env = {
+        "ONECARD_DATABASE_URL": idp.services.settings.database_url,
+        "ONECARD_ENV": "test",
+        "ONECARD_ISSUER": idp.base_url,
+    }
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def issue(idp: LiveIdp, tmp_path: Path, protocol: str = "T=1") -> Path:
+    path = tmp_path / f"card-{protocol.replace('=', '')}.json"
+    onecard(
+        idp,
+        "cards",
+        "issue",
+        "--citizen",
+        idp.citizens["zhang"],
+        "--out",
+        str(path),
+        "--pin",
+        PIN,
+        "--protocol",
+        protocol,
+    )
+    refresh_trust(idp)
+    return path
+
+
+def emulator(path: Path) -> CardEmulator:
+    def store(card: VirtualCardFile) -> None:
+        save_card_file(path, card)  # tries and PIN changes persist, like the chip's EEPROM
+
+    return CardEmulator(load_card_file(path), store=store)
+
+
+@pytest.fixture
+def card_path(idp: LiveIdp, tmp_path: Path) -> Path:
+    return issue(idp, tmp_path)
+
+
+@pytest.fixture
+def bridge(idp: LiveIdp, slot: tuple[str, int]) -> Iterator[BridgeClient]:
+    from reader_bridge.transport import PcscTerminal
+
+    reader, _port = slot
+    with running_bridge(PcscTerminal(dev_mode=True, reader_names=[reader]), [idp.base_url]) as client:
+        yield client
+
+
+@pytest.fixture
+def inserted_card(card_path: Path, slot: tuple[str, int]) -> Iterator[Any]:
+    from tests.bridge.pcsc_env import inserted
+
+    reader, port = slot
+    with inserted(emulator(card_path), reader, port) as client:
+        yield client
+
+
+def authenticate(bridge: BridgeClient, challenge: str, *pins: str, **kwargs: Any) -> Outcome:
+    return bridge.run("/v1/authenticate", {"nonce": challenge}, [{"pin": pin} for pin in pins], **kwargs)
+
+
+@pytest.mark.parametrize("protocol", ["T=1", "T=0"])
+def test_oidc_code_flow_through_card_login(
+    idp: LiveIdp, tmp_path: Path, slot: tuple[str, int], bridge: BridgeClient, protocol: str
+) -> None:
+    from tests.bridge.pcsc_env import inserted
+
+    path = issue(idp, tmp_path, protocol)
+    reader, port = slot
+    with inserted(emulator(path), reader, port):
+        flow = Flow(idp)
+        challenge = flow.browser.challenge(flow.page)
+        outcome = authenticate(bridge, challenge, PIN)
+        assert outcome.result is not None, outcome.error
+        assert outcome.types[:2] == ["reading_card", "enter_pin"]
+        assert outcome.events[1]["tries_left"] == 3
+        final = flow.browser.finish(flow.browser.verify(flow.page, challenge, outcome.result))
+        claims = flow.id_token_claims(final)
+    assert claims["acr"] == ACR_HIGH
+    assert claims["amr"] == ["sc", "pin", "mfa"]
+
+
+def test_wrong_pins_count_down_then_the_right_one_works(
+    idp: LiveIdp, card_path: Path, bridge: BridgeClient, inserted_card: Any
+) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, WRONG, WRONG, PIN)
+    assert [e["tries_left"] for e in outcome.events if e["type"] == "pin_wrong"] == [2, 1]
+    assert [e["tries_left"] for e in outcome.events if e["type"] == "enter_pin"] == [3, 2, 1]
+    assert outcome.result is not None
+    assert "code=" in flow.browser.finish(flow.browser.verify(flow.page, challenge, outcome.result))
+    assert load_card_file(card_path).tries_left == 3
+
+
+def test_blocked_card(idp: LiveIdp, card_path: Path, bridge: BridgeClient, inserted_card: Any) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, WRONG, WRONG, WRONG)
+    assert outcome.types[-2:] == ["card_blocked", "error"]
+    assert (
+        outcome.error is not None
+        and outcome.error["error"] == "card_blocked"
+        and outcome.error["sw"] == "6983"
+    )
+    assert "service counter" in outcome.error["error_description"]
+    assert load_card_file(card_path).tries_left == 0
+    again = authenticate(bridge, challenge)
+    assert (
+        "enter_pin" not in again.types and again.error is not None and again.error["error"] == "card_blocked"
+    )
+
+
+def test_card_reported_lost(idp: LiveIdp, card_path: Path, bridge: BridgeClient, inserted_card: Any) -> None:
+    onecard(idp, "cards", "lost", load_card_file(card_path).card_number)
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, PIN)
+    assert outcome.result is not None  # the card itself does not know
+    refused(flow.browser.verify(flow.page, challenge, outcome.result), 403, "card_lost")
+    onecard(idp, "cards", "restore", load_card_file(card_path).card_number)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, PIN)
+    assert outcome.result is not None
+    assert "code=" in flow.browser.finish(flow.browser.verify(flow.page, challenge, outcome.result))
+
+
+def test_challenge_replayed_and_expired(idp: LiveIdp, bridge: BridgeClient, inserted_card: Any) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, PIN)
+    assert outcome.result is not None
+    assert flow.browser.verify(flow.page, challenge, outcome.result).status_code == 200
+    refused(flow.browser.verify(flow.page, challenge, outcome.result), 400, "challenge_invalid")
+
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, PIN)
+    assert outcome.result is not None
+    idp.clock.advance(CHALLENGE_TTL + 1)
+    refused(flow.browser.verify(flow.page, challenge, outcome.result), 400, "challenge_invalid")
+
+
+def test_bridge_refuses_an_origin_not_on_its_allow_list(bridge: BridgeClient, inserted_card: Any) -> None:
+    status, body = bridge.start(
+        "/v1/authenticate", {"nonce": b64url(bytes(32))}, origin="https://evil.example"
+    )
+    assert status == 403 and body["error"] == "origin_not_allowed"
+
+
+def test_card_removed_mid_operation(idp: LiveIdp, bridge: BridgeClient, inserted_card: Any) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    pulled: list[bool] = []
+
+    def pull_at_pin(event: dict[str, Any]) -> None:
+        if event["type"] == "enter_pin" and not pulled:
+            inserted_card.stop()  # the cardholder pulls the card while the PIN dialog is open
+            pulled.append(True)
+
+    outcome = authenticate(bridge, challenge, PIN, on_event=pull_at_pin)
+    inserted_card.start()  # put it back, so the fixture sees the same card leave at the end
+    assert outcome.error is not None and outcome.error["error"] == "card_removed", outcome.events
+    assert "Insert the card" in outcome.error["error_description"]
+
+
+def test_no_reader(idp: LiveIdp, pcscd: None) -> None:
+    from reader_bridge.transport import PcscTerminal
+
+    terminal = PcscTerminal(dev_mode=True, reader_names=["No Such Reader 00 00"])
+    with running_bridge(terminal, [idp.base_url], settings=Settings(card_timeout=1, pin_timeout=5)) as bridge:
+        outcome = authenticate(bridge, b64url(bytes(32)))
+    assert outcome.types == ["no_reader", "error"]
+    assert outcome.error is not None and outcome.error["error"] == "no_reader"
+
+
+def test_changed_pin_works_for_login(
+    idp: LiveIdp, card_path: Path, bridge: BridgeClient, inserted_card: Any
+) -> None:
+    changed = bridge.run(
+        "/v1/change-pin", {}, [{"old_pin": PIN, "new_pin": "246810", "new_pin_again": "246810"}]
+    )
+    assert changed.result == {"changed": True}, changed.events
+    assert load_card_file(card_path).pin == "246810"
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    outcome = authenticate(bridge, challenge, "246810")
+    assert outcome.result is not None
+    claims = flow.id_token_claims(
+        flow.browser.finish(flow.browser.verify(flow.page, challenge, outcome.result))
+    )
+    assert claims["acr"] == ACR_HIGH
