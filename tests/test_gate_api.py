@@ -1,0 +1,310 @@
+"""``POST /api/v1/gate/verify`` and the suspended-handles list against docs/formats/essc1.md §6–§7, driven by
+the real gate SDK (``OnlineGateClient``, ``KeySetSync``, ``SuspendedHandlesSync``, ``GateVerifier``);
+one-time use across two server nodes on one database and store (issue 4 items 6, 7)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from idp.cards.model import CardStatus
+from idp.db import Base
+from sdk.base45 import b45decode, b45encode
+from sdk.gate import (
+    GateAuthError,
+    GateServiceError,
+    GateVerifier,
+    KeySetSync,
+    OnlineGateClient,
+    SuspendedHandlesSync,
+)
+from sdk.keys import generate_key
+from sdk.qr_token import PREFIX, QrTokenError, QrTokenReason, issue_qr_token, parse_qr_token
+from tests.test_wallet_support import REGION, LiveWallet, WalletUser, running_wallet
+from wallet.scans.model import ScanRecord
+
+QR_KEYS = "/.well-known/onecard-qr-keys.json"
+SUSPENDED = "/api/v1/gate/suspended-handles"
+VERIFY = "/api/v1/gate/verify"
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveWallet]:
+    with running_wallet(f"sqlite:///{tmp_path}/wallet.sqlite3") as server:
+        server.add_card("zhang")
+        yield server
+
+
+@pytest.fixture
+def user(live: LiveWallet) -> WalletUser:
+    citizen = WalletUser(live, "zhang")
+    citizen.set_up()
+    return citizen
+
+
+@pytest.fixture
+def museum(live: LiveWallet) -> OnlineGateClient:
+    client_id, secret = live.add_venue("Provincial Museum", "museum", ("valid_resident", "age_over_60"))
+    return OnlineGateClient(live.base_url, client_id, secret)
+
+
+def reason_of(client: OnlineGateClient, code: str, **kwargs: Any) -> QrTokenReason:
+    with pytest.raises(QrTokenError) as refused:
+        client.verify(code, **kwargs)
+    return refused.value.reason
+
+
+def test_pass_once_then_replayed(live: LiveWallet, user: WalletUser, museum: OnlineGateClient) -> None:
+    code = user.code()["text"]
+    scan = museum.verify(code, gate_id="north-gate")
+    parsed = parse_qr_token(code)
+    assert (scan.handle, scan.issuer, scan.issued_at, scan.expires_at) == (
+        parsed.handle,
+        REGION,
+        parsed.issued_at,
+        parsed.expires_at,
+    )
+    # The museum's policy: valid resident and over 60 (张三 was born in 1949) — and nothing else.
+    assert dict(scan.claims) == {"valid_resident": True, "age_over_60": True}
+    assert reason_of(museum, code) is QrTokenReason.REPLAYED
+    with live.services.database.session() as session:
+        scans = session.query(ScanRecord).order_by(ScanRecord.at, ScanRecord.result).all()
+        assert [(s.result, s.reason, s.gate_id) for s in scans] == [
+            ("pass", None, "north-gate"),
+            ("reject", "replayed", None),
+        ] or sorted((s.result, s.reason or "") for s in scans) == [("pass", ""), ("reject", "replayed")]
+        assert all(s.ecard_id is not None and s.category == "museum" for s in scans)
+        assert scans[0].id == scan.scan_id or scans[1].id == scan.scan_id
+    history = user.http.get(user.url("/wallet/history"), timeout=10)
+    assert "Provincial Museum" in history.text and "Refused: replayed" in history.text
+
+
+def test_library_learns_the_name_museum_does_not(
+    live: LiveWallet, user: WalletUser, museum: OnlineGateClient
+) -> None:
+    library_id, library_secret = live.add_venue("City Library", "library", ("name", "id_number_masked"))
+    library = OnlineGateClient(live.base_url, library_id, library_secret)
+    scan = library.verify(user.code()["text"])
+    assert dict(scan.claims) == {"name": "张三", "id_number_masked": "1101**********002X"}
+    plain_id, plain_secret = live.add_venue("Riverside Park", "park")
+    assert (
+        dict(OnlineGateClient(live.base_url, plain_id, plain_secret).verify(user.code()["text"]).claims) == {}
+    )
+    museum_scan = museum.verify(user.code()["text"])
+    assert "name" not in museum_scan.claims and "id_number_masked" not in museum_scan.claims
+
+
+def test_expired_and_not_yet_valid(live: LiveWallet, user: WalletUser, museum: OnlineGateClient) -> None:
+    code = user.code()["text"]
+    live.clock.advance(60 + 30)  # exp + the stated skew of 30 s
+    assert reason_of(museum, code) is QrTokenReason.EXPIRED
+    future = user.code()["text"]
+    live.clock.advance(-31)  # the server's clock is now 31 s before the code's iat (skew: 30 s)
+    assert reason_of(museum, future) is QrTokenReason.NOT_YET_VALID
+    # Neither refusal used up the code: back at the right time it passes once.
+    live.clock.advance(31)
+    assert museum.verify(future).handle == parse_qr_token(future).handle
+
+
+def test_within_the_skew_passes(live: LiveWallet, user: WalletUser, museum: OnlineGateClient) -> None:
+    code = user.code()["text"]
+    live.clock.advance(60 + 29)
+    assert museum.verify(code).handle
+
+
+def _tampered(code: str) -> str:
+    raw = bytearray(b45decode(code[len(PREFIX) :]))
+    raw[-1] ^= 0x01  # the last byte of the signature
+    return PREFIX + b45encode(bytes(raw))
+
+
+def test_tampered_unknown_key_malformed(live: LiveWallet, user: WalletUser, museum: OnlineGateClient) -> None:
+    code = user.code()["text"]
+    assert reason_of(museum, _tampered(code)) is QrTokenReason.BAD_SIGNATURE
+    stranger = issue_qr_token(
+        key=generate_key("EdDSA"), issuer=REGION, handle=parse_qr_token(code).handle, now=live.clock()
+    )
+    assert reason_of(museum, stranger) is QrTokenReason.UNKNOWN_KEY
+    for text in ("", "hello", "ESSC1:", "ESSC1:!!!!", PREFIX + "A" * 600, code[:-5], "https://example.com/"):
+        assert reason_of(museum, text) is QrTokenReason.MALFORMED, text
+    # The real code was never consumed by any of these.
+    assert museum.verify(code).handle
+
+
+def test_other_issuer(live: LiveWallet, user: WalletUser) -> None:
+    client_id, secret = live.add_venue("Beijing Park", "park", ("valid_resident",), regions=("110100",))
+    beijing = OnlineGateClient(live.base_url, client_id, secret)
+    code = user.code()["text"]
+    assert reason_of(beijing, code) is QrTokenReason.WRONG_ISSUER
+    with live.services.database.session() as session:
+        scan = session.query(ScanRecord).one()
+        assert scan.reason == "wrong_issuer" and scan.ecard_id is not None  # the signature held: it is ours
+
+
+def test_card_lost_revokes_online_at_once(
+    live: LiveWallet, user: WalletUser, museum: OnlineGateClient
+) -> None:
+    code = user.code()["text"]
+    live.set_card_status("zhang", CardStatus.LOST)
+    assert reason_of(museum, code) is QrTokenReason.REVOKED
+    live.set_card_status("zhang", CardStatus.ACTIVE)
+    assert museum.verify(code).handle  # restored: the same code, still within its minute, passes
+
+
+def _raw(
+    live: LiveWallet, body: Any = None, *, auth: tuple[str, str] | None = None, **kwargs: Any
+) -> requests.Response:
+    return requests.post(live.base_url + VERIFY, json=body, auth=auth, timeout=10, **kwargs)
+
+
+def test_no_verdict_statuses(live: LiveWallet, user: WalletUser) -> None:
+    venue_id, secret = live.add_venue("Stadium", "sports")
+    code = user.code()["text"]
+    missing = _raw(live, {"code": code})
+    assert missing.status_code == 401 and missing.json()["error"] == "invalid_client"
+    assert missing.headers["WWW-Authenticate"].startswith("Basic")
+    wrong = _raw(live, {"code": code}, auth=(venue_id, secret + "x"))
+    assert wrong.status_code == 401
+    garbage = requests.post(
+        live.base_url + VERIFY, json={"code": code}, headers={"Authorization": "Basic %%%"}, timeout=10
+    )
+    assert garbage.status_code == 401
+    # A portal's credentials are not a venue's.
+    portal_id, portal_secret = live.register_client(
+        name="Portal", redirect_uris=("http://localhost:9/cb",), scope="openid"
+    )
+    assert portal_secret is not None
+    forbidden = _raw(live, {"code": code}, auth=(portal_id, portal_secret))
+    assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
+    not_json = requests.post(live.base_url + VERIFY, data="code=x", auth=(venue_id, secret), timeout=10)
+    assert not_json.status_code == 400 and not_json.json()["error"] == "invalid_request"
+    for body in ({}, {"code": 5}, [code], {"code": code, "gate_id": "x" * 65}, {"code": code, "gate_id": 7}):
+        answer = _raw(live, body, auth=(venue_id, secret))
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_request", body
+    # Credentials form-encoded as RFC 6749 §2.3.1 says: OnlineGateClient does it; a space would be "+".
+    assert OnlineGateClient(live.base_url, venue_id, secret).verify(code).handle
+    with pytest.raises(GateAuthError):
+        OnlineGateClient(live.base_url, venue_id, "wrong").verify(code)
+
+
+def test_removed_venue_loses_its_credentials(live: LiveWallet, user: WalletUser) -> None:
+    from wallet.venues.service import remove_venue
+
+    venue_id, secret = live.add_venue("Old Pool", "sports")
+    gate = OnlineGateClient(live.base_url, venue_id, secret)
+    assert gate.verify(user.code()["text"]).handle
+    with live.services.database.session() as session:
+        remove_venue(session, venue_id, actor="test", now=live.clock())
+    with pytest.raises(GateAuthError):
+        gate.verify(user.code()["text"])
+
+
+def test_suspended_list_contract(live: LiveWallet, user: WalletUser) -> None:
+    venue_id, secret = live.add_venue("Metro", "transit")
+    assert requests.get(live.base_url + SUSPENDED, timeout=10).status_code == 401
+    first = requests.get(live.base_url + SUSPENDED, auth=(venue_id, secret), timeout=10)
+    assert first.status_code == 200 and first.headers["Content-Type"].startswith("application/json")
+    document = first.json()
+    assert document["handles"] == [] and isinstance(document["generated_at"], int)
+    assert "max-age=60" in first.headers["Cache-Control"]
+    again = requests.get(
+        live.base_url + SUSPENDED,
+        auth=(venue_id, secret),
+        headers={"If-None-Match": first.headers["ETag"]},
+        timeout=10,
+    )
+    assert again.status_code == 304
+    live.set_card_status("zhang", CardStatus.SUSPENDED)
+    changed = requests.get(
+        live.base_url + SUSPENDED,
+        auth=(venue_id, secret),
+        headers={"If-None-Match": first.headers["ETag"]},
+        timeout=10,
+    )
+    assert changed.status_code == 200 and len(changed.json()["handles"]) == 1
+
+
+def test_offline_gate_syncs_keys_and_suspended_list(
+    live: LiveWallet, user: WalletUser, tmp_path: Path
+) -> None:
+    venue_id, secret = live.add_venue("Zoo", "park")
+    session = requests.Session()
+    session.auth = (venue_id, secret)  # the list wants the venue's credentials
+    keys = KeySetSync(live.base_url + QR_KEYS, cache_file=tmp_path / "jwks.json")
+    handles = SuspendedHandlesSync(
+        live.base_url + SUSPENDED, cache_file=tmp_path / "suspended.json", session=session
+    )
+    gate = GateVerifier(keys, [REGION], revoked_handles=handles)
+    code = user.code()["text"]
+    assert gate.verify(code, live.clock()).handle == parse_qr_token(code).handle
+    with pytest.raises(QrTokenError) as replay:
+        gate.verify(code, live.clock())
+    assert replay.value.reason is QrTokenReason.REPLAYED
+    # Card reported lost: the next list the gate syncs names the handle, and its codes are refused offline.
+    second = user.code()["text"]
+    live.set_card_status("zhang", CardStatus.LOST)
+    handles.refresh(live.clock())
+    with pytest.raises(QrTokenError) as revoked:
+        gate.verify(second, live.clock())
+    assert revoked.value.reason is QrTokenReason.REVOKED
+    # The same code online is refused too (the server reads the card's status itself).
+    with pytest.raises(QrTokenError) as online:
+        OnlineGateClient(live.base_url, venue_id, secret).verify(second)
+    assert online.value.reason is QrTokenReason.REVOKED
+
+
+def test_replay_through_another_node(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    with running_wallet(url) as node_a:
+        node_a.add_card("zhang")
+        user = WalletUser(node_a, "zhang")
+        user.set_up()
+        venue_id, secret = node_a.add_venue("Museum", "museum", ("valid_resident",))
+        with running_wallet(url, create_schema=False, citizens=False) as node_b:
+            code = user.code()["text"]
+            assert OnlineGateClient(node_a.base_url, venue_id, secret).verify(code).handle
+            assert (
+                reason_of(OnlineGateClient(node_b.base_url, venue_id, secret), code) is QrTokenReason.REPLAYED
+            )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_replay_through_another_node_on_postgres_and_redis(postgres_url: str, redis_url: str) -> None:
+    prefix = "oc-wallet-" + secrets.token_hex(4)
+    with running_wallet(postgres_url, redis_url=redis_url, redis_prefix=prefix) as node_a:
+        try:
+            node_a.add_card("zhang")
+            user = WalletUser(node_a, "zhang")
+            user.set_up()
+            venue_id, secret = node_a.add_venue("Museum", "museum", ("valid_resident",))
+            with running_wallet(
+                postgres_url, redis_url=redis_url, redis_prefix=prefix, create_schema=False, citizens=False
+            ) as node_b:
+                code = user.code()["text"]
+                # Passes at node B, replayed at node A: one-time use lives in the shared Redis.
+                assert OnlineGateClient(node_b.base_url, venue_id, secret).verify(code).handle
+                assert (
+                    reason_of(OnlineGateClient(node_a.base_url, venue_id, secret), code)
+                    is QrTokenReason.REPLAYED
+                )
+        finally:
+            node_a.services.database.engine.dispose()
+            Base.metadata.drop_all(node_a.services.database.engine)
+            client = __import__("redis").Redis.from_url(redis_url)
+            for key in client.scan_iter(f"{prefix}:*"):
+                client.delete(key)
+
+
+def test_service_errors_are_not_verdicts(live: LiveWallet) -> None:
+    with pytest.raises(GateServiceError):
+        OnlineGateClient("http://127.0.0.1:9", "x", "y", timeout=0.5).verify("ESSC1:")
+    assert base64
+    header = "Basic " + base64.b64encode(b"venue-museum-1:s3cret+p%40ss").decode()
+    assert header.endswith("==")

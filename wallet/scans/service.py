@@ -1,0 +1,226 @@
+"""Online gate verification, the suspended-handles list and scan records (docs/formats/essc1.md §6, §7).
+
+``verify_gate_code`` is the protocol core of ``POST /api/v1/gate/verify``, free of Flask: steps 1–6 of §3
+with the server's own QR key set (pending and retired keys included) and its stated skew, then the e-card's
+*current* status (``revoked``), then global one-time use — an atomic ``add`` of the ``cti`` in the shared
+store until ``exp + skew`` (``replayed``), taken only once everything else passed so a refused code keeps its
+one scan. Every outcome is recorded as a ``ScanRecord``; the claims of a pass are exactly those the venue's
+policy names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.citizens.service import decrypt_profile, find_citizen, local_date
+from idp.crypto.pii import PiiCipher
+from idp.db import utc_from_timestamp
+from idp.keys.service import QR_SIGNING, KeyRing
+from idp.stores.base import EphemeralStore
+from sdk.qr_token import (
+    DEFAULT_CLOCK_SKEW,
+    QrTokenError,
+    QrTokenReason,
+    VerifiedQrToken,
+    parse_qr_token,
+    verify_qr_token,
+)
+from wallet.ecards.model import EcardStatus
+from wallet.ecards.service import EcardView, age_on, find_by_handle
+from wallet.scans.model import ScanRecord
+from wallet.venues.model import Venue
+
+GATE_CTI_NAMESPACE: Final = "gate_cti"
+SERVER_CLOCK_SKEW: Final = DEFAULT_CLOCK_SKEW  # 30 s, stated in docs/venues.md
+MAX_GATE_ID: Final = 64
+# Reasons that are decided after the signature held: the handle in the code is then the issuer's own, and
+# the scan can go into that e-card's history.
+_SIGNED_REASONS: Final = frozenset(
+    {QrTokenReason.WRONG_ISSUER, QrTokenReason.EXPIRED, QrTokenReason.NOT_YET_VALID}
+)
+_PROFILE_CLAIMS: Final = frozenset(
+    {"age_over_18", "age_over_60", "age_over_65", "gender", "name", "id_number_masked"}
+)
+
+
+class _EveryRegion(Collection[str]):
+    """The issuers a venue without a region list accepts: every region this server issues for."""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+EVERY_REGION: Final = _EveryRegion()
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The answer to one scan: a pass with claims, or a reject with its reason."""
+
+    scan_id: str
+    reason: QrTokenReason | None
+    token: VerifiedQrToken | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.reason is None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.reason is not None or self.token is None:
+            return {"verdict": "reject", "reason": str(self.reason)}
+        return {
+            "verdict": "pass",
+            "handle": self.token.handle,
+            "issuer": self.token.issuer,
+            "issued_at": self.token.issued_at,
+            "expires_at": self.token.expires_at,
+            "claims": self.claims,
+            "scan_id": self.scan_id,
+        }
+
+
+def venue_claims(
+    venue: Venue, view: EcardView, *, cipher_factory: Callable[[], PiiCipher], session: Session, now: float
+) -> dict[str, Any]:
+    """What the venue's policy lets it learn; the register is decrypted only when the policy needs it."""
+    policy = list(venue.claims)
+    claims: dict[str, Any] = {}
+    profile = None
+    if _PROFILE_CLAIMS.intersection(policy):
+        citizen = find_citizen(session, view.ecard.citizen_id)
+        if citizen is not None:
+            profile = decrypt_profile(cipher_factory(), citizen)
+    age = age_on(profile.birthdate, local_date(now)) if profile is not None else None
+    for name in policy:
+        if name == "valid_resident":
+            claims[name] = True
+        elif name == "region":
+            claims[name] = view.region
+        elif profile is None or age is None:
+            continue
+        elif name == "age_over_18":
+            claims[name] = age >= 18
+        elif name == "age_over_60":
+            claims[name] = age >= 60
+        elif name == "age_over_65":
+            claims[name] = age >= 65
+        elif name == "gender":
+            claims[name] = profile.gender.value
+        elif name == "name":
+            claims[name] = profile.name
+        elif name == "id_number_masked":
+            claims[name] = profile.masked_id_number
+    return claims
+
+
+def verify_gate_code(
+    session: Session,
+    *,
+    store: EphemeralStore,
+    keyring: KeyRing,
+    cipher_factory: Callable[[], PiiCipher],
+    venue: Venue,
+    text: str,
+    gate_id: str | None,
+    now: float,
+    clock_skew: int = SERVER_CLOCK_SKEW,
+) -> GateVerdict:
+    """Decide on one scanned code for ``venue`` and record the scan (docs/formats/essc1.md §3, §7)."""
+    expected_issuers: Collection[str] = list(venue.regions) or EVERY_REGION
+    view: EcardView | None = None
+    try:
+        token = verify_qr_token(
+            text,
+            keys=keyring.key_set(QR_SIGNING.name, now=now),
+            expected_issuers=expected_issuers,
+            now=now,
+            clock_skew=clock_skew,
+        )
+    except QrTokenError as exc:
+        if exc.reason in _SIGNED_REASONS:
+            view = find_by_handle(session, parse_qr_token(text).handle)
+        return _record(session, venue, view, exc.reason, gate_id=gate_id, now=now)
+    view = find_by_handle(session, token.handle)
+    if view is None or view.status is not EcardStatus.ACTIVE:
+        return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
+    citizen = find_citizen(session, view.ecard.citizen_id)
+    if citizen is None or not citizen.is_active:
+        return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
+    # Last: one scan per code across every node. Kept until the code would be refused as expired anyway.
+    keep = max(1.0, token.expires_at + clock_skew - now)
+    if not store.add(GATE_CTI_NAMESPACE, token.cti, b"1", ttl=keep, now=now):
+        return _record(session, venue, view, QrTokenReason.REPLAYED, gate_id=gate_id, now=now)
+    claims = venue_claims(venue, view, cipher_factory=cipher_factory, session=session, now=now)
+    return _record(session, venue, view, None, gate_id=gate_id, now=now, token=token, claims=claims)
+
+
+def _record(
+    session: Session,
+    venue: Venue,
+    view: EcardView | None,
+    reason: QrTokenReason | None,
+    *,
+    gate_id: str | None,
+    now: float,
+    token: VerifiedQrToken | None = None,
+    claims: dict[str, Any] | None = None,
+) -> GateVerdict:
+    scan = ScanRecord(
+        id=uuid.uuid4().hex,
+        venue_id=venue.id,
+        category=venue.category,
+        ecard_id=view.ecard.id if view is not None else None,
+        at=utc_from_timestamp(now),
+        day=local_date(now),
+        result="pass" if reason is None else "reject",
+        reason=None if reason is None else reason.value,
+        gate_id=gate_id,
+    )
+    session.add(scan)
+    session.flush()
+    return GateVerdict(scan.id, reason, token, claims or {})
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """One line of a citizen's scan history."""
+
+    at: datetime
+    venue_name: str
+    category: str
+    result: str
+    reason: str | None
+
+
+def list_scans_of_ecards(
+    session: Session, ecard_ids: Collection[str], *, limit: int = 100
+) -> list[ScanEntry]:
+    if not ecard_ids:
+        return []
+    rows = session.execute(
+        select(ScanRecord, Venue.name)
+        .join(Venue, Venue.id == ScanRecord.venue_id)
+        .where(ScanRecord.ecard_id.in_(list(ecard_ids)))
+        .order_by(ScanRecord.at.desc())
+        .limit(max(1, min(limit, 500)))
+    ).all()
+    return [ScanEntry(scan.at, name, scan.category, scan.result, scan.reason) for scan, name in rows]
+
+
+def suspended_handles_document(handles: list[str], *, now: float) -> dict[str, Any]:
+    """docs/formats/essc1.md §6; ``count`` is an extra member the format allows."""
+    return {"handles": handles, "generated_at": int(now), "count": len(handles)}

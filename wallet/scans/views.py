@@ -1,0 +1,127 @@
+"""The gate API: ``POST /api/v1/gate/verify`` and ``GET /api/v1/gate/suspended-handles``
+(docs/formats/essc1.md §6, §7 — the contract ``sdk.gate`` follows).
+
+Both take the venue's client credentials with HTTP Basic, form-encoded first as RFC 6749 §2.3.1 requires.
+A verdict is always HTTP 200; 400/401/403/429 mean "no verdict".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Final
+from urllib.parse import unquote_plus
+
+from flask import Blueprint, Response, jsonify, request
+
+from idp.clients.service import find_client
+from idp.ratelimit import RateLimiter
+from idp.scopes import GATE_VERIFY
+from idp.services import services
+from idp.web import db_session, json_body, json_error
+from sdk.errors import InvalidRequestError, OneCardError
+from wallet.ecards.service import suspended_handles
+from wallet.scans.errors import GateClientError, GateForbiddenError
+from wallet.scans.service import MAX_GATE_ID, suspended_handles_document, verify_gate_code
+from wallet.venues.model import Venue
+from wallet.venues.service import find_venue_by_client
+
+bp = Blueprint("gate", __name__, url_prefix="/api/v1/gate")
+
+# Per venue, across all its gates and all nodes: a busy metro station stays far below it.
+VERIFY_PER_MINUTE: Final = 12_000
+SUSPENDED_LIST_MAX_AGE: Final = 60
+
+
+def authenticate_venue() -> Venue:
+    """The live venue whose gate credentials the request carries; else a 401 or 403 error."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise GateClientError("no basic credentials")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise GateClientError("credentials not base64 UTF-8") from exc
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        raise GateClientError("credentials without ':'")
+    client_id, secret = unquote_plus(user), unquote_plus(password)
+    session = db_session()
+    client = find_client(session, client_id)
+    if client is None or not client.check_client_secret(secret):
+        raise GateClientError("unknown client or wrong secret")
+    if client.kind != "venue" or GATE_VERIFY not in client.allowed_scopes:
+        raise GateForbiddenError("not a venue client with gate:verify")
+    venue = find_venue_by_client(session, client.client_id)
+    if venue is None:
+        raise GateForbiddenError("no live venue for this client")
+    return venue
+
+
+def _no_verdict(error: OneCardError) -> Response:
+    response = json_error(error)
+    if isinstance(error, GateClientError):
+        response.headers["WWW-Authenticate"] = 'Basic realm="onecard-gate"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/verify")
+def verify() -> Response:
+    svc = services()
+    now = svc.now()
+    try:
+        venue = authenticate_venue()
+        decision = RateLimiter(svc.store, "gate_verify", VERIFY_PER_MINUTE, 60).check(venue.id, now)
+        if not decision.allowed:
+            response = jsonify({"error": "rate_limited", "error_description": "Too many requests."})
+            response.status_code = 429
+            response.headers["Retry-After"] = str(decision.retry_after)
+            return response
+        body = json_body()
+        code = body.get("code")
+        if not isinstance(code, str):
+            raise InvalidRequestError("code", description="'code' is required and must be text.")
+        gate_id = body.get("gate_id")
+        if gate_id is not None and (
+            not isinstance(gate_id, str) or not 0 < len(gate_id) <= MAX_GATE_ID or not gate_id.isprintable()
+        ):
+            raise InvalidRequestError(
+                "gate_id", description=f"'gate_id' must be 1..{MAX_GATE_ID} printable characters."
+            )
+    except OneCardError as exc:
+        return _no_verdict(exc)
+    verdict = verify_gate_code(
+        db_session(),
+        store=svc.store,
+        keyring=svc.keyring,
+        cipher_factory=svc.pii_cipher,
+        venue=venue,
+        text=code,
+        gate_id=gate_id,
+        now=now,
+    )
+    response = jsonify(verdict.to_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/suspended-handles")
+def suspended() -> Response:
+    """The suspended-handles list (§6), for venues' gates only: it reveals *that* an e-card is suspended."""
+    svc = services()
+    try:
+        authenticate_venue()
+    except OneCardError as exc:
+        return _no_verdict(exc)
+    now = svc.now()
+    handles = suspended_handles(db_session(), now=now)
+    # The ETag covers the handles, not generated_at: an unchanged list answers 304 however often it is asked.
+    etag = '"' + hashlib.sha256("\n".join(handles).encode()).hexdigest()[:32] + '"'
+    headers = {"Cache-Control": f"private, max-age={SUSPENDED_LIST_MAX_AGE}", "ETag": etag}
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return Response(status=304, headers=headers)
+    body = json.dumps(suspended_handles_document(handles, now=now), separators=(",", ":"))
+    return Response(body, mimetype="application/json", headers=headers)
