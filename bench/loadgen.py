@@ -25,8 +25,9 @@ class Request:
 
 def _worker(request: Request, seconds: float, max_requests: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     parts = urlsplit(request.url)
+    host = parts.hostname or "127.0.0.1"
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(host, parts.port, timeout=10)
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -42,7 +43,7 @@ def _worker(request: Request, seconds: float, max_requests: int, out: mp.Queue) 
         except (OSError, http.client.HTTPException):
             errors += 1
             connection.close()
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+            connection = http.client.HTTPConnection(host, parts.port, timeout=10)
             continue
         latencies.append(time.perf_counter() - started)
     out.put((latencies, errors))

@@ -273,8 +273,8 @@ def test_private_key_jwt_client_authentication(idp: LiveIdp) -> None:
                 "iat": now,
                 "exp": now + 60,
             },
-            key.private_key,
-            algorithm="ES256",  # type: ignore[arg-type]
+            key.private_key,  # type: ignore[arg-type]
+            algorithm="ES256",
             headers={"kid": key.kid},
         )
 

@@ -6,7 +6,8 @@ passkey (issue #2, item 7). Tests register it with ``create_app(plugins=[install
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, request
+from werkzeug.wrappers import Response
 
 from idp.login.authenticators import LoginMethod
 from idp.login.views import complete_login, current_transaction
