@@ -253,3 +253,22 @@ def test_tokens_are_refused_at_userinfo_when_tampered(idp: LiveIdp) -> None:
             f"{idp.base_url}/userinfo", headers={"Authorization": f"Bearer {bad}"}, timeout=5
         )
         assert response.status_code == 401
+
+
+def test_client_credentials_only_for_registered_service_scopes(idp: LiveIdp) -> None:
+    client_id, secret = idp.register_client(name="Operator", kind="operator", scope="realname:verify")
+    for scope in ("admin", "realname:verify admin", "gate:verify", "openid"):
+        response = requests.post(
+            f"{idp.base_url}/token",
+            auth=(client_id, secret or ""),
+            data={"grant_type": "client_credentials", "scope": scope},
+            timeout=5,
+        )
+        assert response.status_code == 400 and response.json()["error"] == "invalid_scope", scope
+    default = requests.post(
+        f"{idp.base_url}/token",
+        auth=(client_id, secret or ""),
+        data={"grant_type": "client_credentials"},
+        timeout=5,
+    )
+    assert default.json()["scope"] == "realname:verify"

@@ -10,10 +10,10 @@ from werkzeug.wrappers import Response
 from idp.clients.service import find_client
 from idp.consents.service import grant_consent
 from idp.login.transactions import LoginTransaction, end_transaction, find_transaction, update_transaction
-from idp.oauth.views import current_sso_session, error_page
+from idp.oauth.views import current_sso_session, end_sso_session, error_page
 from idp.scopes import SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
-from idp.sessions.service import Authentication, add_participant, create_session, end_session
+from idp.sessions.service import Authentication, create_session, reauthenticate_session
 from idp.web import (
     SESSION_COOKIE,
     browser_binding,
@@ -69,24 +69,24 @@ def complete_login(tx: LoginTransaction, auth: Authentication) -> Response:
         )
     session = db_session()
     previous = current_sso_session()
-    if previous is not None:
-        # A new login replaces the old session; portals in it are told when it ends by logout, so keep it
-        # simple and honest: the old session ends now, and its participants carry on in the new one.
-        carried = [p.client_id for p in previous.participants]
-        end_session(session, previous, now=now)
-    else:
-        carried = []
-    record, cookie = create_session(
-        session,
-        auth,
-        ttl=svc.settings.sso_session_ttl,
-        now=now,
-        user_agent=request.headers.get("User-Agent", ""),
-        client_ip=client_ip(),
-    )
     if previous is not None and previous.citizen_id == auth.citizen_id:
-        for client_id in carried:
-            add_participant(session, record, client_id, now=now)
+        # The same citizen again (step-up, prompt=login, max_age): the session keeps its sid, so portals that
+        # joined earlier still recognise it in logout tokens; the cookie secret is new (no fixation).
+        record, cookie = reauthenticate_session(
+            session, previous, auth, ttl=svc.settings.sso_session_ttl, now=now
+        )
+    else:
+        if previous is not None:
+            # Someone else logs in here: the old citizen's session ends, and its portals hear of it.
+            end_sso_session(previous, now=now)
+        record, cookie = create_session(
+            session,
+            auth,
+            ttl=svc.settings.sso_session_ttl,
+            now=now,
+            user_agent=request.headers.get("User-Agent", ""),
+            client_ip=client_ip(),
+        )
     update_transaction(svc.store, tx, now=now, authenticated_sid=record.sid)
     response = redirect(url_for("oidc.resume", tx=tx.id), 303)
     response.set_cookie(

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Request
-from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, grants
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -153,8 +153,9 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         settings = svc.settings
         keys = svc.keyring.key_set(OIDC_ES256.name, now=now)
         if user is None:
-            # client_credentials: service scopes only, the client is the subject.
-            granted = " ".join(s for s in (scope or "").split() if s in SERVICE_SCOPES)
+            # client_credentials: scopes were checked against the registration; the client is the subject.
+            requested = set((scope or "").split()) or client.allowed_scopes
+            granted = " ".join(sorted(requested & client.allowed_scopes & set(SERVICE_SCOPES)))
             access = issue_access_token(
                 keys=keys,
                 issuer=settings.issuer,
@@ -334,6 +335,15 @@ def _grant_of_any_refresh_token(session: Session, token: str) -> tuple[str, str]
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        """Only service scopes the client is registered for (RFC 6749 §3.3); none asked means all of them."""
+        super().validate_token_request()
+        client: Client = self.request.client
+        registered = client.allowed_scopes & set(SERVICE_SCOPES)
+        requested = set((self.request.payload.scope or "").split())
+        if not requested <= registered:
+            raise InvalidScopeError("The client is not registered for the requested scope.")
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]

@@ -53,6 +53,24 @@ def create_session(
     return record, token
 
 
+def reauthenticate_session(
+    session: Session, record: SsoSession, auth: Authentication, *, ttl: int, now: float
+) -> tuple[SsoSession, str]:
+    """The same citizen proved themselves again: same sid and participants, the new assurance and
+    auth_time (the acr issued is the one just achieved), a fresh cookie secret and lifetime."""
+    if auth.citizen_id != record.citizen_id:
+        raise ValueError("a session cannot change hands")
+    token = generate_bearer_secret(SESSION_COOKIE_PREFIX)
+    at = utc_from_timestamp(now)
+    record.token_hash = hash_bearer_secret(token)
+    record.acr = auth.acr
+    record.amr = list(auth.amr)
+    record.auth_time = at
+    record.expires_at = utc_from_timestamp(now + ttl)
+    session.flush()
+    return record, token
+
+
 def find_session_by_cookie(session: Session, cookie: str | None, *, now: float) -> SsoSession | None:
     """The live session the cookie names, or None (unknown, ended or expired)."""
     if not looks_like(cookie, SESSION_COOKIE_PREFIX):

@@ -256,3 +256,12 @@ def suspended_handles(session: Session, *, now: float) -> list[str]:
 
 def citizen_of(session: Session, view: EcardView) -> Citizen | None:
     return find_citizen(session, view.ecard.citizen_id)
+
+
+def citizen_of_usable_handle(session: Session, handle: str) -> str | None:
+    """The citizen behind a code's handle while the e-card (and so its physical card) is usable, else None.
+    Registered with the real-name API, which may not import the wallet itself."""
+    view = find_by_handle(session, handle)
+    if view is None or view.status is not EcardStatus.ACTIVE:
+        return None
+    return view.ecard.citizen_id

@@ -1,0 +1,1 @@
+"""Runnable examples of integrating with OneCard (not part of the installed package)."""
