@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import heapq
-import os
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -36,9 +35,6 @@ import requests
 from sdk.errors import OneCardError
 from sdk.jwks_cache import (
     DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_MAX_AGE,
-    DEFAULT_RETRY_INTERVAL,
-    DEFAULT_UNKNOWN_KID_INTERVAL,
     DocumentSync,
     JwksCache,
     KeySource,
@@ -181,27 +177,9 @@ class KeySetSync(JwksCache):
     The fetching, caching and unknown-kid logic is ``sdk.jwks_cache.JwksCache``, shared with ``sdk.portal``.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        cache_file: str | os.PathLike[str] | None = None,
-        session: requests.Session | None = None,
-        timeout: float = DEFAULT_HTTP_TIMEOUT,
-        default_max_age: float = DEFAULT_MAX_AGE,
-        retry_interval: float = DEFAULT_RETRY_INTERVAL,
-        unknown_kid_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL,
-    ) -> None:
-        super().__init__(
-            url,
-            cache_file=cache_file,
-            session=session,
-            timeout=timeout,
-            default_max_age=default_max_age,
-            retry_interval=retry_interval,
-            unknown_kid_interval=unknown_kid_interval,
-            required_algs=_QR_ALGS,
-        )
+    def __init__(self, url: str, **options: Any) -> None:
+        """``options`` are ``JwksCache``'s (cache_file, session, timeout, intervals); EdDSA is fixed."""
+        super().__init__(url, required_algs=_QR_ALGS, **options)
 
 
 @dataclass(frozen=True, slots=True)
