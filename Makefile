@@ -4,10 +4,10 @@
 setup:
 	@bash scripts/setup.sh
 
+# The complete demo (idp/demo.py): IdP + wallet on :8000, example portal on :8001, reader bridge with a virtual
+# card on :47400; migrates and seeds first; Ctrl-C stops everything.
 run: setup
-	@.venv/bin/onecard db upgrade
-	@.venv/bin/onecard demo seed
-	@.venv/bin/onecard serve --host 127.0.0.1 --port 8000
+	@.venv/bin/onecard demo run
 
 test: setup
 	@bash scripts/test.sh

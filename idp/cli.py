@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic as time_now
 from typing import Any, NoReturn
 
 import click
@@ -664,30 +665,102 @@ def _seed_client(svc: Services, session: Session, registration: ClientRegistrati
     return True
 
 
+def _seed_demo_data(svc: Services, session: Session) -> tuple[list[str], list[str]]:
+    """The demo clients and citizens, created where missing: (output lines, the citizens' ids)."""
+    lines = []
+    citizen_ids = []
+    for registration, secret in DEMO_CLIENTS:
+        created = _seed_client(svc, session, registration, secret)
+        state = "created" if created else "exists "
+        lines.append(f"{state}  client {registration.client_id:<12} secret {secret}")
+    cipher = svc.pii_cipher()
+    for name, id_number in DEMO_CITIZENS:
+        citizen = find_by_id_number(session, cipher, id_number)
+        state = "exists "
+        if citizen is None:
+            citizen = create_citizen(session, cipher, name, id_number, now=svc.now())
+            _audit(svc, session, "citizen.create", "citizen", citizen.id, demo=True)
+            state = "created"
+        citizen_ids.append(citizen.id)
+        lines.append(f"{state}  citizen {citizen.id} {mask_id_number(id_number)}")
+    return lines, citizen_ids
+
+
+def _refuse_production(settings: Settings) -> None:
+    if settings.is_production:
+        _fail("demo data has fixed, published secrets; refused with ONECARD_ENV=production")
+
+
 @demo.command("seed")
 def demo_seed() -> None:
     """Create the demo clients and citizens (again and again: what exists is left alone)."""
-    settings: Settings = load_settings()
-    if settings.is_production:
-        _fail("demo data has fixed, published secrets; refused with ONECARD_ENV=production")
-    lines = []
+    _refuse_production(load_settings())
     with _unit_of_work(keys=True) as (svc, session):
-        for registration, secret in DEMO_CLIENTS:
-            created = _seed_client(svc, session, registration, secret)
-            state = "created" if created else "exists "
-            lines.append(f"{state}  client {registration.client_id:<12} secret {secret}")
-        cipher = svc.pii_cipher()
-        for name, id_number in DEMO_CITIZENS:
-            citizen = find_by_id_number(session, cipher, id_number)
-            state = "exists "
-            if citizen is None:
-                citizen = create_citizen(session, cipher, name, id_number, now=svc.now())
-                _audit(svc, session, "citizen.create", "citizen", citizen.id, demo=True)
-                state = "created"
-            lines.append(f"{state}  citizen {citizen.id} {mask_id_number(id_number)}")
+        lines, _citizen_ids = _seed_demo_data(svc, session)
     for line in lines:
         click.echo(line)
     click.echo("The demo secrets are development values: never use them outside a laptop.", err=True)
+
+
+@demo.command("run")
+@click.option("--idp-port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--portal-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--bridge-port", default=47400, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--dir",
+    "directory",
+    default="var",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo card, the venue's credentials and the logs are kept.",
+)
+@click.option("--no-open-dialog", is_flag=True, help="The bridge does not open its PIN window by itself.")
+def demo_run(
+    idp_port: int, portal_port: int, bridge_port: int, directory: Path, no_open_dialog: bool
+) -> None:
+    """The complete demo: migrate and seed, then run the IdP with the wallet, the example portal and the
+    reader bridge on a virtual card until Ctrl-C.
+
+    The IdP answers as http://127.0.0.1:IDP_PORT and as http://localhost:IDP_PORT; the portal, the wallet
+    and the bridge use localhost (browsers refuse passkeys on an IP address). ONECARD_ISSUER, when set,
+    is used alone instead.
+    """
+    from idp import demo as demo_module
+
+    settings = load_settings()
+    _refuse_production(settings)
+    if len({idp_port, portal_port, bridge_port}) != 3:
+        raise click.UsageError("the IdP, portal and bridge ports must differ")
+    directory.mkdir(parents=True, exist_ok=True)
+    layout = demo_module.DemoLayout(
+        directory=directory,
+        idp_port=idp_port,
+        portal_port=portal_port,
+        bridge_port=bridge_port,
+        issuer=os.environ.get("ONECARD_ISSUER", ""),
+    )
+    started = time_now()
+    dbadmin.upgrade(settings.database_url)
+    app = create_app(settings.replace(issuer=layout.public_issuer))
+    svc: Services = app.extensions["onecard"]
+    try:
+        initialise_keys(app)
+        with svc.database.session() as session:
+            lines, citizen_ids = _seed_demo_data(svc, session)
+            card = demo_module.ensure_demo_card(
+                svc, session, citizen_ids[0], layout.card_file, actor=cli_actor()
+            )
+            lines.append(card)
+    finally:
+        svc.database.dispose()
+    env = dict(os.environ)
+    try:
+        lines.append(demo_module.ensure_demo_venue(layout, env))
+        click.echo(f"seeded in {time_now() - started:.1f} s; starting the IdP, the portal and the bridge")
+        status = demo_module.run_demo(layout, env, lines, open_pin_dialog=not no_open_dialog, echo=click.echo)
+    except demo_module.DemoError as error:
+        _fail(str(error))
+    sys.exit(status)
 
 
 from idp.cards.cli import cards as cards_group  # noqa: E402 - it uses the helpers above, when it runs

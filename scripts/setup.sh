@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # pcscd, the vsmartcard virtual reader and libpcsclite (pyscard builds against it) for the card tests;
-# Chromium for the browser tests; SoftHSM for the PKCS#11 key backend.
-DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig chromium softhsm2)
+# Chromium and a CJK font (pages are bilingual) for the browser tests; SoftHSM for the PKCS#11 key backend.
+DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig chromium fonts-wqy-microhei softhsm2)
 
 missing=()
 if command -v dpkg-query >/dev/null; then

@@ -137,7 +137,7 @@ def test_card_reported_lost_suspends_the_ecard_and_restoring_restores_it(live: L
     earlier = user.code()["text"]
     live.set_card_status("zhang", CardStatus.LOST)
     answer = user.http.get(user.url("/wallet/api/code"), timeout=10)
-    assert answer.status_code == 409 and answer.json()["error"] == "ecard_not_usable"
+    assert answer.status_code == 403 and answer.json()["error"] == "ecard_not_usable"
     home = user.http.get(user.url("/wallet/"), timeout=10)
     assert "Suspended" in home.text and "reported lost" in home.text
     # The suspended list names the handle, and a gate syncing it refuses the code issued before.
@@ -173,7 +173,7 @@ def test_citizen_suspends_and_only_card_login_resumes(live: LiveWallet) -> None:
         user.http.post(user.url("/wallet/suspend"), data={"csrf": csrf}, allow_redirects=False).status_code
         == 303
     )
-    assert user.http.get(user.url("/wallet/api/code"), timeout=10).status_code == 409
+    assert user.http.get(user.url("/wallet/api/code"), timeout=10).status_code == 403
     # The passkey session (substantial) cannot lift it…
     refused = user.http.post(user.url("/wallet/resume"), data={"csrf": csrf}, allow_redirects=False)
     assert refused.status_code == 403

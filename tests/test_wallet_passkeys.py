@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy.orm import Session
 
+from idp.cards.model import CardStatus
 from idp.db import Database
 from idp.stores.sql import EphemeralEntry, SqlStore
 from tests.test_wallet_support import LiveWallet, SoftAuthenticator, WalletUser, running_wallet
@@ -176,12 +178,8 @@ def test_registration_refused_precisely(live: LiveWallet, db: Database, store: S
         _register(session, store, citizen)
 
 
-def test_ecard_login_method_on_the_login_page(live: LiveWallet) -> None:
-    """A portal's login offers the e-card; the passkey completes it at loa:substantial with amr hwk."""
-    user = WalletUser(live, "zhang")
-    user.login_with_card()
-    assert user.bind_passkey().status_code == 303
-    user.http.cookies.clear()
+def _ecard_login(live: LiveWallet, user: WalletUser) -> requests.Response:
+    """From a portal's authorization request to the e-card method's answer (the passkey is bound)."""
     client_id, _secret = live.register_client(redirect_uris=("http://localhost:9/cb",), scope="openid")
     authorize = (
         f"{live.base_url}/authorize?response_type=code&client_id={client_id}&redirect_uri=http://localhost:9/cb"
@@ -212,6 +210,31 @@ def test_ecard_login_method_on_the_login_page(live: LiveWallet) -> None:
         allow_redirects=False,
         timeout=10,
     )
+    return finish
+
+
+def test_ecard_login_method_on_the_login_page(live: LiveWallet) -> None:
+    """A portal's login offers the e-card; the passkey completes it at loa:substantial with amr hwk."""
+    user = WalletUser(live, "zhang")
+    user.login_with_card()
+    assert user.activate().status_code == 303
+    assert user.bind_passkey().status_code == 303
+    user.http.cookies.clear()
+    finish = _ecard_login(live, user)
     assert finish.status_code == 303 and "/authorize/resume/" in finish.headers["Location"]
     redirect = user.browser.authorize(live.base_url + finish.headers["Location"])
     assert redirect.startswith("http://localhost:9/cb?code=")
+
+
+def test_ecard_login_refused_while_the_card_is_lost(live: LiveWallet) -> None:
+    """The e-card shares the card's status: a passkey alone cannot log in once the card is reported lost."""
+    user = WalletUser(live, "zhang")
+    user.login_with_card()
+    assert user.activate().status_code == 303
+    assert user.bind_passkey().status_code == 303
+    user.http.cookies.clear()
+    live.set_card_status("zhang", CardStatus.LOST)
+    refused = _ecard_login(live, user)
+    assert refused.status_code == 403 and "social security card and PIN" in refused.text
+    live.set_card_status("zhang", CardStatus.ACTIVE)
+    assert _ecard_login(live, user).status_code == 303

@@ -33,6 +33,8 @@ from wallet.devices.service import (
     verify_authentication,
     verify_registration,
 )
+from wallet.ecards.errors import EcardNotUsableError
+from wallet.ecards.service import require_usable_ecard
 from wallet.web import (
     CSRF_HEADER,
     csrf_ok,
@@ -184,6 +186,10 @@ def ecard_login_finish(tx: str) -> BaseResponse:
         )
     except PasskeyError as exc:
         return _failed(exc)
+    try:
+        require_usable_ecard(db_session(), verified.citizen_id)
+    except EcardNotUsableError as exc:
+        return error_page("Your electronic card cannot be used", exc.description, 403)
     return complete_login(transaction, Authentication(verified.citizen_id, ACR_SUBSTANTIAL, AMR))
 
 

@@ -20,9 +20,12 @@ class CardNotEligibleError(ConflictError):
     description = "Only an active card of your own can get an electronic card."
 
 
-class EcardNotUsableError(ConflictError):
+class EcardNotUsableError(ForbiddenError):
     error = "ecard_not_usable"
-    description = "Your electronic card is suspended or cancelled."
+    description = (
+        "Your electronic card cannot be used right now (it is suspended or cancelled). "
+        "Please log in with your social security card and PIN."
+    )
 
 
 class StepUpRequiredError(ForbiddenError):

@@ -265,3 +265,15 @@ def citizen_of_usable_handle(session: Session, handle: str) -> str | None:
     if view is None or view.status is not EcardStatus.ACTIVE:
         return None
     return view.ecard.citizen_id
+
+
+def require_usable_ecard(session: Session, citizen_id: str) -> EcardView:
+    """The citizen's e-card if it can be used (to log in, or to show a code), else ``EcardNotUsableError``:
+    the e-card shares its physical card's status, and a disabled citizen can use neither."""
+    view = find_current_ecard(session, citizen_id)
+    if view is None or view.status is not EcardStatus.ACTIVE:
+        raise EcardNotUsableError("no active e-card")
+    citizen = find_citizen(session, citizen_id)
+    if citizen is None or not citizen.is_active:
+        raise EcardNotUsableError("citizen not active")
+    return view

@@ -1,0 +1,464 @@
+"""The complete demo behind ``make run`` (``onecard demo run``): seed, then run each piece as a child process.
+
+One command on a fresh machine, embedded SQLite and nothing else:
+
+- **the IdP with the wallet** on port 8000 — answering as ``http://127.0.0.1:8000`` (the issuer the
+  discovery document names when fetched there) and as ``http://localhost:8000``, the issuer the demo's
+  portal, wallet and bridge use: browsers create passkeys only for a domain name, never for an IP address
+  (WebAuthn's RP id), so the wallet must live on ``localhost``. Two application instances on one database,
+  picked by the ``Host`` header;
+- **the example portal** (``examples/portal``) on ``http://127.0.0.1:8001``, the client ``demo-portal``;
+- **the reader bridge** on ``127.0.0.1:47400`` with the in-process virtual card ``var/demo-card.json``
+  (``onecard-bridge serve --dev --virtual-card``), the PIN typed into the bridge's own PIN dialog;
+- seeded once and left alone afterwards: the demo clients and citizens (``onecard demo seed``), a card for
+  the first demo citizen with the documented PIN ``123456``, and a demo venue whose gate credentials are
+  written to ``var/demo-venue.json`` (``onecard venues add``).
+
+The children run in their own process group, so Ctrl-C or SIGTERM reaches this process only, which then stops
+each child by its PID. If one child dies, the others are stopped too. Development only: refused with
+``ONECARD_ENV=production`` (the demo secrets are published).
+
+idp never imports the wallet or the bridge (import-linter): the venue is added by running ``onecard venues
+add`` and the bridge by running ``python -m reader_bridge.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+DEMO_PIN = "123456"  # public on purpose: the demo card's PIN (development only)
+DEMO_VENUE_ID = "vn_demo-museum"
+DEMO_VENUE_NAME = "Demo city museum"
+DEMO_VENUE_CLAIMS = ("valid_resident", "age_over_60")
+DEMO_REGION = "420100"  # the card-issuer region of the demo card (Wuhan)
+DEFAULT_IDP_PORT = 8000
+DEFAULT_PORTAL_PORT = 8001
+DEFAULT_BRIDGE_PORT = 47400  # reader_bridge.server.DEFAULT_PORT, the port the card login page looks at
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+Log = Callable[[str], None]
+
+
+class DemoError(Exception):
+    """Something the person starting the demo can fix; one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class DemoLayout:
+    """Where the demo runs and keeps its files."""
+
+    directory: Path
+    idp_port: int = DEFAULT_IDP_PORT
+    portal_port: int = DEFAULT_PORTAL_PORT
+    bridge_port: int = DEFAULT_BRIDGE_PORT
+    issuer: str = ""  # ONECARD_ISSUER when set; else http://localhost:<idp_port>
+
+    @property
+    def public_issuer(self) -> str:
+        """The issuer the portal, the wallet and the bridge use."""
+        return self.issuer or f"http://localhost:{self.idp_port}"
+
+    @property
+    def loopback_issuer(self) -> str:
+        return f"http://127.0.0.1:{self.idp_port}"
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """Every issuer the IdP process answers as (one per Host header)."""
+        if self.issuer:
+            return (self.issuer,)
+        return (self.loopback_issuer, self.public_issuer)
+
+    @property
+    def portal_url(self) -> str:
+        return f"http://127.0.0.1:{self.portal_port}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.bridge_port}"
+
+    @property
+    def card_file(self) -> Path:
+        return self.directory / "demo-card.json"
+
+    @property
+    def venue_file(self) -> Path:
+        return self.directory / "demo-venue.json"
+
+    def log_file(self, name: str) -> Path:
+        return self.directory / f"demo-{name}.log"
+
+
+# Seeding -----------------------------------------------------------------------------------------------
+
+
+def ensure_demo_card(svc: Any, session: Any, citizen_id: str, path: Path, *, actor: str) -> str:
+    """The demo citizen's card file at ``path``, issued unless a file of a live card of theirs is there.
+
+    Returns one line saying what happened. A file that is unreadable, of another database's card, or of a
+    card no longer active (lost, cancelled) is replaced by a newly issued card; the old card is cancelled.
+    """
+    from idp.cards.issuance import issue_card
+    from idp.cards.model import CardStatus
+    from idp.cards.service import cards_of_citizen, find_card
+    from sdk.card_file import InvalidCardFileError, load_card_file, save_card_file
+
+    if path.exists():
+        try:
+            existing = load_card_file(path)
+        except (InvalidCardFileError, OSError, ValueError):
+            existing = None
+        if existing is not None:
+            card = find_card(session, existing.card_id.hex().upper())
+            if card is not None and card.citizen_id == citizen_id and card.status == CardStatus.ACTIVE.value:
+                blocked = " (PIN blocked: delete the file and run again)" if existing.tries_left == 0 else ""
+                return f"exists   card {card.card_number} in {path}{blocked}"
+    issued = issue_card(
+        session,
+        svc.keks,
+        citizen_id=citizen_id,
+        actor=actor,
+        now=svc.now(),
+        region=DEMO_REGION,
+        pin=DEMO_PIN,
+        protocol="T=1",
+        replace=bool(cards_of_citizen(session, citizen_id, live_only=True)),
+    )
+    save_card_file(path, issued.card_file)  # before the commit: no card registered without its file
+    return f"created  card {issued.card.card_number} in {path} (PIN {DEMO_PIN})"
+
+
+def _onecard_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from idp.cli import main; main()", *args]
+
+
+def ensure_demo_venue(layout: DemoLayout, env: Mapping[str, str]) -> str:
+    """The demo venue, added by ``onecard venues add`` once; its credentials are kept in ``venue_file``.
+
+    The secret is shown only when a venue is created, so the file is the one place it is kept. If the file
+    was deleted while the venue remains, a second demo venue is added under a fresh id.
+    """
+    path = layout.venue_file
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            return f"exists   venue {saved['venue_id']} (credentials in {path})"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DemoError(f"{path} is not the demo venue's credentials file; delete it") from exc
+    venue_id = DEMO_VENUE_ID
+    for attempt in range(3):
+        command = ["venues", "add", "--name", DEMO_VENUE_NAME, "--category", "museum", "--id", venue_id]
+        for claim in DEMO_VENUE_CLAIMS:
+            command += ["--claim", claim]
+        result = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            _onecard_command(*command, "--json"), env=dict(env), capture_output=True, text=True, timeout=60
+        )
+        if result.returncode == 0:
+            created = json.loads(result.stdout)
+            fields = {"venue_id": created["venue_id"], "client_secret": created["client_secret"]}
+            path.write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
+            path.chmod(0o600)
+            return f"created  venue {created['venue_id']} (credentials in {path})"
+        if "exist" not in result.stderr:
+            raise DemoError(f"onecard venues add failed: {result.stderr.strip() or result.returncode}")
+        venue_id = f"{DEMO_VENUE_ID}-{os.urandom(3).hex()}{attempt}"
+    raise DemoError("could not add the demo venue")
+
+
+# Serving the IdP ---------------------------------------------------------------------------------------
+
+
+class HostDispatcher:
+    """A WSGI application that hands each request to the application for its ``Host`` header."""
+
+    def __init__(self, apps: Mapping[str, Any], default: Any) -> None:
+        self.apps = {host.lower(): app for host, app in apps.items()}
+        self.default = default
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        host = str(environ.get("HTTP_HOST", "")).lower()
+        return self.apps.get(host, self.default)(environ, start_response)
+
+
+def create_demo_wsgi(issuers: Iterable[str], bridge_url: str) -> HostDispatcher:
+    """One OneCard application per issuer (the first is the default), on the configured database."""
+    from urllib.parse import urlsplit
+
+    from idp.app import create_app
+    from idp.config import load_settings
+
+    settings = load_settings()
+    issuers = list(issuers)
+    # Pairwise subjects derive from the salt, which defaults to the issuer: one salt for every instance,
+    # so a citizen is the same subject at a portal whichever host name the browser used.
+    salt = settings.pairwise_salt or issuers[0]
+    apps = {}
+    for issuer in issuers:
+        app = create_app(settings.replace(issuer=issuer, pairwise_salt=salt))
+        app.config["ONECARD_CARD_BRIDGE_URL"] = bridge_url  # idp.cardlogin.views.BRIDGE_URL_CONFIG
+        apps[urlsplit(issuer).netloc] = app
+    return HostDispatcher(apps, apps[urlsplit(issuers[0]).netloc])
+
+
+def serve_idp(host: str, port: int, issuers: Iterable[str], bridge_url: str) -> None:
+    """Serve the demo IdP (threaded werkzeug) until SIGTERM or SIGINT."""
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines: the log carries paths
+    server = make_server(host, port, create_demo_wsgi(issuers, bridge_url), threaded=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+
+
+# Running the children ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, arguments we built
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops the children in order
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_is_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def repository_root() -> Path:
+    """The source checkout holding ``examples/`` (the example portal is not part of the installed package)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "examples" / "portal" / "app.py").is_file():
+        raise DemoError("the example portal (examples/portal) comes with the source checkout; run from it")
+    return root
+
+
+def plan_children(layout: DemoLayout, env: Mapping[str, str], *, open_pin_dialog: bool) -> list[Child]:
+    root = repository_root()
+    base_env = dict(env)
+    idp = Child(
+        "idp",
+        [
+            sys.executable,
+            "-m",
+            "idp.demo",
+            "--port",
+            str(layout.idp_port),
+            "--bridge-url",
+            layout.bridge_url,
+            *[arg for issuer in layout.issuers for arg in ("--issuer", issuer)],
+        ],
+        layout.idp_port,
+        layout.log_file("idp"),
+        base_env,
+    )
+    portal_env = {
+        **base_env,
+        "ONECARD_ISSUER": layout.public_issuer,
+        "PORTAL_BASE_URL": layout.portal_url,
+        "PORTAL_CLIENT_ID": "demo-portal",
+        "PORTAL_CLIENT_SECRET": "occs_demo-portal-secret",  # idp.cli.DEMO_PORTAL_SECRET
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), base_env.get("PYTHONPATH", "")])),
+    }
+    portal = Child(
+        "portal",
+        [sys.executable, "-m", "examples.portal"],
+        layout.portal_port,
+        layout.log_file("portal"),
+        portal_env,
+    )
+    bridge_command = [
+        sys.executable,
+        "-m",
+        "reader_bridge.cli",
+        "serve",
+        "--dev",
+        "--virtual-card",
+        str(layout.card_file),
+        "--pin-source",
+        "dialog",
+        "--port",
+        str(layout.bridge_port),
+        *[arg for issuer in layout.issuers for arg in ("--origin", issuer)],
+    ]
+    if not open_pin_dialog:
+        bridge_command.append("--no-open-dialog")
+    bridge = Child("bridge", bridge_command, layout.bridge_port, layout.log_file("bridge"), base_env)
+    return [idp, bridge, portal]
+
+
+@dataclass
+class DemoRun:
+    """The running children; ``stop`` ends them all, by PID, in reverse start order."""
+
+    children: list[Child]
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        busy = [child for child in self.children if not port_is_free(child.port)]
+        if busy:
+            names = ", ".join(f"{child.port} ({child.name})" for child in busy)
+            raise DemoError(f"port(s) in use: {names}; stop what uses them or pick other ports (--help)")
+        for child in self.children:
+            child.start()
+        deadline = time.monotonic() + timeout
+        waiting = list(self.children)
+        while waiting:
+            for child in list(waiting):
+                if child.exited() is not None:
+                    raise DemoError(f"the {child.name} stopped at start-up:\n{child.log_tail()}")
+                if port_is_open(child.port):
+                    waiting.remove(child)
+            if time.monotonic() > deadline:
+                raise DemoError(f"the {', '.join(c.name for c in waiting)} did not start in {timeout:.0f} s")
+            if waiting:
+                time.sleep(0.05)
+
+    def wait(self) -> Child | None:
+        """Until a stop is asked for (returns None) or a child ends by itself (returns that child)."""
+        while not self.stopping.wait(0.3):
+            for child in self.children:
+                if child.exited() is not None:
+                    return child
+        return None
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+
+def banner(layout: DemoLayout, children: list[Child], seeded: list[str]) -> str:
+    lines = [
+        "",
+        "OneCard demo is running (Ctrl-C stops it):",
+        "",
+        *[f"  {child.name:<7} pid {child.pid:<7} log {child.log_path}" for child in children],
+        "",
+        f'  Open {layout.portal_url} and click "Log in with card"; PIN {DEMO_PIN}',
+        "  (type it into the OneCard bridge's PIN window; the login page links to it).",
+        f"  Wallet: {layout.public_issuer}/wallet   Discovery: "
+        f"{layout.issuers[0]}/.well-known/openid-configuration",
+        f"  Gate credentials of the demo venue: {layout.venue_file}",
+        "",
+        *[f"  {line}" for line in seeded],
+        "",
+        "  The demo card, PIN and secrets are development values: never use them outside a laptop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(
+    layout: DemoLayout, env: Mapping[str, str], seeded: list[str], *, open_pin_dialog: bool, echo: Log
+) -> int:
+    """Start the children, print the banner, wait for Ctrl-C/SIGTERM or a child's end, stop them all."""
+    demo = DemoRun(plan_children(layout, env, open_pin_dialog=open_pin_dialog))
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        demo.stopping.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        demo.start()
+        echo(banner(layout, demo.children, seeded))
+        ended = demo.wait()
+        if ended is not None:
+            echo(f"the {ended.name} stopped (exit status {ended.exited()}); stopping the demo")
+            echo(ended.log_tail())
+            return 1
+        echo("stopping the demo")
+        return 0
+    finally:
+        demo.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m idp.demo``: the demo's IdP child process (started by ``onecard demo run``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m idp.demo", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_IDP_PORT)
+    parser.add_argument("--issuer", action="append", required=True, help="an issuer to answer as (repeat)")
+    parser.add_argument("--bridge-url", default=f"http://127.0.0.1:{DEFAULT_BRIDGE_PORT}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve_idp(args.host, args.port, args.issuer, args.bridge_url)
+
+
+if __name__ == "__main__":
+    main()

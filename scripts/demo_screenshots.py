@@ -1,0 +1,221 @@
+"""Screenshots for the README's walkthrough: drives a running demo (``make run`` / ``onecard demo run``) in
+headless Chromium and writes PNGs to docs/images/.
+
+    .venv/bin/onecard demo run --no-open-dialog &      # in another terminal, or as here in the background
+    .venv/bin/python scripts/demo_screenshots.py [--portal URL] [--idp URL] [--demo-dir var] [--out DIR]
+
+The walk: the portal → "Log in with card" → OneCard's login page → the card page → the bridge's PIN dialog
+(PIN 123456) → consent → the portal's verified claims → the wallet: activate the e-card → bind a passkey (the
+DevTools virtual authenticator stands in for the browser's passkey UI) → the gate code, which is then
+verified with ``onecard-gate`` offline and online (its output is printed, for the README). Uses Debian's
+Chromium (never ``playwright install``). Each run logs the demo citizen in afresh; run it on a fresh demo
+(a new ``--dir``/database) for pictures of first-time activation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PIN = "123456"  # idp.demo.DEMO_PIN
+DESKTOP = {"width": 1000, "height": 800}
+PHONE = {"width": 412, "height": 800}
+
+
+class Shots:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.taken: list[Path] = []
+
+    def take(self, page: Any, name: str, *, full_page: bool = False) -> Path:
+        path = self.out / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        optimise(path)
+        self.taken.append(path)
+        print(f"  {path} ({path.stat().st_size // 1024} KiB)")
+        return path
+
+
+def optimise(path: Path) -> None:
+    """Fewer colours (screenshots of flat pages lose nothing visible) and maximal zlib compression."""
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True
+    )
+
+
+def add_virtual_authenticator(context: Any, page: Any) -> None:
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+
+def card_login(page: Any, shots: Shots | None) -> None:
+    """On OneCard's login page: choose the card, type the PIN into the bridge's dialog."""
+    if "/card" not in page.url:
+        if shots:
+            shots.take(page, "02-login-choose")
+        page.click("#start-card")
+        page.wait_for_url("**/card")
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    page.wait_for_selector("#pin-link", state="visible")
+    if shots:
+        shots.take(page, "03-card-login-enter-pin")
+    with page.context.expect_page() as opened:
+        page.click("#pin-link")
+    dialog = opened.value
+    dialog.set_viewport_size({"width": 560, "height": 520})
+    dialog.wait_for_load_state()
+    dialog.fill("#pin", PIN)
+    if shots:
+        shots.take(dialog, "04-bridge-pin-dialog")
+    dialog.click("button[value=submit]")
+    dialog.wait_for_load_state()
+    dialog.close()
+
+
+def allow_consent(page: Any, shots: Shots | None, name: str, until: re.Pattern[str]) -> None:
+    page.wait_for_url(re.compile(rf"(.*/consent/.*)|({until.pattern})"), timeout=30_000)
+    if "/consent/" in page.url:
+        if shots:
+            shots.take(page, name)
+        page.click("#allow")
+    page.wait_for_url(until, timeout=30_000)
+
+
+def gate(args: argparse.Namespace, image: Path) -> None:
+    """Verify the code in ``image`` offline, then online (the online check uses it up)."""
+    venue = json.loads((Path(args.demo_dir) / "demo-venue.json").read_text())
+    gate_cli = [sys.executable, "-m", "sdk.gate_cli", "verify", "--image", str(image)]
+    with tempfile.TemporaryDirectory() as state:
+        commands = [
+            [
+                *gate_cli,
+                "--offline",
+                "--jwks",
+                f"{args.idp}/.well-known/onecard-qr-keys.json",
+                "--issuer",
+                "420100",
+                "--state-dir",
+                state,
+            ],
+            [
+                *gate_cli,
+                "--online",
+                "--url",
+                args.idp,
+                "--client-id",
+                venue["venue_id"],
+                "--client-secret",
+                venue["client_secret"],
+                "--gate-id",
+                "east-1",
+            ],
+        ]
+        for command in commands:
+            result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
+                command, capture_output=True, text=True, timeout=60
+            )
+            print(f"  onecard-gate verify {command[6]} … → {result.stdout.strip() or result.stderr}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--portal", default="http://127.0.0.1:8001")
+    parser.add_argument("--idp", default="http://localhost:8000", help="the demo's public issuer")
+    parser.add_argument("--demo-dir", default="var", help="the demo's --dir (venue credentials)")
+    parser.add_argument("--out", default="docs/images", type=Path)
+    args = parser.parse_args()
+    executable = shutil.which("chromium")
+    if executable is None:
+        print("Debian's chromium is not installed (apt-get install chromium)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    shots = Shots(args.out)
+    portal_home = re.compile(rf"{re.escape(args.portal)}/(\?.*)?$")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+        page = context.new_page()
+        add_virtual_authenticator(context, page)
+
+        # 1. The portal, and log in by card.
+        page.goto(f"{args.portal}/")
+        shots.take(page, "01-portal")
+        page.click("#login-card")
+        page.wait_for_url(re.compile(r".*/login/.*"))
+        card_login(page, shots)
+        allow_consent(page, shots, "05-consent", portal_home)
+        page.wait_for_selector("#claims")
+        shots.take(page, "06-portal-claims", full_page=True)
+
+        # 2. The wallet: log in (SSO from the portal's card login), activate, bind a passkey.
+        page.set_viewport_size(PHONE)
+        page.goto(f"{args.idp}/wallet/login-card")
+        page.wait_for_url(re.compile(r".*/(wallet/|consent/|login/).*"))
+        if "/login/" in page.url:
+            card_login(page, None)
+        allow_consent(page, None, "", re.compile(r".*/wallet/$"))
+        if page.locator("#activate-1").count():
+            shots.take(page, "07-wallet-activate", full_page=True)
+            page.click("#activate-1")
+            page.wait_for_selector("#ecard-status")
+        shots.take(page, "08-wallet-ecard", full_page=True)
+        page.goto(f"{args.idp}/wallet/devices")
+        page.fill("#device-name", "My laptop")
+        page.click("#passkey-register")
+        page.wait_for_selector("text=My laptop", timeout=10_000)
+        shots.take(page, "09-wallet-passkey", full_page=True)
+
+        # 3. The gate code, verified by onecard-gate from a screenshot of it.
+        page.goto(f"{args.idp}/wallet/code")
+        page.wait_for_selector("#qr")
+        page.wait_for_function("document.getElementById('countdown').textContent.startsWith('New code in')")
+        shots.take(page, "10-wallet-code", full_page=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            code_png = Path(scratch) / "code.png"
+            page.locator("#qr").screenshot(path=str(code_png))
+            gate(args, code_png)
+        context.close()
+        browser.close()
+    total = sum(path.stat().st_size for path in shots.taken)
+    print(f"{len(shots.taken)} screenshots, {total // 1024} KiB in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

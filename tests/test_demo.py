@@ -1,0 +1,231 @@
+"""``onecard demo run`` — the complete demo behind ``make run`` (issue #5 item 5) — as a newcomer starts it.
+
+The command runs as a subprocess in a temporary directory, on free ports and a database under it: the IdP
+answers discovery as http://127.0.0.1:<port> (the issue-2 check) and as http://localhost:<port> (the issuer
+the demo's portal, wallet and bridge use), the example portal shows its login page, the bridge reports the
+virtual card; SIGTERM stops every child, checked by PID. A second start reuses what the first seeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from idp.cli import cli
+from idp.demo import DEMO_PIN, HostDispatcher
+from sdk.card_file import load_card_file
+
+START_TIMEOUT = 60.0
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("PPid:") and int(line.split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    idp: int
+    portal: int
+    bridge: int
+    directory: Path
+
+    def output(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.read()
+
+
+@contextmanager
+def demo_run(directory: Path, ports: list[int]) -> Iterator[Demo]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
+    env.update(ONECARD_DATABASE_URL=f"sqlite:///{directory}/demo.sqlite3", ONECARD_ENV="development")
+    idp, portal, bridge = ports
+    command = [
+        sys.executable,
+        "-c",
+        "from idp.cli import main; main()",
+        "demo",
+        "run",
+        "--idp-port",
+        str(idp),
+        "--portal-port",
+        str(portal),
+        "--bridge-port",
+        str(bridge),
+        "--no-open-dialog",
+    ]
+    process = subprocess.Popen(
+        command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    demo = Demo(process, idp, portal, bridge, directory)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(port_open(port) for port in ports):
+            if process.poll() is not None:
+                pytest.fail(f"onecard demo run ended with {process.returncode}:\n{demo.output()}")
+            if time.monotonic() > deadline:
+                pytest.fail("the demo did not open its three ports in time")
+            time.sleep(0.1)
+        yield demo
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def stop(demo: Demo) -> str:
+    """SIGTERM the demo; every child it started must be gone when it has exited."""
+    children = children_of(demo.process.pid)
+    assert len(children) == 3, children
+    demo.process.send_signal(signal.SIGTERM)
+    assert demo.process.wait(30) == 0
+    output = demo.output()
+    assert [pid for pid in children if alive(pid)] == []
+    assert not any(port_open(port) for port in (demo.idp, demo.portal, demo.bridge))
+    return output
+
+
+def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    idp, portal, bridge = ports
+    with demo_run(tmp_path, ports) as demo:
+        # The issue-2 check: a valid discovery document at 127.0.0.1, naming itself.
+        discovery = requests.get(f"http://127.0.0.1:{idp}/.well-known/openid-configuration", timeout=10)
+        assert discovery.status_code == 200
+        document = discovery.json()
+        assert document["issuer"] == f"http://127.0.0.1:{idp}"
+        assert document["authorization_endpoint"] == f"http://127.0.0.1:{idp}/authorize"
+        assert "S256" in document["code_challenge_methods_supported"]
+        jwks = requests.get(document["jwks_uri"], timeout=10).json()
+        assert jwks["keys"]
+        # The same server as the localhost issuer (passkeys need a domain name).
+        local = requests.get(
+            f"http://127.0.0.1:{idp}/.well-known/openid-configuration",
+            headers={"Host": f"localhost:{idp}"},
+            timeout=10,
+        ).json()
+        assert local["issuer"] == f"http://localhost:{idp}"
+
+        home = requests.get(f"http://127.0.0.1:{portal}/", timeout=10)
+        assert home.status_code == 200 and 'id="login-card"' in home.text
+        # The portal's "Log in with card" sends the browser to the localhost issuer, asking for the card.
+        login = requests.get(
+            f"http://127.0.0.1:{portal}/login?acr=urn:onecard:loa:high", allow_redirects=False, timeout=10
+        )
+        assert login.status_code == 303
+        assert login.headers["Location"].startswith(f"http://localhost:{idp}/authorize?")
+
+        status = requests.get(
+            f"http://127.0.0.1:{bridge}/v1/status", headers={"Origin": f"http://localhost:{idp}"}, timeout=10
+        )
+        assert status.status_code == 200
+        body = status.json()
+        assert body["dev_mode"] is True and body["pin_source"] == "dialog"
+        assert [r["card_present"] for r in body["readers"]] == [True]
+        refused = requests.post(
+            f"http://127.0.0.1:{bridge}/v1/authenticate",
+            json={"nonce": "A" * 43},
+            headers={"Origin": "https://evil.example"},
+            timeout=10,
+        )
+        assert refused.status_code == 403
+
+        card = load_card_file(tmp_path / "var" / "demo-card.json")
+        assert card.pin == DEMO_PIN
+        venue = json.loads((tmp_path / "var" / "demo-venue.json").read_text())
+        assert venue["venue_id"] == "vn_demo-museum" and venue["client_secret"]
+        output = stop(demo)
+    assert f"Open http://127.0.0.1:{portal}" in output and f"PIN {DEMO_PIN}" in output
+    assert "created  card" in output and "created  venue vn_demo-museum" in output
+    # Nothing personal in what the demo prints: the ID numbers are masked, names are not shown.
+    assert "张三" not in output and "11010219491231001" not in output
+
+    # Again: everything is there already; same card, same venue.
+    with demo_run(tmp_path, ports) as demo:
+        again = requests.get(f"http://127.0.0.1:{idp}/.well-known/openid-configuration", timeout=10)
+        assert again.status_code == 200
+        output = stop(demo)
+    assert "exists   card" in output and "exists   venue vn_demo-museum" in output
+    assert "created" not in output
+    assert load_card_file(tmp_path / "var" / "demo-card.json").card_id == card.card_id
+
+
+def test_demo_run_refuses_production_and_busy_ports(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"ONECARD_ENV": "production", "ONECARD_DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"}
+    result = runner.invoke(cli, ["demo", "run"], env=env)
+    assert result.exit_code == 1 and "production" in result.output
+
+    result = runner.invoke(cli, ["demo", "run", "--idp-port", "9000", "--portal-port", "9000"])
+    assert result.exit_code == 2 and "must differ" in result.output
+
+
+def test_host_dispatcher_picks_the_application_by_host() -> None:
+    def answer(name: str):  # type: ignore[no-untyped-def]
+        def app(environ, start_response):  # type: ignore[no-untyped-def]
+            start_response("200 OK", [])
+            return [name.encode()]
+
+        return app
+
+    dispatcher = HostDispatcher({"LOCALHOST:8000": answer("local")}, answer("default"))
+    assert dispatcher({"HTTP_HOST": "localhost:8000"}, lambda *_: None) == [b"local"]
+    assert dispatcher({"HTTP_HOST": "127.0.0.1:8000"}, lambda *_: None) == [b"default"]
+    assert dispatcher({}, lambda *_: None) == [b"default"]
