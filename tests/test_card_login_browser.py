@@ -10,7 +10,6 @@ tests/test_card_login_pcsc.py). Screenshots go to $ONECARD_TEST_ARTIFACTS or /tm
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,30 +30,6 @@ from tests.test_card_login import REDIRECT
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(os.environ.get("ONECARD_TEST_ARTIFACTS", "/tmp/onecard-artifacts"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

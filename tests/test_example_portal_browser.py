@@ -26,7 +26,7 @@ from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from tests.support.bridge import BridgeClient, running_bridge
 from tests.support.cardlogin import PIN
 from tests.support.live import LiveIdp, running_idp
-from tests.test_card_login_browser import ARTIFACTS, CHROMIUM_ARGS, _type_pin_in_bridge_dialog
+from tests.test_card_login_browser import ARTIFACTS, _type_pin_in_bridge_dialog
 from tests.test_card_login_pcsc import emulator, issue
 from tests.test_example_portal import running_portal
 
@@ -55,23 +55,6 @@ def slot(pcscd: None) -> tuple[str, int]:
         return free_slot()
     except PcscUnavailable as exc:
         pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    import shutil
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,28 +18,13 @@ import pytest
 
 from idp.scopes import ACR_HIGH
 from tests.test_qrlogin import CHALLENGE
-from tests.test_wallet_browser import CHROMIUM_ARGS, decode_qr
+from tests.test_wallet_browser import decode_qr
 from tests.test_wallet_support import LiveWallet, running_wallet
 from wallet.qrlogin.views import POLL_SECONDS_CONFIG
 
 pytestmark = pytest.mark.browser
 
 SHOTS = os.environ.get("ONECARD_TEST_SCREENSHOT_DIR")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
