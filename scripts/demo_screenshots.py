@@ -6,7 +6,10 @@ headless Chromium and writes PNGs to docs/images/.
 
 The walk: the portal → "Log in with card" → OneCard's login page → the card page → the bridge's PIN dialog
 (PIN 123456) → consent → the portal's verified claims → the wallet: activate the e-card → bind a passkey (the
-DevTools virtual authenticator stands in for the browser's passkey UI) → the gate code, which is then
+DevTools virtual authenticator stands in for the browser's passkey UI) → scan-to-login: a second, desktop
+browser context (no OneCard session) clicks "Log in with e-card" and picks the QR method; the QR code is
+decoded from that screenshot (zxing-cpp) and opened on the phone, which picks the match code and approves
+with the passkey bound before; the desktop lands logged in at the portal → the gate code, which is then
 verified with ``onecard-gate`` offline and online (its output is printed, for the README). Uses Debian's
 Chromium (never ``playwright install``). Each run logs the demo citizen in afresh; run it on a fresh demo
 (a new ``--dir``/database) for pictures of first-time activation.
@@ -24,7 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import zxingcpp
 from PIL import Image
+from playwright.sync_api import ViewportSize
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,8 +41,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PIN = "123456"  # idp.demo.DEMO_PIN
-DESKTOP = {"width": 1000, "height": 800}
-PHONE = {"width": 412, "height": 800}
+DESKTOP: ViewportSize = {"width": 1000, "height": 800}
+PHONE: ViewportSize = {"width": 412, "height": 800}
 
 
 class Shots:
@@ -61,6 +66,49 @@ def optimise(path: Path) -> None:
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         path, optimize=True
     )
+
+
+def decode_qr(path: Path) -> str:
+    """The text of the one QR code in the PNG at ``path``."""
+    results = zxingcpp.read_barcodes(Image.open(path))
+    texts = [r.text for r in results if r.format == zxingcpp.BarcodeFormat.QRCode]
+    if len(texts) != 1:
+        raise RuntimeError(f"expected one QR code in {path}, found {len(texts)}")
+    return texts[0]
+
+
+def qr_login(
+    browser: Any, phone: Any, args: argparse.Namespace, shots: Shots, portal_home: re.Pattern[str]
+) -> None:
+    """Scan-to-login: a computer with no OneCard session shows the QR code; ``phone`` (the wallet's page,
+    whose virtual authenticator holds the bound passkey) opens it, picks the match code and approves."""
+    desktop = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    try:
+        computer = desktop.new_page()
+        computer.goto(f"{args.portal}/")
+        computer.click("#login-ecard")
+        computer.wait_for_url(re.compile(r".*/login/.*"))
+        computer.click("#start-qr")
+        computer.wait_for_selector("#qr-login[data-state=waiting]")
+        code = computer.inner_text("#match-code").strip()
+        url = decode_qr(shots.take(computer, "10-qr-login-computer"))
+        if not url.startswith(f"{args.idp}/wallet/qr-login/"):
+            raise RuntimeError(f"unexpected URL in the QR code: {url}")
+        print(f"  QR code → {url}, match code {code}")
+
+        phone.goto(url)
+        phone.wait_for_selector(".match-choice")
+        computer.wait_for_selector("#qr-login[data-state=scanned]", timeout=10_000)
+        shots.take(phone, "11-qr-login-phone", full_page=True)
+        phone.click(f"#choice-{code}")
+        phone.click("#qr-approve-button")
+        phone.wait_for_selector("#qr-result[data-outcome=approved]", timeout=10_000)
+
+        allow_consent(computer, None, "", portal_home)
+        computer.wait_for_selector("#claims")
+        shots.take(computer, "12-qr-login-portal", full_page=True)
+    finally:
+        desktop.close()
 
 
 def add_virtual_authenticator(context: Any, page: Any) -> None:
@@ -196,16 +244,19 @@ def main() -> int:
             page.wait_for_selector("#ecard-status")
         shots.take(page, "08-wallet-ecard", full_page=True)
         page.goto(f"{args.idp}/wallet/devices")
-        page.fill("#device-name", "My laptop")
+        page.fill("#device-name", "My phone")
         page.click("#passkey-register")
-        page.wait_for_selector("text=My laptop", timeout=10_000)
+        page.wait_for_selector("td:text-is('My phone')", timeout=10_000)
         shots.take(page, "09-wallet-passkey", full_page=True)
 
-        # 3. The gate code, verified by onecard-gate from a screenshot of it.
+        # 3. Log in by QR on another computer, approved on this phone with its passkey.
+        qr_login(browser, page, args, shots, portal_home)
+
+        # 4. The gate code, verified by onecard-gate from a screenshot of it.
         page.goto(f"{args.idp}/wallet/code")
         page.wait_for_selector("#qr")
         page.wait_for_function("document.getElementById('countdown').textContent.startsWith('New code in')")
-        shots.take(page, "10-wallet-code", full_page=True)
+        shots.take(page, "13-wallet-code", full_page=True)
         with tempfile.TemporaryDirectory() as scratch:
             code_png = Path(scratch) / "code.png"
             page.locator("#qr").screenshot(path=str(code_png))
