@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Final, Generic, Protocol, TypeVar, runtime_checkable
@@ -65,7 +66,7 @@ def parse_max_age(cache_control: str | None, age: str | None, *, default: float)
     return float(min(max(max_age, 0), MAX_MAX_AGE))
 
 
-class DocumentSync(Generic[T]):
+class DocumentSync(ABC, Generic[T]):
     """A JSON document fetched over HTTP with caching, kept in memory and in an optional cache file.
 
     The last good document is never thrown away because the server is unreachable or sends something
@@ -140,8 +141,9 @@ class DocumentSync(Generic[T]):
 
     # -- subclasses
 
+    @abstractmethod
     def _parse(self, document: Any) -> T:
-        raise NotImplementedError
+        """Turn a fetched JSON document into the synced value; raise to keep the last good one."""
 
     def _accept(self, new: T) -> bool:
         """Whether ``new`` may replace the current document (e.g. not older)."""

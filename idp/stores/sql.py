@@ -39,6 +39,15 @@ class EphemeralEntry(Base):
     counter: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
+def _encodes(text: str) -> bool:
+    """False for lone surrogates (JSON can carry them; the database cannot store them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _column_key(key: str) -> str:
     """The key as stored: itself, or a digest when it would not fit the column or PostgreSQL's text type.
 
@@ -47,13 +56,8 @@ def _column_key(key: str) -> str:
     key's digest form would share its entry; crafting one means knowing that other key already, and
     namespaces keep different uses apart.
     """
-    if len(key) <= KEY_MAX_LENGTH and "\x00" not in key:
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            pass
-        else:
-            return key
+    if len(key) <= KEY_MAX_LENGTH and "\x00" not in key and _encodes(key):
+        return key
     return "sha256/" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
