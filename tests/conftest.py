@@ -1,3 +1,3 @@
-"""Root test configuration: shared fixtures (databases, Redis, stores; headless Chromium) come from plugins."""
+"""Root test configuration: the shared fixtures (databases, Redis, stores, Chromium) come from plugins."""
 
 pytest_plugins = ["tests.fixtures.services", "tests.support.browser"]
