@@ -102,3 +102,10 @@ def test_data_key_rotation_and_reencryption(database_url: str) -> None:
     assert run("keys", "remove", old, "--force", "--reason", "re-encrypted").exit_code == 0
     listed = run("citizens", "list", "--json")
     assert listed.exit_code == 0 and json.loads(listed.output)["total"] == 2
+
+
+def test_a_key_id_starting_with_a_dash_is_an_argument(database_url: str) -> None:
+    # Base64url ids start with "-" one time in 64; click must not take such an id for an option.
+    shown = run("keys", "show", "-AAAAAAAAAA")
+    assert shown.exit_code == 1 and "No such key" in shown.output
+

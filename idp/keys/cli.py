@@ -88,6 +88,10 @@ def keys() -> None:
     """Signing, encryption and cookie keys: rotate, activate, retire, revoke (DESIGN.md §7)."""
 
 
+# Key ids are base64url and may start with "-": let such an id be an argument, not an unknown option.
+KID_ARGUMENT = {"ignore_unknown_options": True}
+
+
 @keys.command("list")
 @click.option("--set", "key_set", default=None, help="Only this key set (e.g. oidc-rs256, qr, data).")
 @click.option("--all", "include_gone", is_flag=True, help="Include removed and revoked keys.")
@@ -109,7 +113,7 @@ def keys_list(key_set: str | None, include_gone: bool, as_json: bool) -> None:
         )
 
 
-@keys.command("show")
+@keys.command("show", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @json_option
 def keys_show(kid: str, as_json: bool) -> None:
@@ -166,7 +170,7 @@ def keys_rotate(key_set: str, reason: str) -> None:
     )
 
 
-@keys.command("activate")
+@keys.command("activate", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Activate before the pre-publication period is over.")
 @reason_option
@@ -185,7 +189,7 @@ def keys_activate(kid: str, force: bool, reason: str) -> None:
         )
 
 
-@keys.command("retire")
+@keys.command("retire", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Retire even the only active key of its set.")
 @reason_option
@@ -197,7 +201,7 @@ def keys_retire(kid: str, force: bool, reason: str) -> None:
     _report([change])
 
 
-@keys.command("remove")
+@keys.command("remove", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Remove before the retention period is over.")
 @reason_option
@@ -209,7 +213,7 @@ def keys_remove(kid: str, force: bool, reason: str) -> None:
     _report([change])
 
 
-@keys.command("revoke")
+@keys.command("revoke", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--reason", required=True, help="Why (e.g. the incident number): recorded in the audit event.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
