@@ -1,6 +1,7 @@
 """Two real OneCard server processes on one PostgreSQL + Redis, as a scaled-out deployment runs them
 (DESIGN.md §2, §9). Both use node A's URL as issuer — one public name behind a load balancer — so a browser's
-cookies and the card's signed origin are the same whichever node answers. Stopped by PID."""
+cookies and the card's signed origin are the same whichever node answers (or, with ``issuer``, the URL of a
+proxy in front of them, tests/support/proxy.py). Stopped by PID."""
 
 from __future__ import annotations
 
@@ -43,12 +44,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_nodes(
-    database_url: str, redis_url: str, redis_prefix: str, *, count: int = 2, log_dir: Path | None = None
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    *,
+    count: int = 2,
+    log_dir: Path | None = None,
+    issuer: str | None = None,
 ) -> Iterator[list[Node]]:
     """``count`` gunicorn processes (one worker each) serving ``idp.wsgi:app``; the database must be
-    migrated and its keys created already (so the nodes do not race to create them)."""
+    migrated and its keys created already (so the nodes do not race to create them). The issuer is
+    ``issuer`` if given, else the first node's URL."""
     ports = [free_port() for _ in range(count)]
-    issuer = f"http://127.0.0.1:{ports[0]}"
+    issuer = issuer or f"http://127.0.0.1:{ports[0]}"
     base_env = {key: value for key, value in os.environ.items() if not key.startswith("ONECARD_")}
     env = {
         **base_env,
