@@ -1,3 +1,3 @@
-"""Root test configuration: the shared fixtures (databases, Redis, stores, Chromium) come from plugins."""
+"""Root test configuration: shared fixtures (databases, Redis, stores, Chromium, PC/SC) come from plugins."""
 
-pytest_plugins = ["tests.fixtures.services", "tests.support.browser"]
+pytest_plugins = ["tests.fixtures.services", "tests.support.browser", "tests.support.pcsc"]

@@ -32,30 +32,6 @@ pytestmark = pytest.mark.pcsc
 WRONG = "999999"
 
 
-@pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from tests.bridge.pcsc_env import PcscUnavailable, start_pcscd
-
-    try:
-        daemon = start_pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    except PcscUnavailable as exc:
-        pytest.skip(f"real PC/SC stack unavailable: {exc}")
-    try:
-        yield
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture
-def slot(pcscd: None) -> tuple[str, int]:
-    from tests.bridge.pcsc_env import PcscUnavailable, free_slot
-
-    try:
-        return free_slot()
-    except PcscUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
 def idp(tmp_path: Path) -> Iterator[LiveIdp]:
     url = f"sqlite:///{tmp_path}/idp.sqlite3"

@@ -33,30 +33,6 @@ from tests.test_example_portal import running_portal
 pytestmark = [pytest.mark.pcsc, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from tests.bridge.pcsc_env import PcscUnavailable, start_pcscd
-
-    try:
-        daemon = start_pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    except PcscUnavailable as exc:
-        pytest.skip(f"real PC/SC stack unavailable: {exc}")
-    try:
-        yield
-    finally:
-        daemon.stop()  # by PID, and only if this fixture started it
-
-
-@pytest.fixture
-def slot(pcscd: None) -> tuple[str, int]:
-    from tests.bridge.pcsc_env import PcscUnavailable, free_slot
-
-    try:
-        return free_slot()
-    except PcscUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
 def idp(tmp_path: Path) -> Iterator[LiveIdp]:
     url = f"sqlite:///{tmp_path}/idp.sqlite3"

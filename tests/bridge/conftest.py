@@ -26,27 +26,3 @@ def card_path(card: VirtualCardFile, tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "card.json"
     save_card_file(path, card)
     yield path
-
-
-@pytest.fixture(scope="session")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from tests.bridge.pcsc_env import PcscUnavailable, start_pcscd
-
-    try:
-        daemon = start_pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    except PcscUnavailable as exc:
-        pytest.skip(f"real PC/SC stack unavailable: {exc}")
-    try:
-        yield
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture
-def slot(pcscd: None) -> tuple[str, int]:
-    from tests.bridge.pcsc_env import PcscUnavailable, free_slot
-
-    try:
-        return free_slot()
-    except PcscUnavailable as exc:
-        pytest.skip(str(exc))
