@@ -48,22 +48,25 @@ def browser_binding() -> str:
     return hashlib.sha256(browser_id().encode()).hexdigest()
 
 
-def csrf_token(purpose: str) -> str:
-    """A token bound to this browser and a purpose (e.g. a transaction id); forms post it back."""
+def _cookie_keys() -> tuple[tuple[str, bytes], ...]:
     svc = services()
-    key = svc.keyring.secrets(COOKIE_KEYS.name, now=svc.now())[0][1]
+    return svc.keyring.secrets(COOKIE_KEYS.name, now=svc.now())
+
+
+def _csrf_mac(key: bytes, purpose: str) -> str:
     return hmac.new(key, f"csrf\x00{purpose}\x00{browser_id()}".encode(), hashlib.sha256).hexdigest()
 
 
+def csrf_token(purpose: str) -> str:
+    """A token bound to this browser and a purpose (e.g. a transaction id); forms post it back."""
+    return _csrf_mac(_cookie_keys()[0][1], purpose)
+
+
 def check_csrf(purpose: str, token: str | None) -> bool:
+    """Any cookie key still accepted may have made it (keys rotate while forms are open)."""
     if not token or len(token) != 64:
         return False
-    svc = services()
-    for _kid, key in svc.keyring.secrets(COOKIE_KEYS.name, now=svc.now()):
-        expected = hmac.new(key, f"csrf\x00{purpose}\x00{browser_id()}".encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(expected, token):
-            return True
-    return False
+    return any(hmac.compare_digest(_csrf_mac(key, purpose), token) for _kid, key in _cookie_keys())
 
 
 def client_ip() -> str:

@@ -118,11 +118,23 @@ class RefreshOutcome:
     reused: bool = False
 
 
-def find_refresh_token_grant(session: Session, token: str, *, now: float) -> GrantInfo | None:
-    """The grant of a live, unused refresh token (no state change)."""
+def _find_record(session: Session, token: str) -> RefreshToken | None:
+    """The stored row for a presented refresh token, whatever its state."""
     if not looks_like(token, REFRESH_TOKEN_PREFIX):
         return None
-    record = session.get(RefreshToken, hash_bearer_secret(token))
+    return session.get(RefreshToken, hash_bearer_secret(token))
+
+
+def refresh_token_client(session: Session, token: str) -> str | None:
+    """The client a refresh token was issued to (used, revoked or expired included), or None."""
+    record = _find_record(session, token)
+    grant = session.get(Grant, record.grant_id) if record is not None else None
+    return grant.client_id if grant is not None else None
+
+
+def find_refresh_token_grant(session: Session, token: str, *, now: float) -> GrantInfo | None:
+    """The grant of a live, unused refresh token (no state change)."""
+    record = _find_record(session, token)
     if record is None or record.used_at or record.revoked_at or record.expires_at <= utc_from_timestamp(now):
         return None
     return find_active_grant(session, record.grant_id)
@@ -157,9 +169,7 @@ def redeem_refresh_token(session: Session, token: str, *, now: float) -> Refresh
 
 def revoke_refresh_token(session: Session, token: str, *, now: float) -> str | None:
     """RFC 7009: revoking a refresh token ends its grant; returns the grant id if there was one."""
-    if not looks_like(token, REFRESH_TOKEN_PREFIX):
-        return None
-    record = session.get(RefreshToken, hash_bearer_secret(token))
+    record = _find_record(session, token)
     if record is None:
         return None
     revoke_grant(session, record.grant_id, reason="revoked_by_client", now=now)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from idp.clients.service import find_client
 from idp.consents.service import grant_consent
 from idp.login.transactions import LoginTransaction, end_transaction, find_transaction, update_transaction
-from idp.oauth.views import current_sso_session, end_sso_session, error_page
+from idp.oauth.views import current_sso_session, end_sso_session, error_page, error_redirect
 from idp.scopes import SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
 from idp.sessions.service import Authentication, create_session, reauthenticate_session
@@ -139,12 +137,5 @@ def _deny(tx: LoginTransaction) -> Response:
     client = find_client(db_session(), tx.client_id)
     if client is None or redirect_uri not in client.redirect_uris:
         return error_page("Cancelled", "You did not share your information. You can close this page.")
-    params = {
-        "error": "access_denied",
-        "error_description": "The citizen declined.",
-        "iss": svc.settings.issuer,
-    }
-    if tx.params.get("state"):
-        params["state"] = tx.params["state"]
     end_transaction(svc.store, tx, now=svc.now())
-    return redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(params), 303)
+    return error_redirect(redirect_uri, "access_denied", "The citizen declined.", tx.params.get("state"), 303)

@@ -22,19 +22,18 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc.jwk import KeySet as JoseKeySet
-from sqlalchemy.orm import Session
 
 from idp.bearer_secrets import hash_bearer_secret
 from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.clients.service import find_client
-from idp.grants.model import Grant, RefreshToken
 from idp.grants.service import (
     GrantInfo,
     create_grant,
     find_refresh_token_grant,
     issue_refresh_token,
     redeem_refresh_token,
+    refresh_token_client,
     revoke_grant,
     revoke_refresh_token,
 )
@@ -306,8 +305,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             return PresentedRefreshToken(refresh_token, grant)
         # Unknown, expired, revoked or already used. Used means it leaked: revoke the family, but only when
         # its own client presents it (another client's guess must not end a citizen's grant).
-        outcome_grant = _grant_of_any_refresh_token(session, refresh_token)
-        if outcome_grant is not None and outcome_grant[1] == self.request.client.client_id:
+        if refresh_token_client(session, refresh_token) == self.request.client.client_id:
             redeem_refresh_token(session, refresh_token, now=now)
         return None
 
@@ -321,16 +319,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def revoke_old_credential(self, credential: PresentedRefreshToken) -> None:
         """Rotation already marked it used in ``authenticate_user``."""
-
-
-def _grant_of_any_refresh_token(session: Session, token: str) -> tuple[str, str] | None:
-    if not isinstance(token, str) or len(token) > 100:
-        return None
-    record = session.get(RefreshToken, hash_bearer_secret(token))
-    if record is None:
-        return None
-    grant = session.get(Grant, record.grant_id)
-    return (grant.id, grant.client_id) if grant is not None else None
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
@@ -68,15 +68,19 @@ def current_sso_session() -> SsoSession | None:
     return find_session_by_cookie(db_session(), request.cookies.get(SESSION_COOKIE), now=svc.now())
 
 
-def _redirect_error(grant: Any, error: str, description: str) -> Response:
-    params = {"error": error, "error_description": description}
-    state = grant.request.payload.state
+def error_redirect(
+    redirect_uri: str, error: str, description: str, state: str | None, status: int = 302
+) -> Response:
+    """An OAuth error response to a redirect URI already validated for the client (RFC 6749 §4.1.2.1,
+    with the RFC 9207 ``iss``)."""
+    params = [("error", error), ("error_description", description), ("iss", services().settings.issuer)]
     if state:
-        params["state"] = state
-    params["iss"] = services().settings.issuer
-    redirect_uri = grant.redirect_uri
-    separator = "&" if "?" in redirect_uri else "?"
-    return redirect(redirect_uri + separator + urlencode(params), 302)
+        params.append(("state", state))
+    return redirect(add_params_to_uri(redirect_uri, params), status)
+
+
+def _redirect_error(grant: Any, error: str, description: str) -> Response:
+    return error_redirect(grant.redirect_uri, error, description, grant.request.payload.state)
 
 
 def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Response:
@@ -162,8 +166,7 @@ def _add_iss(response: Response) -> Response:
     """RFC 9207: the authorization response names its issuer (mix-up defence)."""
     location = response.headers.get("Location")
     if response.status_code in (302, 303) and location and "iss=" not in location:
-        separator = "&" if "?" in location else "?"
-        response.headers["Location"] = location + separator + urlencode({"iss": services().settings.issuer})
+        response.headers["Location"] = add_params_to_uri(location, [("iss", services().settings.issuer)])
     return response
 
 
@@ -307,10 +310,8 @@ def logout() -> Response:
     if sso is not None:
         end_sso_session(sso, now=now)
     if redirect_uri:
-        query = urlencode({"state": params["state"]}) if params["state"] else ""
-        response = redirect(
-            redirect_uri + (("&" if "?" in redirect_uri else "?") + query if query else ""), 303
-        )
+        state = [("state", params["state"])] if params["state"] else []
+        response = redirect(add_params_to_uri(redirect_uri, state), 303)
     else:
         response = make_response(render_template("logged_out.html"))
     response.delete_cookie(SESSION_COOKIE, path="/")
