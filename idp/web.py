@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from sqlalchemy.orm import Session
 
 from idp.keys.service import COOKIE_KEYS
@@ -20,6 +22,12 @@ from sdk.errors import InvalidRequestError, OneCardError
 BROWSER_COOKIE = "ocbr"
 SESSION_COOKIE = "ocss"
 MAX_FORM_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+# Text no OneCard field can hold: C0 controls but tab, line feed and carriage return (PostgreSQL refuses NUL,
+# and none belongs in a name, an id or a URL), and lone surrogates (JSON's "\ud800" decodes to one; it has no
+# UTF-8 form, so the database driver would fail on it).
+_UNACCEPTABLE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def db_session() -> Session:
@@ -101,27 +109,110 @@ def json_error(error: OneCardError) -> Response:
     return response
 
 
+def error_page(title: str, message: str, status: int = 400) -> Response:
+    return make_response(render_template("error.html", title=title, message=message), status)
+
+
+def wants_page() -> bool:
+    """Whether the caller is a person's browser (it prefers HTML) rather than a program (JSON)."""
+    return request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html"
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A query parameter that must be a plain decimal integer (no "²", "1_0" or " 1"), clamped to a range."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _INTEGER.fullmatch(raw):
+        raise InvalidRequestError(name, description=f"{name} must be an integer.")
+    return max(low, min(high, int(raw)))
+
+
+def validate_text(values: Iterable[str]) -> None:
+    """Refuse text no field can hold (``_UNACCEPTABLE_TEXT``) with an ``InvalidRequestError``."""
+    for value in values:
+        if _UNACCEPTABLE_TEXT.search(value):
+            raise InvalidRequestError(
+                "unacceptable text", description="The request contains characters that are not allowed."
+            )
+
+
+def _json_strings(document: Any, depth: int = 0) -> Iterator[str]:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidRequestError("json depth", description="The JSON body is nested too deeply.")
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield key
+            yield from _json_strings(value, depth + 1)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _json_strings(value, depth + 1)
+
+
 def json_body() -> dict[str, Any]:
-    """The request's JSON object, or an ``InvalidRequestError``."""
+    """The request's JSON object, or an ``InvalidRequestError``: not JSON, not an object, nested deeper than
+    ``MAX_JSON_DEPTH``, or holding text no field can hold."""
     if not request.is_json:
         raise InvalidRequestError(
             "not json", description="The body must be JSON (Content-Type: application/json)."
         )
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        data = None
     if not isinstance(data, dict):
         raise InvalidRequestError("bad json", description="The body must be a JSON object.")
+    validate_text(_json_strings(data))
     return data
 
 
+def _request_text() -> Iterator[str]:
+    """Every piece of text a view may read from the request: path parts, query, form and Basic credentials."""
+    yield from (request.view_args or {}).values()
+    for key, value in request.args.items(multi=True):
+        yield key
+        yield value
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for key, value in request.form.items(multi=True):
+            yield key
+            yield value
+    credentials = request.authorization
+    if credentials is not None and credentials.type == "basic":
+        yield credentials.username or ""
+        yield credentials.password or ""
+
+
+def _validate_request_text() -> Response | None:
+    """Refused once, here, before any view reads it: a person's browser gets a page, a program the JSON error
+    every OneCard and OAuth endpoint answers with (``{"error": "invalid_request", ...}``)."""
+    try:
+        validate_text(_request_text())
+    except InvalidRequestError as error:
+        if wants_page():
+            return error_page(
+                "This link is not valid", "The address contains characters that are not allowed."
+            )
+        return json_error(error)
+    return None
+
+
 def install_request_hooks(app: Flask) -> None:
+    app.before_request(_validate_request_text)
+
     @app.after_request
     def _finish(response: Response) -> Response:
         session = g.pop("db_session", None)
         if session is not None:
             try:
-                # Committed whatever the status: a refused request may still record something on purpose
-                # (a reused refresh token revokes its family). Handlers validate before they write.
-                session.commit()
+                if response.status_code >= 500:
+                    # A request that failed changes nothing, whatever it wrote before it failed.
+                    session.rollback()
+                else:
+                    # Committed for 4xx too: a refused request may record something on purpose (a reused
+                    # refresh token revokes its family). Handlers validate before they write.
+                    session.commit()
             finally:
                 session.close()
         new_browser = g.pop("new_browser_id", None)

@@ -1,3 +1,3 @@
 """Root test configuration: shared fixtures (databases, Redis, stores, Chromium, PC/SC) come from plugins."""
 
-pytest_plugins = ["tests.fixtures.services", "tests.support.browser", "tests.support.pcsc"]
+pytest_plugins = ["tests.fixtures.services", "tests.support.browser", "tests.support.pcsc", "tests.support.live"]

@@ -4,9 +4,7 @@ client) against a live server, on SQLite and on PostgreSQL + Redis (issue #2, "H
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -17,46 +15,14 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from sdk.keys import generate_key
-from tests.support.live import BackChannelReceiver, Browser, LiveIdp, query_of, running_idp
+from tests.support.live import REDIRECT, BackChannelReceiver, Browser, LiveIdp, portal, query_of
 
-REDIRECT = "https://portal.example.gov.cn/callback"
 REDIRECT_2 = "https://tax.example.gov.cn/cb"
 
 
-@pytest.fixture(params=["sqlite", "postgres-redis"])
-def idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
-    if request.param == "sqlite":
-        with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-            yield live
-    else:
-        postgres_url = request.getfixturevalue("postgres_url")
-        redis_url = request.getfixturevalue("redis_url")
-        prefix = "oc-test-" + secrets.token_hex(4)
-        with running_idp(postgres_url, redis_url=redis_url, redis_prefix=prefix) as live:
-            from idp.db import Base
-
-            try:
-                yield live
-            finally:
-                Base.metadata.drop_all(live.services.database.engine)
-                client = __import__("redis").Redis.from_url(redis_url)
-                for key in client.scan_iter(f"{prefix}:*"):
-                    client.delete(key)
-
-
-def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:
-    kwargs.setdefault("redirect_uris", (REDIRECT,))
-    kwargs.setdefault("scope", "openid profile realname idcard")
-    client_id, secret = idp.register_client(**kwargs)
-    method = kwargs.get("token_endpoint_auth_method", "client_secret_basic")
-    return OAuth2Session(
-        client_id,
-        secret,
-        scope=kwargs["scope"],
-        redirect_uri=kwargs["redirect_uris"][0],
-        code_challenge_method="S256",
-        token_endpoint_auth_method=method,
-    )
+@pytest.fixture
+def idp(live_idp: LiveIdp) -> LiveIdp:
+    return live_idp
 
 
 def login(

@@ -25,12 +25,13 @@ from idp.oauth.tokens import InvalidTokenError
 from idp.oauth.views import bearer_token
 from idp.scopes import ADMIN
 from idp.services import services
-from idp.web import db_session, json_body
+from idp.web import db_session, int_arg, json_body
 from sdk.errors import ForbiddenError, InvalidRequestError, UnauthorizedError
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_OFFSET = 10**12  # far past any register, and well inside a 64-bit OFFSET
 
 
 def require_scope(scope: str) -> Callable[[F], F]:
@@ -132,9 +133,7 @@ def clients_index() -> Response:
 def clients_create() -> Response:
     svc = services()
     registration = registration_from_json(json_body())
-    client, secret = create_client(
-        db_session(), registration, now=svc.now()
-    )
+    client, secret = create_client(db_session(), registration, now=svc.now())
     _audit("client.create", "client", client.client_id, {"kind": client.kind})
     body = describe_client(client)
     if secret:
@@ -161,11 +160,8 @@ def clients_remove(client_id: str) -> Response:
 @bp.get("/citizens")
 @require_scope(ADMIN)
 def citizens_index() -> Response:
-    try:
-        offset = max(0, int(request.args.get("offset", "0")))
-        limit = min(500, max(1, int(request.args.get("limit", "100"))))
-    except ValueError as exc:
-        raise InvalidRequestError("paging", description="offset and limit must be integers") from exc
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
+    limit = int_arg("limit", 100, 1, 500)
     session = db_session()
     cipher = services().pii_cipher()
     citizens = []

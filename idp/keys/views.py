@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
 from idp.admin.views import require_scope
+from idp.keys import QR_KEYS_PATH
 from idp.keys.lifecycle import (
     KeyActor,
     KeyChange,
@@ -35,7 +36,6 @@ from idp.services import Services, services
 from idp.web import cacheable_json, json_body
 from sdk.errors import InvalidRequestError
 
-QR_KEYS_PATH = "/.well-known/onecard-qr-keys.json"
 bp = Blueprint("keys", __name__)
 
 

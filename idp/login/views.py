@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 from idp.clients.service import find_client
 from idp.consents.service import grant_consent
 from idp.login.transactions import LoginTransaction, end_transaction, find_transaction, update_transaction
-from idp.oauth.views import current_sso_session, end_sso_session, error_page, error_redirect
+from idp.oauth.views import current_sso_session, end_sso_session, error_redirect
 from idp.scopes import SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
 from idp.sessions.service import Authentication, create_session, reauthenticate_session
@@ -20,6 +20,7 @@ from idp.web import (
     cookie_secure,
     csrf_token,
     db_session,
+    error_page,
 )
 
 bp = Blueprint("login", __name__)

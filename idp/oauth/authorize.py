@@ -12,16 +12,22 @@ Rules (DESIGN.md §3):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from idp.oauth.claims import requested_acr
+from idp.oauth.claims import ClaimsRequestError, requested_acr, validate_claims_request
 from idp.scopes import ACR_LEVELS, ACR_SUBSTANTIAL, acr_rank
 
+# Discovery advertises exactly these (idp.oauth.discovery). A citizen has one account, so select_account
+# means "let me choose how to log in again": it forces the login page like prompt=login.
 PROMPT_VALUES = ("none", "login", "consent", "select_account")
+FRESH_LOGIN_PROMPTS = frozenset({"login", "select_account"})
+RESPONSE_MODES = ("query",)
 MAX_CLAIMS_REQUEST = 4096
+_MAX_AGE = re.compile(r"[0-9]{1,9}")
 
 
 class AuthorizationProblem(Exception):
@@ -52,10 +58,12 @@ def parse_authorization_options(params: Mapping[str, str]) -> AuthorizationOptio
         raise AuthorizationProblem("invalid_request", "Unknown prompt value.")
     if "none" in prompt and len(prompt) > 1:
         raise AuthorizationProblem("invalid_request", "prompt=none cannot be combined with other values.")
+    if params.get("response_mode") and params["response_mode"] not in RESPONSE_MODES:
+        raise AuthorizationProblem("invalid_request", "Only response_mode=query is supported.")
     max_age = None
     if params.get("max_age") not in (None, ""):
         raw = params["max_age"]
-        if not raw.isdigit() or len(raw) > 9:
+        if not _MAX_AGE.fullmatch(raw):  # ASCII digits only: "²".isdigit() is true
             raise AuthorizationProblem("invalid_request", "max_age must be a non-negative integer.")
         max_age = int(raw)
     claims = None
@@ -66,8 +74,10 @@ def parse_authorization_options(params: Mapping[str, str]) -> AuthorizationOptio
             claims = json.loads(params["claims"])
         except ValueError:
             raise AuthorizationProblem("invalid_request", "The claims parameter is not valid JSON.") from None
-        if not isinstance(claims, dict):
-            raise AuthorizationProblem("invalid_request", "The claims parameter must be a JSON object.")
+        try:
+            validate_claims_request(claims)
+        except ClaimsRequestError as error:
+            raise AuthorizationProblem("invalid_request", str(error)) from None
     nonce = params.get("nonce") or None
     if nonce is not None and len(nonce) > 255:
         raise AuthorizationProblem("invalid_request", "nonce is too long.")
@@ -109,7 +119,7 @@ def decide(
     needs_login = (
         login is None
         or acr_rank(login.acr) < acr_rank(options.required_acr)
-        or ("login" in options.prompt and not login.fresh)
+        or (bool(options.prompt & FRESH_LOGIN_PROMPTS) and not login.fresh)
         or (options.max_age is not None and not login.fresh and now - login.auth_time > options.max_age)
     )
     if needs_login:

@@ -83,6 +83,34 @@ def id_token_claim_names(claims_request: Mapping[str, Any] | None, scopes: set[s
     return _requested(claims_request, "id_token") & allowed
 
 
+class ClaimsRequestError(ValueError):
+    """A claims parameter that is not shaped as OIDC Core §5.5 says; the message is safe to send."""
+
+
+CLAIMS_REQUEST_SECTIONS = ("userinfo", "id_token")
+
+
+def validate_claims_request(claims_request: Any) -> None:
+    """OIDC Core §5.5: an object of sections, each mapping claim names to null or to an object whose
+    ``essential`` is a boolean and whose ``values`` is a list; raises ``ClaimsRequestError``."""
+    if not isinstance(claims_request, dict):
+        raise ClaimsRequestError("The claims parameter must be a JSON object.")
+    for section_name, section in claims_request.items():
+        if section_name not in CLAIMS_REQUEST_SECTIONS:
+            continue  # unknown members are ignored (OIDC Core §5.5)
+        if not isinstance(section, dict):
+            raise ClaimsRequestError(f"claims.{section_name} must be an object.")
+        for request in section.values():
+            if request is None:
+                continue
+            if not isinstance(request, dict):
+                raise ClaimsRequestError("Each requested claim must be null or an object.")
+            if "essential" in request and not isinstance(request["essential"], bool):
+                raise ClaimsRequestError("essential must be true or false.")
+            if "values" in request and not isinstance(request["values"], list):
+                raise ClaimsRequestError("values must be a list.")
+
+
 def requested_acr(claims_request: Mapping[str, Any] | None) -> list[str]:
     """acr values asked for as an essential/valued claim in the claims parameter (OIDC Core §5.5.1.1)."""
     if not claims_request:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from idp.clients.service import ID_TOKEN_ALGS, SUBJECT_TYPES
-from idp.oauth.server import CODE_CHALLENGE_METHODS, TOKEN_ENDPOINT_AUTH_METHODS
+from idp.keys import QR_KEYS_PATH
+from idp.oauth.authorize import PROMPT_VALUES, RESPONSE_MODES
+from idp.oauth.server import (
+    CLIENT_ASSERTION_SIGNING_ALGS,
+    CODE_CHALLENGE_METHODS,
+    TOKEN_ENDPOINT_AUTH_METHODS,
+    AuthorizationCodeGrant,
+)
 from idp.scopes import ACR_LEVELS, ALL_SCOPES, MASKED_ID_CLAIM, SCOPE_CLAIMS
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
 
 
 def provider_metadata(issuer: str) -> dict[str, Any]:
@@ -39,23 +45,27 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "end_session_endpoint": f"{issuer}/logout",
         "scopes_supported": list(ALL_SCOPES),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        # OneCard's own: where gates fetch the QR key set (docs/formats/essc1.md §5).
+        "onecard_qr_keys_uri": f"{issuer}{QR_KEYS_PATH}",
+        "response_types_supported": sorted(AuthorizationCodeGrant.RESPONSE_TYPES),
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_SIGNING_ALGS,
         "introspection_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_SIGNING_ALGS,
         "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
         "acr_values_supported": list(ACR_LEVELS),
         "claims_supported": sorted(set(claims)),
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "prompt_values_supported": list(PROMPT_VALUES_SUPPORTED),
+        "prompt_values_supported": list(PROMPT_VALUES),
+        "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,

@@ -13,14 +13,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Request
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnsupportedResponseTypeError,
+    grants,
+)
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet as JoseKeySet
 
 from idp.bearer_secrets import hash_bearer_secret
@@ -51,6 +62,8 @@ USED_CODE_NAMESPACE = "authz_code_used"
 USED_CODE_TTL = 24 * 3600
 ASSERTION_JTI_NAMESPACE = "client_assertion_jti"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# What a private_key_jwt client assertion may be signed with (RFC 7523, advertised per RFC 8414 §2).
+CLIENT_ASSERTION_SIGNING_ALGS = ["RS256", "ES256"]
 CODE_CHALLENGE_METHODS = ["S256"]
 
 
@@ -126,11 +139,40 @@ class StoredAuthorizationRequest(OAuth2Request):  # type: ignore[misc]
         return {}
 
 
+def with_issuer(location: str) -> str:
+    """RFC 9207 §2: every authorization response, success or error, names its issuer (mix-up defence)."""
+    return str(add_params_to_uri(location, [("iss", services().settings.issuer)]))
+
+
 class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, StoredAuthorizationRequest):
             return request
         return super().create_oauth2_request(request)
+
+    def get_authorization_grant(self, request: OAuth2Request) -> grants.BaseGrant:
+        # Authlib's own refusal quotes the caller's response_type in error_description, which then fails
+        # on characters RFC 6749 §4.1.2.1 forbids there; refuse it here in fixed words.
+        if request.payload.response_type not in AuthorizationCodeGrant.RESPONSE_TYPES:
+            raise UnsupportedResponseTypeError(
+                None, "Only response_type=code is supported.", redirect_uri=self._error_redirect_uri(request)
+            )
+        return super().get_authorization_grant(request)
+
+    def _error_redirect_uri(self, request: OAuth2Request) -> str | None:
+        """Where an error may go: only a redirect URI registered for a known client (RFC 6749 §4.1.2.1)."""
+        client = self.query_client(request.payload.client_id or "")
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if requested:
+            return requested if client.check_redirect_uri(requested) else None
+        return client.get_default_redirect_uri()
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Any:
+        # Only authorization responses redirect: every Location the server makes goes back to a client.
+        headers = [(name, with_issuer(value) if name == "Location" else value) for name, value in headers]
+        return super().handle_response(status, body, headers)
 
     def query_client(self, client_id: str) -> Client | None:
         return find_client(db_session(), client_id)
@@ -201,6 +243,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
+        # Authlib's message quotes the unregistered URI; it may hold characters an error may not carry.
+        requested = request.payload.redirect_uri
+        if requested and not client.check_redirect_uri(requested):
+            raise InvalidRequestError("The redirect_uri is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)  # type: ignore[no-any-return]
+
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         svc = services()
         user: AuthorizedCitizen = request.user
@@ -210,8 +260,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             "redirect_uri": request.payload.redirect_uri,
             "scope": request.payload.scope,
             "nonce": data.get("nonce"),
-            "code_challenge": data.get("code_challenge"),
-            "code_challenge_method": data.get("code_challenge_method") or "plain",
+            "code_challenge": data["code_challenge"],
+            "code_challenge_method": data["code_challenge_method"],
             "citizen_id": user.citizen_id,
             "sid": user.sid,
             "acr": user.acr,
@@ -335,7 +385,37 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 for every client, confidential ones included (RFC 9700 §2.1.1).
+
+    Authlib lets a request without any challenge through and defaults a missing method to ``plain``; here a
+    request needs both, and the method must be S256, before any login. Since every code then carries a
+    challenge, Authlib's token-side check requires the verifier of every client.
+    """
+
     SUPPORTED_CODE_CHALLENGE_METHOD = CODE_CHALLENGE_METHODS
+    DEFAULT_CODE_CHALLENGE_METHOD = None
+
+    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: code_challenge is missing.")
+        if not data.get("code_challenge_method"):
+            raise InvalidRequestError("PKCE is required: code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+def refuse_request_objects(grant: grants.BaseGrant, redirect_uri: str) -> None:
+    """Request objects are not supported (OIDC Core §6): say so rather than ignore them."""
+    data = grant.request.payload.data
+    if data.get("request"):
+        raise RequestNotSupportedError("Request objects are not supported.")
+    if data.get("request_uri"):
+        raise RequestURINotSupportedError("request_uri is not supported.")
+
+
+class RequestObjectsNotSupported:
+    def __call__(self, grant: grants.BaseGrant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", refuse_request_objects)
 
 
 class OpenIDConnect:
@@ -393,8 +473,18 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def get_audiences(self) -> list[str]:
+        # The issuer, or the endpoint the assertion is presented to (RFC 7523 §3).
         issuer = services().settings.issuer
-        return [issuer, f"{issuer}/token"]
+        return [issuer, f"{issuer}/token", f"{issuer}/introspect", f"{issuer}/revoke"]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        """Authlib's check, but only the algorithms discovery advertises (not joserfc's whole registry)."""
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=CLIENT_ASSERTION_SIGNING_ALGS)
+        except JoseError as error:
+            raise InvalidClientError(description="The client assertion is not valid.") from error
+        self.verify_claims(token.claims)
+        return token.claims
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         svc = services()
@@ -504,7 +594,10 @@ class OneCardRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
 def create_authorization_server() -> OneCardAuthorizationServer:
     """Every grant, extension, endpoint and client authentication method, registered in one place."""
     server = OneCardAuthorizationServer()
-    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDConnect()])
+    server.register_grant(
+        AuthorizationCodeGrant,
+        [RequestObjectsNotSupported(), S256CodeChallenge(required=True), OpenIDConnect()],
+    )
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(OneCardIntrospectionEndpoint)

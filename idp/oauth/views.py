@@ -29,13 +29,26 @@ from idp.oauth.bearer import authenticate_access_token, oidc_keys
 from idp.oauth.claims import build_claims, subject_for
 from idp.oauth.discovery import provider_metadata
 from idp.oauth.logout import LogoutDelivery, deliver_logout_tokens
-from idp.oauth.server import AuthorizedCitizen, OneCardAuthorizationServer, StoredAuthorizationRequest
+from idp.oauth.server import (
+    AuthorizedCitizen,
+    OneCardAuthorizationServer,
+    StoredAuthorizationRequest,
+    with_issuer,
+)
 from idp.oauth.tokens import InvalidTokenError, issue_logout_token, verify_jwt
 from idp.scopes import CITIZEN_SCOPES, OFFLINE_ACCESS, OPENID
 from idp.services import services
 from idp.sessions.model import SsoSession
 from idp.sessions.service import add_participant, end_session, find_session_by_cookie
-from idp.web import SESSION_COOKIE, browser_binding, cacheable_json, check_csrf, csrf_token, db_session
+from idp.web import (
+    SESSION_COOKIE,
+    browser_binding,
+    cacheable_json,
+    check_csrf,
+    csrf_token,
+    db_session,
+    error_page,
+)
 
 bp = Blueprint("oidc", __name__)
 ID_TOKEN_HINT_MAX_AGE = 30 * 86400  # an expired id_token still identifies the session to end
@@ -43,11 +56,6 @@ ID_TOKEN_HINT_MAX_AGE = 30 * 86400  # an expired id_token still identifies the s
 
 def _server() -> OneCardAuthorizationServer:
     return services().extras["authorization_server"]  # type: ignore[return-value]
-
-
-def error_page(title: str, message: str, status: int = 400) -> Response:
-    response = make_response(render_template("error.html", title=title, message=message), status)
-    return response
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -73,10 +81,10 @@ def error_redirect(
 ) -> Response:
     """An OAuth error response to a redirect URI already validated for the client (RFC 6749 §4.1.2.1,
     with the RFC 9207 ``iss``)."""
-    params = [("error", error), ("error_description", description), ("iss", services().settings.issuer)]
+    params = [("error", error), ("error_description", description)]
     if state:
         params.append(("state", state))
-    return redirect(add_params_to_uri(redirect_uri, params), status)
+    return redirect(with_issuer(add_params_to_uri(redirect_uri, params)), status)
 
 
 def _redirect_error(grant: Any, error: str, description: str) -> Response:
@@ -158,16 +166,9 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         auth_time=login.auth_time,
         claims=options.claims,
     )
-    response = server.create_authorization_response(request=oauth_request, grant=grant, grant_user=user)
-    return _add_iss(response)
-
-
-def _add_iss(response: Response) -> Response:
-    """RFC 9207: the authorization response names its issuer (mix-up defence)."""
-    location = response.headers.get("Location")
-    if response.status_code in (302, 303) and location and "iss=" not in location:
-        response.headers["Location"] = add_params_to_uri(location, [("iss", services().settings.issuer)])
-    return response
+    return server.create_authorization_response(  # type: ignore[no-any-return]
+        request=oauth_request, grant=grant, grant_user=user
+    )
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ the login pages, and a relying party's back-channel endpoint. Tests drive them w
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+import pytest
+import redis
 import requests
+from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -29,6 +33,7 @@ from tests.support.testlogin import install_test_login
 
 # Valid GB 11643 numbers (check digits computed) for the test register.
 CITIZENS = {"zhang": ("张三", "11010519491231002X"), "li": ("李四", "420106198001010015")}
+REDIRECT = "https://portal.example.gov.cn/callback"
 
 
 class ShiftClock:
@@ -59,9 +64,7 @@ class LiveIdp:
     def register_client(self, **kwargs: Any) -> tuple[str, str | None]:
         kwargs.setdefault("name", "Test portal")
         with self.services.database.session() as session:
-            client, secret = create_client(
-                session, ClientRegistration(**kwargs), now=self.clock()
-            )
+            client, secret = create_client(session, ClientRegistration(**kwargs), now=self.clock())
             return client.client_id, secret
 
 
@@ -204,3 +207,41 @@ class BackChannelReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(params=["sqlite", "postgres-redis"])
+def live_idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
+    """A live OneCard on SQLite, and again on PostgreSQL + Redis (skipped where they are unreachable,
+    failed under CI=true: tests/fixtures/services.py)."""
+    if request.param == "sqlite":
+        with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
+            yield live
+        return
+    postgres_url = request.getfixturevalue("postgres_url")
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = "oc-test-" + secrets.token_hex(4)
+    with running_idp(postgres_url, redis_url=redis_url, redis_prefix=prefix) as live:
+        try:
+            yield live
+        finally:
+            Base.metadata.drop_all(live.services.database.engine)
+            client = redis.Redis.from_url(redis_url)
+            for key in client.scan_iter(f"{prefix}:*"):
+                client.delete(key)
+            client.close()
+
+
+def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:
+    """A registered portal (client_secret_basic unless told) and an Authlib client session for it."""
+    kwargs.setdefault("redirect_uris", (REDIRECT,))
+    kwargs.setdefault("scope", "openid profile realname idcard")
+    client_id, secret = idp.register_client(**kwargs)
+    method = kwargs.get("token_endpoint_auth_method", "client_secret_basic")
+    return OAuth2Session(
+        client_id,
+        secret,
+        scope=kwargs["scope"],
+        redirect_uri=kwargs["redirect_uris"][0],
+        code_challenge_method="S256",
+        token_endpoint_auth_method=method,
+    )

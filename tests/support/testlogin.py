@@ -11,9 +11,9 @@ from werkzeug.wrappers import Response
 
 from idp.login.authenticators import LoginMethod
 from idp.login.views import complete_login, current_transaction
-from idp.oauth.views import error_page
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from idp.sessions.service import Authentication
+from idp.web import error_page
 
 AMR = {ACR_HIGH: ("sc", "pin", "mfa"), ACR_SUBSTANTIAL: ("hwk", "mfa")}
 

@@ -16,12 +16,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp.citizens.service import decrypt_profile, find_citizen
 from idp.login.authenticators import LoginMethod
 from idp.login.views import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
-from idp.oauth.views import end_sso_session, error_page
+from idp.oauth.views import end_sso_session
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL
 from idp.services import services
 from idp.sessions.service import Authentication, create_session
-from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session
+from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session, error_page
 from sdk.errors import OneCardError
 from wallet.devices.errors import PasskeyError
 from wallet.devices.service import (

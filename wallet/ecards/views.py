@@ -17,11 +17,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.cards.service import cards_of_citizen
 from idp.clients.service import ClientRegistration, create_client, find_client
-from idp.oauth.views import end_sso_session, error_page
+from idp.oauth.views import end_sso_session
 from idp.scopes import ACR_HIGH, OPENID
 from idp.services import services
 from idp.sessions.service import list_citizen_sessions
-from idp.web import SESSION_COOKIE, browser_binding, db_session
+from idp.web import SESSION_COOKIE, browser_binding, db_session, error_page
 from sdk.errors import OneCardError
 from wallet.devices.service import list_devices
 from wallet.ecards.model import EcardStatus

@@ -10,9 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.oauth.views import error_page
 from idp.services import services
-from idp.web import db_session
+from idp.web import db_session, error_page
 from sdk.errors import OneCardError
 from wallet.ecards.errors import EcardNotFoundError
 from wallet.ecards.service import DISCLOSURE_LABELS, find_current_ecard, set_disclosures

@@ -35,12 +35,20 @@ from idp.clients.service import find_client
 from idp.login.authenticators import LoginMethod
 from idp.login.transactions import LoginTransaction
 from idp.login.views import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
-from idp.oauth.views import error_page
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL, SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
 from idp.sessions.service import Authentication
-from idp.web import browser_binding, check_csrf, client_ip, cookie_secure, csrf_token, db_session, json_error
+from idp.web import (
+    browser_binding,
+    check_csrf,
+    client_ip,
+    cookie_secure,
+    csrf_token,
+    db_session,
+    error_page,
+    json_error,
+)
 from sdk.errors import OneCardError, RateLimitedError
 from wallet.qr.service import qr_data_url
 from wallet.qrlogin.channel import CHANNEL_TTL, COLLECT_GRACE, ChannelState, Requester
