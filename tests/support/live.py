@@ -209,18 +209,17 @@ class BackChannelReceiver:
         self.server.server_close()
 
 
-@pytest.fixture(params=["sqlite", "postgres-redis"])
-def live_idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
-    """A live OneCard on SQLite, and again on PostgreSQL + Redis (skipped where they are unreachable,
-    failed under CI=true: tests/fixtures/services.py)."""
+def _live_on_each_database(
+    request: pytest.FixtureRequest, tmp_path: Any, plugins: Sequence[Callable[[Flask], None]]
+) -> Iterator[LiveIdp]:
     if request.param == "sqlite":
-        with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
+        with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3", plugins=plugins) as live:
             yield live
         return
     postgres_url = request.getfixturevalue("postgres_url")
     redis_url = request.getfixturevalue("redis_url")
     prefix = "oc-test-" + secrets.token_hex(4)
-    with running_idp(postgres_url, redis_url=redis_url, redis_prefix=prefix) as live:
+    with running_idp(postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=plugins) as live:
         try:
             yield live
         finally:
@@ -229,6 +228,21 @@ def live_idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]
             for key in client.scan_iter(f"{prefix}:*"):
                 client.delete(key)
             client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres-redis"])
+def live_idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
+    """A live OneCard provider on SQLite, and again on PostgreSQL + Redis (skipped where they are
+    unreachable, failed under CI=true: tests/fixtures/services.py)."""
+    yield from _live_on_each_database(request, tmp_path, (install_test_login,))
+
+
+@pytest.fixture(params=["sqlite", "postgres-redis"])
+def live_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
+    """Like ``live_idp``, with the wallet plug-in too: every endpoint OneCard serves."""
+    from wallet.plugin import init_app as install_wallet  # tests may use the wallet; idp never does
+
+    yield from _live_on_each_database(request, tmp_path, (install_test_login, install_wallet))
 
 
 def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:
