@@ -1,5 +1,10 @@
 """Grant and refresh-token operations. Rotation is one conditional UPDATE, so two nodes racing to redeem
-the same refresh token cannot both win."""
+the same refresh token cannot both win.
+
+Lock order: whatever changes a grant's refresh tokens first locks the grant's row, then the tokens'. Without
+one order, a redeemer (token row, then the grant's row for the new token's foreign key) and a reuse revoker
+(grant row, then every token row of the grant) deadlocked under parallel reuse on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -84,7 +89,13 @@ def find_active_grant(session: Session, grant_id: str) -> GrantInfo | None:
     return _info(grant)
 
 
+def _lock_grant(session: Session, grant_id: str) -> None:
+    """Take the grant's row lock before touching its tokens (the lock order above; no-op on SQLite)."""
+    session.execute(select(Grant.id).where(Grant.id == grant_id).with_for_update())
+
+
 def revoke_grant(session: Session, grant_id: str, *, reason: str, now: float) -> bool:
+    _lock_grant(session, grant_id)
     result = session.execute(
         update(Grant)
         .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
@@ -145,6 +156,10 @@ def redeem_refresh_token(session: Session, token: str, *, now: float) -> Refresh
     if not looks_like(token, REFRESH_TOKEN_PREFIX):
         return RefreshOutcome(None)
     token_hash = hash_bearer_secret(token)
+    grant_id = session.scalar(select(RefreshToken.grant_id).where(RefreshToken.token_hash == token_hash))
+    if grant_id is None:
+        return RefreshOutcome(None)
+    _lock_grant(session, grant_id)
     at = utc_from_timestamp(now)
     result = session.execute(
         update(RefreshToken)
@@ -156,7 +171,7 @@ def redeem_refresh_token(session: Session, token: str, *, now: float) -> Refresh
         )
         .values(used_at=at)
     )
-    record = session.get(RefreshToken, token_hash)
+    record = session.get(RefreshToken, token_hash, populate_existing=True)  # not a copy read before the lock
     if record is None:
         return RefreshOutcome(None)
     if result.rowcount == 1:  # type: ignore[attr-defined]
