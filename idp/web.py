@@ -4,6 +4,7 @@ security headers and JSON errors. Kept small: views parse, call one service, ren
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -42,13 +43,25 @@ def cookie_secure() -> bool:
 
 
 def browser_id() -> str:
-    """A random id for this browser (HttpOnly cookie), set on the response if it is new."""
+    """A random id for this browser (HttpOnly cookie), set on the response if it is new.
+
+    Only ids this server issued count: the cookie carries a MAC under the cookie keys, so a value a client
+    or a page chose (a planted or guessed binding for a login transaction or a QR login) is replaced.
+    """
     value = request.cookies.get(BROWSER_COOKIE, "")
-    if not (20 <= len(value) <= 64) or not value.replace("-", "").replace("_", "").isalnum():
+    random_part, _, mac = value.partition(".")
+    keys = _cookie_keys()
+    if not any(hmac.compare_digest(_browser_mac(key, random_part), mac) for _kid, key in keys):
         if "new_browser_id" not in g:
-            g.new_browser_id = secrets.token_urlsafe(24)
+            fresh = secrets.token_urlsafe(24)
+            g.new_browser_id = f"{fresh}.{_browser_mac(keys[0][1], fresh)}"
         return g.new_browser_id  # type: ignore[no-any-return]
     return value
+
+
+def _browser_mac(key: bytes, random_part: str) -> str:
+    digest = hmac.new(key, f"browser\x00{random_part}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
 def browser_binding() -> str:
