@@ -449,9 +449,7 @@ def clients_add(
         client_id=client_id,
     )
     with _unit_of_work() as (svc, session):
-        client, secret = create_client(
-            session, registration, now=svc.now()
-        )
+        client, secret = create_client(session, registration, now=svc.now())
         _audit(svc, session, "client.create", "client", client.client_id, kind=client.kind)
         description = describe_client(client)
     if as_json:
@@ -712,7 +710,7 @@ def demo_seed() -> None:
     default="var",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo card, the venue's credentials and the logs are kept.",
+    help="Where the demo card, the venue's credentials, the logs and the database are kept.",
 )
 @click.option("--no-open-dialog", is_flag=True, help="The bridge does not open its PIN window by itself.")
 def demo_run(
@@ -739,6 +737,7 @@ def demo_run(
         bridge_port=bridge_port,
         issuer=os.environ.get("ONECARD_ISSUER", ""),
     )
+    settings = settings.replace(database_url=demo_module.demo_database_url(settings.database_url, layout))
     started = time_now()
     dbadmin.upgrade(settings.database_url)
     app = create_app(settings.replace(issuer=layout.public_issuer))
@@ -751,9 +750,10 @@ def demo_run(
                 svc, session, citizen_ids[0], layout.card_file, actor=cli_actor()
             )
             lines.append(card)
+            lines.append(demo_module.ensure_demo_portal_uris(svc, session, layout, actor=cli_actor()))
     finally:
         svc.database.dispose()
-    env = dict(os.environ)
+    env = {**os.environ, "ONECARD_DATABASE_URL": settings.database_url}  # the children use the same one
     try:
         lines.append(demo_module.ensure_demo_venue(layout, env))
         click.echo(f"seeded in {time_now() - started:.1f} s; starting the IdP, the portal and the bridge")

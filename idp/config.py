@@ -76,7 +76,14 @@ class Settings:
         return urlsplit(self.issuer).scheme == "https"
 
     def key_encryption_keys(self) -> list[str]:
-        raw = Path(self.kek_file).read_text().strip() if self.kek_file else self.kek
+        if self.kek_file:
+            try:
+                raw = Path(self.kek_file).read_text().strip()
+            except OSError as exc:
+                # The file's name and the OS's reason only: never what was read.
+                raise ConfigError(f"ONECARD_KEK_FILE {self.kek_file}: {exc.strerror or exc}") from exc
+        else:
+            raw = self.kek
         return [part.strip() for part in raw.split(",") if part.strip()]
 
     def replace(self, **changes: Any) -> Settings:

@@ -7,12 +7,18 @@ One command on a fresh machine, embedded SQLite and nothing else:
   portal, wallet and bridge use: browsers create passkeys only for a domain name, never for an IP address
   (WebAuthn's RP id), so the wallet must live on ``localhost``. Two application instances on one database,
   picked by the ``Host`` header;
-- **the example portal** (``examples/portal``) on ``http://127.0.0.1:8001``, the client ``demo-portal``;
+- **the example portal** (``examples/portal``) on ``http://127.0.0.1:8001``, the client ``demo-portal``,
+  whose registered redirect, logout and back-channel URIs follow ``--portal-port`` (updated on every start
+  when the port changed, ``ensure_demo_portal_uris``);
 - **the reader bridge** on ``127.0.0.1:47400`` with the in-process virtual card ``var/demo-card.json``
   (``onecard-bridge serve --dev --virtual-card``), the PIN typed into the bridge's own PIN dialog;
 - seeded once and left alone afterwards: the demo clients and citizens (``onecard demo seed``), a card for
   the first demo citizen with the documented PIN ``123456``, and a demo venue whose gate credentials are
   written to ``var/demo-venue.json`` (``onecard venues add``).
+
+Everything the demo writes lives in its directory (``--dir``, default ``var``): the card, the venue's
+credentials, the logs, and the SQLite database ``onecard.sqlite3`` — unless ``ONECARD_DATABASE_URL`` (or the
+configuration file) names a database, which is then used as it is (``demo_database_url``).
 
 The children run in their own process group, so Ctrl-C or SIGTERM reaches this process only, which then stops
 each child by its PID. If one child dies, the others are stopped too. Development only: refused with
@@ -24,6 +30,7 @@ add`` and the bridge by running ``python -m reader_bridge.cli``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -49,6 +56,7 @@ DEFAULT_PORTAL_PORT = 8001
 DEFAULT_BRIDGE_PORT = 47400  # reader_bridge.server.DEFAULT_PORT, the port the card login page looks at
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+DEMO_DATABASE_FILE = "onecard.sqlite3"
 
 Log = Callable[[str], None]
 
@@ -99,8 +107,22 @@ class DemoLayout:
     def venue_file(self) -> Path:
         return self.directory / "demo-venue.json"
 
+    @property
+    def database_file(self) -> Path:
+        return self.directory / DEMO_DATABASE_FILE
+
     def log_file(self, name: str) -> Path:
         return self.directory / f"demo-{name}.log"
+
+
+def demo_database_url(configured: str, layout: DemoLayout) -> str:
+    """The demo's database: the configured one if the operator named one, else a SQLite file in its
+    directory (the default setting is relative to the working directory, which ``--dir`` must not be)."""
+    from idp.config import Settings
+
+    if configured != Settings().database_url:
+        return configured
+    return f"sqlite:///{layout.database_file.resolve()}"
 
 
 # Seeding -----------------------------------------------------------------------------------------------
@@ -142,12 +164,54 @@ def ensure_demo_card(svc: Any, session: Any, citizen_id: str, path: Path, *, act
     return f"created  card {issued.card.card_number} in {path} (PIN {DEMO_PIN})"
 
 
+def ensure_demo_portal_uris(svc: Any, session: Any, layout: DemoLayout, *, actor: str) -> str:
+    """Point the ``demo-portal`` client's redirect, logout and back-channel URIs at the portal's port.
+
+    Idempotent: nothing changes (and nothing is audited) when they already do. Returns one line.
+    """
+    from idp.audit.service import record_event
+    from idp.cli import DEMO_PORTAL
+    from idp.clients.service import get_client, validate_registration
+
+    base = layout.portal_url
+    redirect_uris, logout_uris = [f"{base}/callback"], [f"{base}/"]
+    backchannel = f"{base}/backchannel-logout"
+    validate_registration(
+        dataclasses.replace(
+            DEMO_PORTAL,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=logout_uris,
+            backchannel_logout_uri=backchannel,
+        )
+    )
+    assert DEMO_PORTAL.client_id is not None
+    client = get_client(session, DEMO_PORTAL.client_id)
+    current = (client.redirect_uris, client.post_logout_redirect_uris, client.backchannel_logout_uri)
+    if current == (redirect_uris, logout_uris, backchannel):
+        return f"exists   portal redirect URI {redirect_uris[0]}"
+    # New lists, not edited ones: the JSON columns are saved only when assigned.
+    client.redirect_uris, client.post_logout_redirect_uris = redirect_uris, logout_uris
+    client.backchannel_logout_uri = backchannel
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="client.update",
+        target_type="client",
+        target_id=client.client_id,
+        details={"demo": True, "redirect_uris": redirect_uris},
+        now=svc.now(),
+    )
+    return f"updated  portal redirect URI {redirect_uris[0]}"
+
+
 def _onecard_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from idp.cli import main; main()", *args]
 
 
 def ensure_demo_venue(layout: DemoLayout, env: Mapping[str, str]) -> str:
-    """The demo venue, added by ``onecard venues add`` once; its credentials are kept in ``venue_file``.
+    """The demo venue, added by ``onecard venues add`` once; its credentials are kept in ``venue_file``
+    (``onecard-gate verify --credentials var/demo-venue.json``).
 
     The secret is shown only when a venue is created, so the file is the one place it is kept. If the file
     was deleted while the venue remains, a second demo venue is added under a fresh id.
@@ -169,7 +233,12 @@ def ensure_demo_venue(layout: DemoLayout, env: Mapping[str, str]) -> str:
         )
         if result.returncode == 0:
             created = json.loads(result.stdout)
-            fields = {"venue_id": created["venue_id"], "client_secret": created["client_secret"]}
+            # The shape `onecard-gate --credentials FILE` reads (client_id and client_secret).
+            fields = {
+                "venue_id": created["venue_id"],
+                "client_id": created.get("client_id") or created["venue_id"],
+                "client_secret": created["client_secret"],
+            }
             path.write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
             path.chmod(0o600)
             return f"created  venue {created['venue_id']} (credentials in {path})"

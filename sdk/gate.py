@@ -5,7 +5,10 @@ Offline, a gate holds three things it syncs while it can and keeps using while i
 - the QR key set, a JWKS (RFC 7517) fetched with HTTP caching (RFC 9111 ``Cache-Control: max-age``, ``Age``)
   and conditional requests (RFC 9110 §13.1.2 ``ETag`` / ``If-None-Match`` → 304), persisted to a local file
   so a restarted gate without network still verifies (``KeySetSync``);
-- the list of suspended e-card handles, same mechanics (``SuspendedHandlesSync``);
+- the list of suspended e-card handles, same mechanics, fetched with the venue's credentials
+  (``SuspendedHandlesSync``). It is only as good as its last confirmation by the server: with no list, or one
+  older than ``max_list_age`` (default ``DEFAULT_MAX_LIST_AGE``), the gate cannot tell a suspended e-card
+  from a valid one and refuses every code as ``revocation_list_stale`` — it fails closed;
 - a bounded replay cache of the codes it has accepted (``ReplayCache``). It is local: one-time use *across*
   gates needs the online API.
 
@@ -14,7 +17,7 @@ with the stated clock skew), then suspension, then one-time use, and returns a f
 raises ``QrTokenError`` with a reason from the fixed set.
 
 Online, ``OnlineGateClient`` calls ``POST /api/v1/gate/verify`` with the venue's client credentials; the
-contract (request, responses, authentication) is in docs/formats/essc1.md, "Online verification".
+contract (request, responses, authentication) is in docs/formats/essc1.md §7, the list in §6.
 
 Time is a parameter everywhere (``now``); only the network is real.
 """
@@ -25,7 +28,7 @@ import base64
 import heapq
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Protocol, runtime_checkable
 from urllib.parse import quote_plus
@@ -54,7 +57,13 @@ from sdk.qr_token import (
 )
 
 DEFAULT_REPLAY_CAPACITY: Final = 100_000
+# How old the suspended-handles list may be before an offline gate refuses every code. A card reported lost
+# still passes at a gate that cannot sync for up to this long; a gate offline for longer stops admitting
+# anyone. The server's list has max-age 60 s, so a connected gate is never near it.
+DEFAULT_MAX_LIST_AGE: Final = 3600
 _QR_ALGS: Final[tuple[Algorithm, ...]] = ("EdDSA",)
+# Reasons a gate finds in its own state; the online API never sends them (a server that did is broken).
+_GATE_LOCAL_REASONS: Final = frozenset({QrTokenReason.REVOCATION_LIST_STALE})
 
 
 # --- results and errors ---------------------------------------------------------------------------------
@@ -102,6 +111,24 @@ class GateAuthError(GateServiceError):
 
     error = "gate_unauthorized"
     description = "The gate's credentials were refused."
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCredentials:
+    """A venue's client credentials, for the verify API and the suspended-handles list."""
+
+    client_id: str
+    client_secret: str = field(repr=False)  # a repr ends up in logs
+
+    def __post_init__(self) -> None:
+        if not self.client_id or not self.client_secret:
+            raise ValueError("venue credentials need a client id and a client secret")
+
+    @property
+    def authorization(self) -> str:
+        """The ``Authorization`` header: HTTP Basic, each part form-encoded first (RFC 6749 §2.3.1)."""
+        credentials = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}".encode()
+        return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 # --- replay cache ---------------------------------------------------------------------------------------
@@ -192,6 +219,8 @@ class SuspendedHandles:
 
 @runtime_checkable
 class HandleSource(Protocol):
+    """Whether an e-card is suspended; raises ``QrTokenError(REVOCATION_LIST_STALE)`` when it cannot tell."""
+
     def is_suspended(self, handle: str, now: float) -> bool: ...
 
 
@@ -208,11 +237,50 @@ def parse_suspended_handles(document: Any) -> SuspendedHandles:
     return SuspendedHandles(frozenset(handles), generated_at)
 
 
+def _validate_max_list_age(max_list_age: float) -> float:
+    if not max_list_age >= 0:  # also refuses NaN
+        raise ValueError("max_list_age must not be negative")
+    return max_list_age
+
+
+def _refuse_unless_fresh(age: float | None, max_list_age: float, why_missing: str | None) -> None:
+    """The one staleness rule for every list a gate holds (fetched or read from a file)."""
+    if age is None:
+        why = why_missing or "never fetched"
+        raise QrTokenError(QrTokenReason.REVOCATION_LIST_STALE, f"no suspended-handles list: {why}")
+    if age > max_list_age:
+        raise QrTokenError(
+            QrTokenReason.REVOCATION_LIST_STALE,
+            f"suspended-handles list is {age:.0f} s old, more than {max_list_age:.0f} s"
+            + (f" ({why_missing})" if why_missing else ""),
+        )
+
+
 class SuspendedHandlesSync(DocumentSync[SuspendedHandles]):
-    """The suspended-handles list, synced like the key set; a list older than the one held is refused."""
+    """The suspended-handles list, synced like the key set; a list older than the one held is refused.
+
+    ``credentials``: the venue's, sent with every fetch (the server requires them, essc1.md §6).
+    ``is_suspended`` refuses as ``revocation_list_stale`` when there is no list or the server last confirmed
+    it (200 or 304) more than ``max_list_age`` seconds ago. Other ``options`` are ``DocumentSync``'s.
+    """
 
     kind = "suspended-handles list"
     max_bytes = 64 << 20
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: VenueCredentials | None = None,
+        max_list_age: float = DEFAULT_MAX_LIST_AGE,
+        **options: Any,
+    ) -> None:
+        self.credentials = credentials
+        self.max_list_age = _validate_max_list_age(max_list_age)
+        super().__init__(url, **options)
+
+    def __repr__(self) -> str:
+        return f"SuspendedHandlesSync({self.url!r})"  # never the credentials
 
     def _parse(self, document: Any) -> SuspendedHandles:
         return parse_suspended_handles(document)
@@ -221,10 +289,37 @@ class SuspendedHandlesSync(DocumentSync[SuspendedHandles]):
         # A stale cache or a replayed response must not un-suspend a card.
         return self._value is None or new.generated_at >= self._value.generated_at
 
+    def _request_headers(self) -> dict[str, str]:
+        return {"Authorization": self.credentials.authorization} if self.credentials else {}
+
+    def list_age(self, now: float) -> float | None:
+        """Seconds since the server last confirmed the held list; None when there is none."""
+        fetched_at = self.fetched_at
+        if self._value is None or fetched_at is None:
+            return None
+        return max(0.0, now - fetched_at)
+
     def is_suspended(self, handle: str, now: float) -> bool:
         self.refresh_if_stale(now)
         value = self._value
+        _refuse_unless_fresh(self.list_age(now), self.max_list_age, self.last_error)
         return value is not None and handle in value.handles
+
+
+class SuspendedHandlesSnapshot:
+    """A suspended-handles list handed to the gate as a document (e.g. a file synced by other means).
+
+    Its age is measured from the server's ``generated_at``; past ``max_list_age`` every code is refused as
+    ``revocation_list_stale``, as with ``SuspendedHandlesSync``.
+    """
+
+    def __init__(self, value: SuspendedHandles, *, max_list_age: float = DEFAULT_MAX_LIST_AGE) -> None:
+        self.value = value
+        self.max_list_age = _validate_max_list_age(max_list_age)
+
+    def is_suspended(self, handle: str, now: float) -> bool:
+        _refuse_unless_fresh(max(0.0, now - self.value.generated_at), self.max_list_age, None)
+        return handle in self.value.handles
 
 
 # --- offline verifier -----------------------------------------------------------------------------------
@@ -253,7 +348,8 @@ class GateVerifier:
     """A venue scanner's offline verifier (DESIGN.md §5 "Offline verification").
 
     ``keys`` is a fixed ``KeySet`` or a ``KeySource`` such as ``KeySetSync``; ``revoked_handles`` a fixed
-    collection or a ``HandleSource`` such as ``SuspendedHandlesSync``.
+    collection (the caller vouches for it) or a ``HandleSource`` such as ``SuspendedHandlesSync``, which
+    refuses every code once its list is stale.
     """
 
     def __init__(
@@ -346,8 +442,7 @@ class OnlineGateClient:
         timeout: float = DEFAULT_HTTP_TIMEOUT,
     ) -> None:
         self.url = base_url.rstrip("/") + self.VERIFY_PATH
-        credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
-        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+        self._authorization = VenueCredentials(client_id, client_secret).authorization
         self._owns_session = session is None
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -392,7 +487,9 @@ def _parse_online_verdict(data: Mapping[str, Any]) -> OnlineVerifiedScan:
         try:
             reason = QrTokenReason(str(data.get("reason")))
         except ValueError:
-            raise GateServiceError(f"server sent an unknown reason {data.get('reason')!r}") from None
+            reason = None
+        if reason is None or reason in _GATE_LOCAL_REASONS:
+            raise GateServiceError(f"server sent an unknown reason {data.get('reason')!r}")
         raise QrTokenError(reason, "rejected by the verification service")
     if verdict != "pass":
         raise GateServiceError(f"server sent an unknown verdict {verdict!r}")

@@ -1,9 +1,10 @@
 """``onecard-gate``: verify an ESSC1 code at a venue gate, offline or online (DESIGN.md §5).
 
     onecard-gate verify (--text CODE | --image FILE)
-        (--offline --jwks FILE_OR_URL --issuer CODE [--issuer CODE ...] [--revoked FILE_OR_URL]
-                   [--state-dir DIR] [--clock-skew SECONDS]
-        | --online --url URL --client-id ID [--client-secret SECRET] [--gate-id ID])
+        (--offline --jwks FILE_OR_URL --issuer CODE [--issuer CODE ...]
+                   [--revoked FILE_OR_URL [--max-list-age SECONDS]] [--state-dir DIR] [--clock-skew SECONDS]
+        | --online --url URL [--gate-id ID])
+        [--client-id ID] [--client-secret SECRET] [--credentials FILE]
         [--now POSIX_SECONDS]
 
 It prints exactly one line a turnstile controller can act on, and exits with its status:
@@ -12,10 +13,19 @@ It prints exactly one line a turnstile controller can act on, and exits with its
     REJECT reason=replayed                                                        → 1
     ERROR no QR code found in photo.png                                           → 2 (usage or system)
 
-The client secret may come from ``ONECARD_GATE_CLIENT_SECRET`` instead of the command line (where other
-users of the machine can see it). With ``--state-dir`` the synced key set, the suspended-handles list and
-the replay cache persist between runs; without it every run starts from nothing, so replays are only
-caught within one run. This module is the edge: it owns the clock and the files; ``sdk.gate`` does the work.
+The venue's credentials (the online API, and ``--revoked URL``: the list is for venues only) come from
+``--client-id``/``--client-secret``, else from ``--credentials FILE`` (JSON ``{"client_id": …,
+"client_secret": …}``; ``venue_id`` is taken for ``client_id``, so the demo's ``var/demo-venue.json``
+works), else from ``ONECARD_GATE_CLIENT_ID``/``ONECARD_GATE_CLIENT_SECRET`` — a secret on the command line
+is visible to other users of the machine. The secret is never printed.
+
+Offline, a suspended-handles list that cannot be fetched is used while the server confirmed it less than
+``--max-list-age`` seconds ago (default ``sdk.gate.DEFAULT_MAX_LIST_AGE``, an hour); with no list, or an
+older one, every code is refused as ``revocation_list_stale``. A list file is judged by its
+``generated_at``. With ``--state-dir`` the synced key set, the suspended-handles list and the replay cache
+persist between runs; without it every run starts from nothing, so replays are only caught within one run
+and a list URL must answer. This module is the edge: it owns the clock and the files; ``sdk.gate`` does the
+work.
 """
 
 from __future__ import annotations
@@ -32,11 +42,15 @@ from typing import Any, TextIO
 from sdk.clock import system_clock
 from sdk.errors import OneCardError
 from sdk.gate import (
+    DEFAULT_MAX_LIST_AGE,
     GateVerifier,
+    HandleSource,
     KeySetSync,
     OnlineGateClient,
     ReplayCache,
+    SuspendedHandlesSnapshot,
     SuspendedHandlesSync,
+    VenueCredentials,
     parse_suspended_handles,
 )
 from sdk.keys import KeySet
@@ -45,7 +59,11 @@ from sdk.qr_token import DEFAULT_CLOCK_SKEW, PREFIX, QrTokenError
 EXIT_PASS = 0
 EXIT_REJECT = 1
 EXIT_ERROR = 2
+CLIENT_ID_ENV = "ONECARD_GATE_CLIENT_ID"
 SECRET_ENV = "ONECARD_GATE_CLIENT_SECRET"  # the variable's name, not a secret
+_CREDENTIALS_HELP = (
+    f"--client-id and --client-secret, --credentials FILE, or {CLIENT_ID_ENV} and {SECRET_ENV}"
+)
 
 
 class CliError(Exception):
@@ -69,16 +87,43 @@ def _build_parser() -> argparse.ArgumentParser:
     offline.add_argument(
         "--issuer", metavar="CODE", action="append", default=[], help="accepted region code (repeatable)"
     )
-    offline.add_argument("--revoked", metavar="FILE_OR_URL", help="suspended-handles list file or URL")
+    offline.add_argument(
+        "--revoked", metavar="FILE_OR_URL", help="suspended-handles list file or URL (URL: needs credentials)"
+    )
+    offline.add_argument(
+        "--max-list-age",
+        metavar="SECONDS",
+        type=_non_negative_seconds,
+        default=DEFAULT_MAX_LIST_AGE,
+        help="refuse every code (revocation_list_stale) when the list is older than this "
+        f"(default {DEFAULT_MAX_LIST_AGE})",
+    )
     offline.add_argument("--state-dir", metavar="DIR", type=Path, help="keep key cache and replay cache here")
     offline.add_argument("--clock-skew", metavar="SECONDS", type=int, default=DEFAULT_CLOCK_SKEW)
     online = verify.add_argument_group("online")
     online.add_argument("--url", metavar="URL", help="base URL of the OneCard service")
-    online.add_argument("--client-id", metavar="ID")
-    online.add_argument("--client-secret", metavar="SECRET", help=f"or set {SECRET_ENV}")
     online.add_argument("--gate-id", metavar="ID", help="this gate's label, recorded with the scan")
+    credentials = verify.add_argument_group("the venue's credentials (online, and offline --revoked URL)")
+    credentials.add_argument("--client-id", metavar="ID", help=f"or set {CLIENT_ID_ENV}")
+    credentials.add_argument("--client-secret", metavar="SECRET", help=f"or set {SECRET_ENV}")
+    credentials.add_argument(
+        "--credentials",
+        metavar="FILE",
+        type=Path,
+        help='JSON {"client_id": ..., "client_secret": ...} (the demo\'s var/demo-venue.json works)',
+    )
     verify.add_argument("--now", metavar="POSIX_SECONDS", type=float, help=argparse.SUPPRESS)
     return parser
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def _is_url(value: str) -> bool:
@@ -90,6 +135,38 @@ def _read_json_file(path: str, what: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _text_field(document: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = document.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def venue_credentials(args: argparse.Namespace, environ: Mapping[str, str]) -> VenueCredentials | None:
+    """Each part from the command line, else the ``--credentials`` file, else the environment."""
+    saved: Mapping[str, Any] = {}
+    if args.credentials is not None:
+        # The file holds a secret: an error names the file and the problem, never a value read from it.
+        try:
+            document = json.loads(args.credentials.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"cannot read credentials file {args.credentials}: {exc.strerror or exc}") from exc
+        except ValueError:
+            raise CliError(f"credentials file {args.credentials} is not JSON") from None
+        if not isinstance(document, dict):
+            raise CliError(f"credentials file {args.credentials} is not a JSON object")
+        saved = document
+    client_id = args.client_id or _text_field(saved, "client_id", "venue_id") or environ.get(CLIENT_ID_ENV)
+    secret = args.client_secret or _text_field(saved, "client_secret") or environ.get(SECRET_ENV)
+    if not client_id and not secret:
+        return None
+    if not client_id or not secret:
+        missing = "client id" if not client_id else "client secret"
+        raise CliError(f"the venue's {missing} is missing: give {_CREDENTIALS_HELP}")
+    return VenueCredentials(client_id, secret)
 
 
 def read_code_from_image(path: Path) -> str:
@@ -130,6 +207,40 @@ def _pass_line(handle: str, issuer: str, expires_in: int, claims: Mapping[str, A
     return " ".join(parts)
 
 
+def _suspended_handles(
+    args: argparse.Namespace, now: float, err: TextIO, closing: contextlib.ExitStack
+) -> HandleSource | None:
+    state_dir: Path | None = args.state_dir
+    if not args.revoked:
+        err.write("warning: no suspended-handles list (--revoked): suspended e-cards are not refused\n")
+        return None
+    if not _is_url(args.revoked):
+        try:
+            document = _read_json_file(args.revoked, "suspended-handles list")
+            held = parse_suspended_handles(document)
+        except ValueError as exc:
+            raise CliError(f"unusable suspended-handles list {args.revoked}: {exc}") from exc
+        return SuspendedHandlesSnapshot(held, max_list_age=args.max_list_age)
+    credentials = venue_credentials(args, os.environ)
+    if credentials is None:
+        raise CliError(f"--revoked URL needs the venue's credentials: {_CREDENTIALS_HELP}")
+    synced = SuspendedHandlesSync(
+        args.revoked,
+        credentials=credentials,
+        max_list_age=args.max_list_age,
+        cache_file=state_dir / "suspended.json" if state_dir else None,
+    )
+    closing.callback(synced.close)
+    synced.refresh_if_stale(now)
+    age = synced.list_age(now)
+    if synced.last_error and age is not None and age <= synced.max_list_age:
+        # Still verifying with the held copy; the operator must know it is not current.
+        err.write(f"warning: {synced.last_error}; using the list confirmed {age:.0f} s ago\n")
+    elif synced.last_error:
+        err.write(f"warning: {synced.last_error}\n")
+    return synced
+
+
 def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO) -> str:
     if not args.jwks:
         raise CliError("--offline needs --jwks FILE_OR_URL")
@@ -149,22 +260,7 @@ def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO
                 keys = KeySet.from_jwks(_read_json_file(args.jwks, "key set"))
             except OneCardError as exc:
                 raise CliError(f"unusable key set {args.jwks}: {exc}") from exc
-        revoked: frozenset[str] | SuspendedHandlesSync = frozenset()
-        if args.revoked and _is_url(args.revoked):
-            revoked = SuspendedHandlesSync(
-                args.revoked, cache_file=state_dir / "suspended.json" if state_dir else None
-            )
-            closing.callback(revoked.close)
-            revoked.refresh_if_stale(now)
-            if revoked.value is None:
-                # Still verify: signatures and expiry hold without the list, but the operator must know.
-                err.write(f"warning: no suspended-handles list: {revoked.last_error}\n")
-        elif args.revoked:
-            try:
-                document = _read_json_file(args.revoked, "suspended-handles list")
-                revoked = parse_suspended_handles(document).handles
-            except ValueError as exc:
-                raise CliError(f"unusable suspended-handles list {args.revoked}: {exc}") from exc
+        revoked = _suspended_handles(args, now, err, closing)
         replay_file = state_dir / "replay.json" if state_dir else None
         replay = ReplayCache()
         if replay_file is not None and replay_file.exists():
@@ -194,10 +290,10 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _verify_online(args: argparse.Namespace, code: str, now: float) -> str:
-    secret = args.client_secret or os.environ.get(SECRET_ENV)
-    if not args.url or not args.client_id or not secret:
-        raise CliError(f"--online needs --url, --client-id and --client-secret (or {SECRET_ENV})")
-    client = OnlineGateClient(args.url, args.client_id, secret)
+    credentials = venue_credentials(args, os.environ)
+    if not args.url or credentials is None:
+        raise CliError(f"--online needs --url and the venue's credentials: {_CREDENTIALS_HELP}")
+    client = OnlineGateClient(args.url, credentials.client_id, credentials.client_secret)
     try:
         scan = client.verify(code, gate_id=args.gate_id)
     finally:

@@ -149,11 +149,15 @@ class DocumentSync(ABC, Generic[T]):
         """Whether ``new`` may replace the current document (e.g. not older)."""
         return True
 
+    def _request_headers(self) -> dict[str, str]:
+        """Extra headers for every fetch (e.g. credentials for a protected document)."""
+        return {}
+
     # -- machinery
 
     def _fetch(self, now: float) -> bool:
         self._last_attempt_at = now
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self._request_headers()}
         if self._etag and self._value is not None:
             headers["If-None-Match"] = self._etag
         try:

@@ -112,6 +112,10 @@ class QrTokenReason(enum.StrEnum):
     REPLAYED = "replayed"
     REVOKED = "revoked"
     WRONG_ISSUER = "wrong_issuer"
+    # Not about the code: an offline gate whose suspended-handles list is missing or older than its limit
+    # cannot tell a suspended e-card from a valid one, so it refuses every code (sdk.gate). Never sent by
+    # the online API.
+    REVOCATION_LIST_STALE = "revocation_list_stale"
 
 
 class QrTokenError(OneCardError):

@@ -3,6 +3,7 @@ and citizen import work through it and are audited (issue #2, item 9)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,3 +134,20 @@ def test_citizen_import_all_or_nothing_and_masked_listing(idp: LiveIdp) -> None:
     assert all("*" in c["id_number"] for c in listed["citizens"])
     paged = requests.get(f"{idp.base_url}/api/v1/admin/citizens?limit=abc", headers=headers, timeout=5)
     assert paged.status_code == 400
+
+
+def test_citizen_import_without_a_header_row_names_no_one(idp: LiveIdp) -> None:
+    headers = {"Authorization": f"Bearer {token_for(idp, 'admin')}"}
+    headerless = "王五,310115195006061230\n赵六,440301199003070027\n".encode()
+    refused = requests.post(
+        f"{idp.base_url}/api/v1/admin/citizens/import", headers=headers, data=headerless, timeout=10
+    )
+    assert refused.status_code == 422
+    report = refused.json()
+    # Decoded, so that a name escaped as \\uXXXX in the JSON would still be found.
+    shown = json.dumps(report, ensure_ascii=False)
+    for fragment in ("王五", "赵六", "310115195006061230", "31011519500606", "440301199003070027"):
+        assert fragment not in shown and fragment not in refused.text
+    assert report["imported"] == 0
+    assert [(p["line"], p["reason"]) for p in report["problems"]] == [(1, "bad_header")]
+    assert "header row is probably missing" in report["problems"][0]["detail"]

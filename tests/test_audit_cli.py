@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from idp import dbadmin
-from idp.audit.service import verify_exported_events
+from idp.audit.service import EventRecord, compute_event_hash, verify_exported_events
 from idp.cli import cli
 
 
@@ -108,3 +111,103 @@ def test_export_writes_json_lines_that_verify_on_their_own(database_url: str, tm
     empty = run("audit", "export", "--since", "2000-01-01", "--until", "2000-01-02")
     assert empty.exit_code == 0 and empty.output == ""
     assert run("audit", "export", "--since", "2001-01-01", "--until", "2000-01-01").exit_code == 2
+
+
+def test_export_since_alone_runs_to_the_last_event(database_url: str) -> None:
+    some_events()
+    result = run("audit", "export", "--since", "2000-01-01")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines()]
+    assert events and events[0]["seq"] == 1 and verify_exported_events(events).ok
+    head = run("audit", "verify").output.split("head ")[1].split()[0]
+    assert f"{events[-1]['seq']}:{events[-1]['hash']}" == head
+
+
+def export_to(tmp_path: Path) -> Path:
+    out = tmp_path / "export.jsonl"
+    assert run("audit", "export", "--since", "2000-01-01", "--output", str(out)).exit_code == 0
+    return out
+
+
+def test_an_exported_file_verifies_without_the_database(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    some_events()
+    out = export_to(tmp_path)
+    head = run("audit", "verify").output.split("head ")[1].split()[0]
+    monkeypatch.setenv("ONECARD_DATABASE_URL", f"sqlite:///{tmp_path / 'nowhere' / 'gone.sqlite3'}")
+    result = run("audit", "verify", "--file", str(out), "--head", head)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert f"{len(lines)} event(s) verified" in result.output and f"last event {head}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_line", "reason"),
+    [
+        # One field of one event changed: its own hash no longer fits.
+        (lambda events: events[2].update(actor="cli:mallory"), 3, "modified"),
+        (lambda events: events[1]["details"].update(reason="nothing to see"), 2, "modified"),
+        # One event taken out: the gap shows at the next line.
+        (lambda events: events.pop(2), 3, "missing"),
+        # One event rewritten with a fresh, self-consistent hash: the next one no longer links to it.
+        (None, 4, "unlinked"),
+    ],
+    ids=["actor", "details", "removed", "rehashed"],
+)
+def test_tampering_with_one_line_of_an_export_is_found_at_that_line(
+    database_url: str, tmp_path: Path, tamper: Any, bad_line: int, reason: str
+) -> None:
+    some_events()
+    for key_set in ("oidc-rs256", "data"):
+        assert run("keys", "rotate", key_set, "--reason", "more events").exit_code == 0
+    out = export_to(tmp_path)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == 5
+    if tamper is not None:
+        tamper(events)
+    else:
+        events[2]["actor"] = "cli:mallory"
+        events[2]["hash"] = compute_event_hash(EventRecord.from_export(events[2]))
+    out.write_text("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in events))
+    result = run("audit", "verify", "--file", str(out))
+    assert result.exit_code == 1
+    assert f"first bad line is {bad_line}" in result.output
+    assert f"line {bad_line} (seq " in result.output and reason in result.output
+    as_json = run("audit", "verify", "--file", str(out), "--json")
+    assert as_json.exit_code == 1
+    problems = json.loads(as_json.output)["problems"]
+    assert (problems[0]["line"], problems[0]["reason"]) == (bad_line, reason)
+
+
+def test_lines_that_are_not_events_are_named(database_url: str, tmp_path: Path) -> None:
+    some_events()
+    out = export_to(tmp_path)
+    lines = out.read_text().splitlines()
+    lines.insert(1, "{not json")
+    lines.append(lines[-1])  # a repeated event
+    out.write_text("\n".join(lines) + "\n")
+    result = run("audit", "verify", "--file", str(out), "--json")
+    assert result.exit_code == 1
+    problems = [(p["line"], p["reason"]) for p in json.loads(result.output)["problems"]]
+    assert problems == [(2, "malformed"), (len(lines), "malformed")]
+
+
+def test_the_chain_hash_is_computed_as_the_runbook_says(database_url: str, tmp_path: Path) -> None:
+    """docs/runbook.md "The exported audit file", recomputed with hashlib and json alone."""
+    some_events()
+    previous = "0" * 64
+    for line in export_to(tmp_path).read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        at = datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
+        at_us = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        fields = {k: event[k] for k in ("action", "actor", "details", "prev_hash", "seq", "target_id")}
+        canonical = json.dumps(
+            {**fields, "target_type": event["target_type"], "at_us": at_us},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+        ).encode()
+        assert event["prev_hash"] == previous
+        assert hashlib.sha256(b"onecard/audit/v1\x00" + canonical).hexdigest() == event["hash"]
+        previous = event["hash"]

@@ -358,3 +358,43 @@ def test_large_import(sqlite_database: Database, cipher: PiiCipher) -> None:
         assert count_citizens(session) == 20_000
     # Generous: about 1 s on a laptop; row-by-row ORM inserts would take several times longer.
     assert elapsed < 30
+
+
+def _fragments(name: str, number: str) -> list[str]:
+    """What of a citizen must not appear in a report: the name and the number, or telling parts of it."""
+    return [name, number, number[:-1], number[:6] + number[6:14], number[6:14] + number[14:17]]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected_detail"),
+    [
+        # No header row: the first citizen stands where the header should be.
+        ([f"{ZHANG[0]},{ZHANG[1]}", f"{ZHAO[0]},{ZHAO[1]}"], "header row is probably missing"),
+        ([f"{ZHANG[1]},{ZHANG[0]}"], "header row is probably missing"),
+        # A header in other words, or with a third column: its cells are not repeated either.
+        ([f"{ZHANG[0]},{ZHANG[1]},13800138000", f"{ZHAO[0]},{ZHAO[1]},1"], "3 column(s)"),
+        ([f"{ZHANG[0]},{ZHANG[1][:-1]}0"], "2 column(s) with other names"),  # a bad check digit
+    ],
+)
+def test_a_bad_header_row_is_reported_without_its_cells(
+    session: Session, cipher: PiiCipher, lines: list[str], expected_detail: str
+) -> None:
+    report = import_citizens(session, cipher, csv_bytes(*lines), now=NOW)
+    text_of_report = "\n".join(
+        [report.summary(), *format_problems(report.problems), *(p.detail for p in report.problems)]
+    )
+    for fragment in [*_fragments(*ZHANG), *_fragments(*ZHAO), "13800138000"]:
+        assert fragment not in text_of_report
+    assert [(p.line, p.reason) for p in report.problems] == [(1, ImportProblemReason.BAD_HEADER)]
+    assert expected_detail in report.problems[0].detail
+    assert count_citizens(session) == 0
+
+
+def test_a_broken_row_is_reported_without_its_cells(session: Session, cipher: PiiCipher) -> None:
+    secret_name = "欧阳修"
+    data = csv_bytes("name,id_number", f'"{secret_name},{ZHANG[1]}', f"{ZHAO[0]},{ZHAO[1]}")
+    report = import_citizens(session, cipher, data, now=NOW)
+    assert [(p.line, p.reason) for p in report.problems] == [(2, ImportProblemReason.UNREADABLE)]
+    text_of_report = "\n".join([report.summary(), *format_problems(report.problems)])
+    for fragment in [secret_name, *_fragments(*ZHANG), *_fragments(*ZHAO)]:
+        assert fragment not in text_of_report

@@ -292,6 +292,21 @@ def test_citizens_import_bad_file_reports_lines_and_imports_nothing(migrated: st
     assert audit_actions(migrated) == []
 
 
+def test_citizens_import_without_a_header_row_names_no_one(migrated: str, tmp_path: Path) -> None:
+    rows = valid_rows(3)
+    source = tmp_path / "no-header.csv"
+    source.write_text("".join(f"{name},{number}\n" for name, number in rows), encoding="utf-8")
+    result = run("citizens", "import", str(source), "--quiet")
+    assert result.exit_code == 1
+    first_name, first_number = rows[0]
+    for fragment in (first_name, first_number, first_number[:-1], first_number[:14]):
+        assert fragment not in result.output
+    assert_no_pii(result.output, rows)
+    assert result.stdout.splitlines()[1].split()[:3] == ["line", "1:", "bad_header"]
+    assert "header row is probably missing" in result.stdout
+    assert json.loads(run("citizens", "list", "--json").stdout)["total"] == 0
+
+
 def test_citizens_import_refuses_numbers_already_registered(migrated: str, tmp_path: Path) -> None:
     rows = valid_rows(3)
     first = tmp_path / "first.csv"

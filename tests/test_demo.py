@@ -8,6 +8,7 @@ virtual card; SIGTERM stops every child, checked by PID. A second start reuses w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -19,14 +20,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import requests
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from idp.cli import cli
 from idp.demo import DEMO_PIN, HostDispatcher
 from sdk.card_file import load_card_file
+from sdk.gate_cli import main as gate_main
 
 START_TIMEOUT = 60.0
 
@@ -87,9 +91,15 @@ class Demo:
 
 
 @contextmanager
-def demo_run(directory: Path, ports: list[int]) -> Iterator[Demo]:
+def demo_run(
+    directory: Path, ports: list[int], *, demo_dir: Path | None = None, own_database: bool = True
+) -> Iterator[Demo]:
+    """``onecard demo run`` started in ``directory``; ``demo_dir`` is its ``--dir``; with ``own_database``
+    ONECARD_DATABASE_URL names a database in ``directory``, else the demo picks its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
-    env.update(ONECARD_DATABASE_URL=f"sqlite:///{directory}/demo.sqlite3", ONECARD_ENV="development")
+    env.update(ONECARD_ENV="development")
+    if own_database:
+        env.update(ONECARD_DATABASE_URL=f"sqlite:///{directory}/demo.sqlite3")
     idp, portal, bridge = ports
     command = [
         sys.executable,
@@ -104,6 +114,7 @@ def demo_run(directory: Path, ports: list[int]) -> Iterator[Demo]:
         "--bridge-port",
         str(bridge),
         "--no-open-dialog",
+        *(["--dir", str(demo_dir)] if demo_dir is not None else []),
     ]
     process = subprocess.Popen(
         command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -190,7 +201,7 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
         card = load_card_file(tmp_path / "var" / "demo-card.json")
         assert card.pin == DEMO_PIN
         venue = json.loads((tmp_path / "var" / "demo-venue.json").read_text())
-        assert venue["venue_id"] == "vn_demo-museum" and venue["client_secret"]
+        assert venue["venue_id"] == venue["client_id"] == "vn_demo-museum" and venue["client_secret"]
         output = stop(demo)
     assert f"Open http://127.0.0.1:{portal}" in output and f"PIN {DEMO_PIN}" in output
     assert "created  card" in output and "created  venue vn_demo-museum" in output
@@ -229,3 +240,56 @@ def test_host_dispatcher_picks_the_application_by_host() -> None:
     assert dispatcher({"HTTP_HOST": "localhost:8000"}, lambda *_: None) == [b"local"]
     assert dispatcher({"HTTP_HOST": "127.0.0.1:8000"}, lambda *_: None) == [b"default"]
     assert dispatcher({}, lambda *_: None) == [b"default"]
+
+
+def files_under(directory: Path) -> set[str]:
+    return {str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()}
+
+
+def test_demo_run_keeps_everything_in_its_dir_and_the_portal_login_on_its_port(tmp_path: Path) -> None:
+    workdir, demo_dir = tmp_path / "cwd", tmp_path / "elsewhere" / "demo"
+    workdir.mkdir()
+    ports = free_ports(3)
+    portal = ports[1]
+    assert portal != 8001
+    with demo_run(workdir, ports, demo_dir=demo_dir, own_database=False) as demo:
+        # "Log in with card" at the portal on its chosen port: the IdP knows that redirect URI and goes on to
+        # its login page, instead of refusing an unregistered redirect_uri.
+        login = requests.get(
+            f"http://127.0.0.1:{portal}/login?acr=urn:onecard:loa:high", allow_redirects=False, timeout=10
+        )
+        authorize = login.headers["Location"]
+        assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{portal}%2Fcallback" in authorize
+        browser = requests.Session()  # the login transaction lives in a cookie
+        answer = browser.get(authorize, allow_redirects=False, timeout=10)
+        assert answer.status_code in (302, 303), answer.text[:300]
+        assert "/login/" in answer.headers["Location"]
+        page = browser.get(urljoin(authorize, answer.headers["Location"]), timeout=10)
+        assert page.status_code == 200, page.text[:300]
+        browser.close()
+        # onecard-gate takes the venue file as written: a verdict, not "credentials refused".
+        gate_out, gate_err = io.StringIO(), io.StringIO()
+        venue_file = str(demo_dir / "demo-venue.json")
+        argv = ["verify", "--text", "ESSC1:", "--online", "--url", f"http://127.0.0.1:{ports[0]}"]
+        assert gate_main([*argv, "--credentials", venue_file], out=gate_out, err=gate_err) == 1
+        assert gate_out.getvalue() == "REJECT reason=malformed\n"
+        output = stop(demo)
+    assert f"updated  portal redirect URI http://127.0.0.1:{portal}/callback" in output
+    # Nothing in the working directory; the database, card, credentials and logs under --dir.
+    assert files_under(workdir) == set()
+    assert {"onecard.sqlite3", "demo-card.json", "demo-venue.json", "demo-idp.log"} <= files_under(demo_dir)
+
+    # Again on the same ports: the registration is left alone.
+    with demo_run(workdir, ports, demo_dir=demo_dir, own_database=False) as demo:
+        output = stop(demo)
+    assert f"exists   portal redirect URI http://127.0.0.1:{portal}/callback" in output
+    assert "updated" not in output and files_under(workdir) == set()
+    engine = create_engine(f"sqlite:///{demo_dir / 'onecard.sqlite3'}")
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT redirect_uris FROM oauth_clients WHERE client_id = 'demo-portal'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert json.loads(stored) == [f"http://127.0.0.1:{portal}/callback"]

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from PIL import Image
 
 from sdk.gate import (
+    DEFAULT_MAX_LIST_AGE,
     MAX_MAX_AGE,
     GateAuthError,
     GateServiceError,
@@ -33,6 +34,7 @@ from sdk.gate import (
     OnlineGateClient,
     ReplayCache,
     SuspendedHandlesSync,
+    VenueCredentials,
     parse_max_age,
     parse_suspended_handles,
 )
@@ -559,6 +561,8 @@ def test_online_client_follows_the_contract(server: FakeServer, session: request
         ((200, {"verdict": "maybe"}), GateServiceError),
         ((200, {"verdict": "pass", "handle": HANDLE}), GateServiceError),
         ((200, ["not", "an", "object"]), GateServiceError),
+        # The gate's own reason: a server that sends it is broken, not a verdict.
+        ((200, {"verdict": "reject", "reason": "revocation_list_stale"}), GateServiceError),
     ],
 )
 def test_online_client_errors(
@@ -669,11 +673,61 @@ def test_cli_state_dir_catches_replays_across_runs(jwks_file: Path, tmp_path: Pa
 def test_cli_revoked_list_file(jwks_file: Path, tmp_path: Path) -> None:
     vector = _vector("basic")
     revoked = tmp_path / "suspended.json"
-    revoked.write_text(json.dumps({"handles": [HANDLE], "generated_at": 1}))
-    status, out, _ = run_cli(
-        "verify", "--text", vector["code"], *_offline(jwks_file, "--revoked", str(revoked)), "--now", str(NOW)
+    args = ["verify", "--text", vector["code"], *_offline(jwks_file, "--revoked", str(revoked))]
+    revoked.write_text(json.dumps({"handles": [HANDLE], "generated_at": int(NOW) - 60}))
+    assert run_cli(*args, "--now", str(NOW))[:2] == (1, "REJECT reason=revoked\n")
+    # A list file nobody has refreshed for longer than the limit vouches for nobody, suspended or not.
+    revoked.write_text(json.dumps({"handles": [], "generated_at": int(NOW) - DEFAULT_MAX_LIST_AGE - 1}))
+    assert run_cli(*args, "--now", str(NOW))[:2] == (1, "REJECT reason=revocation_list_stale\n")
+    limit = str(DEFAULT_MAX_LIST_AGE + 60)
+    assert run_cli(*args, "--max-list-age", limit, "--now", str(NOW))[0] == 0
+    assert run_cli(*args, "--max-list-age", "-1", "--now", str(NOW))[0] == 2
+
+
+def test_cli_without_a_list_warns(jwks_file: Path) -> None:
+    vector = _vector("basic")
+    status, _, err = run_cli("verify", "--text", vector["code"], *_offline(jwks_file), "--now", str(NOW))
+    assert status == 0 and "suspended e-cards are not refused" in err
+
+
+def test_suspended_handles_sync_sends_the_venue_credentials_and_fails_closed(
+    server: FakeServer, session: requests.Session, k1: Key, tmp_path: Path
+) -> None:
+    server.publish("/suspended", {"handles": [], "generated_at": int(NOW)}, cache_control="max-age=60")
+    credentials = VenueCredentials(CLIENT_ID, CLIENT_SECRET)
+    assert CLIENT_SECRET not in repr(credentials)
+    cache = tmp_path / "s.json"
+    sync = SuspendedHandlesSync(
+        server.url("/suspended"), credentials=credentials, cache_file=cache, session=session, max_list_age=600
     )
-    assert (status, out) == (1, "REJECT reason=revoked\n")
+    assert CLIENT_SECRET not in repr(sync)
+    gate = GateVerifier(KeySet.of([k1]), {ISSUER}, revoked_handles=sync)
+    assert gate.verify(_code(k1), NOW).handle == HANDLE
+    sent = server.requests_to("/suspended")[-1]["Authorization"]
+    user, _, password = base64.b64decode(sent.removeprefix("Basic ")).decode().partition(":")
+    assert (unquote_plus(user), unquote_plus(password)) == (CLIENT_ID, CLIENT_SECRET)
+    assert "%40" in password and "+" in password  # form-encoded first (RFC 6749 §2.3.1), as the server reads
+
+    # The server goes away: the held list serves while it is younger than the limit, then nothing passes,
+    # and a code refused for that reason has not used up its one scan.
+    server.stop()
+    assert gate.verify(_code(k1, now=NOW + 600), NOW + 600).handle == HANDLE
+    later = _code(k1, now=NOW + 601)
+    with pytest.raises(QrTokenError) as stale:
+        gate.verify(later, NOW + 601)
+    assert _reason(stale) == "revocation_list_stale"
+    sync.max_list_age = 10_000
+    assert gate.verify(later, NOW + 601).handle == HANDLE
+    # A gate restarted from its cache file keeps the list's age: the file does not make it young again.
+    restarted = SuspendedHandlesSync(
+        server.url("/suspended"), credentials=credentials, cache_file=cache, session=session, max_list_age=600
+    )
+    assert restarted.list_age(NOW + 601) == 601
+    with pytest.raises(QrTokenError) as never:
+        SuspendedHandlesSync(server.url("/suspended"), session=session).is_suspended(HANDLE, NOW)
+    assert _reason(never) == "revocation_list_stale"
+    with pytest.raises(ValueError):
+        SuspendedHandlesSync(server.url("/suspended"), session=session, max_list_age=-1)
 
 
 def test_cli_jwks_url_then_offline(server: FakeServer, tmp_path: Path) -> None:
@@ -718,7 +772,11 @@ def test_cli_online(server: FakeServer, k1: Key, monkeypatch: pytest.MonkeyPatch
     assert status == 2 and out.startswith("ERROR credentials refused")
     monkeypatch.delenv("ONECARD_GATE_CLIENT_SECRET")
     status, out, _ = run_cli("verify", "--text", code, *online)
-    assert status == 2 and out.startswith("ERROR --online needs")
+    assert status == 2 and out.startswith("ERROR the venue's client secret is missing")
+    status, out, _ = run_cli(
+        "verify", "--text", code, *[a for a in online if a not in ("--client-id", CLIENT_ID)]
+    )
+    assert status == 2 and out.startswith("ERROR --online needs --url and the venue's credentials")
 
 
 def test_cli_usage_errors(jwks_file: Path) -> None:

@@ -5,6 +5,9 @@ one-time use across two server nodes on one database and store (issue 4 items 6,
 from __future__ import annotations
 
 import base64
+import io
+import json
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from idp.cards.model import CardStatus
 from idp.db import Base
 from sdk.base45 import b45decode, b45encode
 from sdk.gate import (
+    DEFAULT_MAX_LIST_AGE,
     GateAuthError,
     GateServiceError,
     GateVerifier,
@@ -24,7 +28,8 @@ from sdk.gate import (
     OnlineGateClient,
     SuspendedHandlesSync,
 )
-from sdk.keys import generate_key
+from sdk.gate_cli import main as gate_main
+from sdk.keys import KeySet, generate_key
 from sdk.qr_token import PREFIX, QrTokenError, QrTokenReason, issue_qr_token, parse_qr_token
 from tests.test_wallet_support import REGION, LiveWallet, WalletUser, running_wallet
 from wallet.scans.model import ScanRecord
@@ -308,3 +313,131 @@ def test_service_errors_are_not_verdicts(live: LiveWallet) -> None:
     assert base64
     header = "Basic " + base64.b64encode(b"venue-museum-1:s3cret+p%40ss").decode()
     assert header.endswith("==")
+
+
+# --- onecard-gate offline against the live server (the list needs the venue's credentials) --------------
+
+
+def _gate_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = gate_main(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def _offline_args(base_url: str, code: str, now: float, *extra: str) -> list[str]:
+    return [
+        "verify",
+        "--text",
+        code,
+        "--offline",
+        "--jwks",
+        base_url + QR_KEYS,
+        "--issuer",
+        REGION,
+        "--revoked",
+        base_url + SUSPENDED,
+        "--now",
+        str(now),
+        *extra,
+    ]
+
+
+def test_offline_cli_refuses_a_suspended_ecard_with_each_form_of_credentials(
+    live: LiveWallet, user: WalletUser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venue_id, secret = live.add_venue("Botanical garden", "park")
+    codes = [user.code()["text"] for _ in range(3)]
+    live.set_card_status("zhang", CardStatus.SUSPENDED)
+    now = live.clock()
+    # The shape `onecard demo run` writes to var/demo-venue.json.
+    credentials_file = tmp_path / "venue.json"
+    credentials_file.write_text(json.dumps({"venue_id": venue_id, "client_secret": secret}))
+    forms: list[tuple[list[str], dict[str, str]]] = [
+        (["--client-id", venue_id, "--client-secret", secret], {}),
+        (["--credentials", str(credentials_file)], {}),
+        ([], {"ONECARD_GATE_CLIENT_ID": venue_id, "ONECARD_GATE_CLIENT_SECRET": secret}),
+    ]
+    for code, (extra, environ) in zip(codes, forms, strict=True):
+        with monkeypatch.context() as patch:
+            for name, value in environ.items():
+                patch.setenv(name, value)
+            status, out, err = _gate_cli(*_offline_args(live.base_url, code, now, *extra))
+        assert (status, out) == (1, "REJECT reason=revoked\n"), (extra, out, err)
+        assert secret not in out + err
+    # Without credentials the list cannot be fetched: an error, never a pass.
+    status, out, _ = _gate_cli(*_offline_args(live.base_url, codes[0], now))
+    assert status == 2 and out.startswith("ERROR --revoked URL needs the venue's credentials")
+    # Wrong ones: the server refuses the list, the gate has none, so nothing passes.
+    status, out, err = _gate_cli(
+        *_offline_args(live.base_url, codes[0], now, "--client-id", venue_id, "--client-secret", "wrong")
+    )
+    assert (status, out) == (1, "REJECT reason=revocation_list_stale\n") and "HTTP 401" in err
+
+
+def test_offline_cli_fails_closed_when_the_list_is_out_of_reach(tmp_path: Path) -> None:
+    state = str(tmp_path / "gate-state")
+    with running_wallet(f"sqlite:///{tmp_path}/wallet.sqlite3") as server:
+        server.add_card("zhang")
+        user = WalletUser(server, "zhang")
+        user.set_up()
+        venue_id, secret = server.add_venue("Aquarium", "park")
+        login = ["--client-id", venue_id, "--client-secret", secret]
+        synced_at = server.clock()
+        first = user.code()["text"]
+        assert (
+            _gate_cli(*_offline_args(server.base_url, first, synced_at, *login, "--state-dir", state))[0] == 0
+        )
+        soon, also_soon = user.code()["text"], user.code()["text"]
+        server.clock.advance(DEFAULT_MAX_LIST_AGE + 1)
+        late = user.code()["text"]
+        late_now = server.clock()
+        base_url = server.base_url
+        jwks_file = tmp_path / "qr-keys.json"
+        jwks_file.write_text(requests.get(base_url + QR_KEYS, timeout=10).text)
+    # The server is gone. Past the list's max-age (60 s) the gate tries to refetch, fails, and within the
+    # limit verifies with the list it holds, saying so.
+    status, out, err = _gate_cli(*_offline_args(base_url, soon, synced_at + 70, *login, "--state-dir", state))
+    assert status == 0 and out.startswith("PASS ") and "using the list confirmed 70 s ago" in err
+    # Past the stated limit (--max-list-age, or the default) nothing passes, with its own reason.
+    status, out, _ = _gate_cli(
+        *_offline_args(
+            base_url, also_soon, synced_at + 5, *login, "--state-dir", state, "--max-list-age", "4"
+        )
+    )
+    assert (status, out) == (1, "REJECT reason=revocation_list_stale\n")
+    status, out, _ = _gate_cli(*_offline_args(base_url, late, late_now, *login, "--state-dir", state))
+    assert (status, out) == (1, "REJECT reason=revocation_list_stale\n")
+    # No local copy of the list at all (the key set from a file): the same refusal.
+    no_copy = [
+        str(jwks_file) if arg == base_url + QR_KEYS else arg
+        for arg in _offline_args(base_url, late, late_now, *login)
+    ]
+    status, out, err = _gate_cli(*no_copy)
+    assert (status, out) == (1, "REJECT reason=revocation_list_stale\n")
+    assert secret not in err
+
+
+# --- the URLs the documents name answer -------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _documented_paths() -> list[str]:
+    essc1 = (DOCS / "formats" / "essc1.md").read_text(encoding="utf-8")
+    venues = (DOCS / "venues.md").read_text(encoding="utf-8")
+    keys_section = essc1.split("## 5.", 1)[1].split("## 6.", 1)[0]
+    list_section = essc1.split("## 6.", 1)[1].split("## 7.", 1)[0]
+    paths = re.findall(r"`https://<idp>(/[^`\s]+)`", keys_section + list_section)
+    paths += re.findall(r"`GET (/[^`\s]+)`", venues.split("## 3.", 1)[1].split("## 4.", 1)[0])
+    return paths
+
+
+def test_the_documented_gate_urls_answer(live: LiveWallet) -> None:
+    paths = _documented_paths()
+    assert QR_KEYS in paths and SUSPENDED in paths, paths
+    venue_id, secret = live.add_venue("Docs check", "park")
+    for path in paths:
+        answer = requests.get(live.base_url + path, auth=(venue_id, secret), timeout=10)
+        assert answer.status_code == 200, path
+    keys = KeySet.from_jwks(requests.get(live.base_url + paths[0], timeout=10).json())
+    assert keys and all(key.alg == "EdDSA" for key in keys)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import idp.models  # noqa: F401
 from idp import dbadmin
@@ -109,3 +109,92 @@ def test_a_key_id_starting_with_a_dash_is_an_argument(database_url: str) -> None
     shown = run("keys", "show", "-AAAAAAAAAA")
     assert shown.exit_code == 1 and "No such key" in shown.output
 
+
+def events_for(database_url: str, kid: str) -> list[tuple[str, str | None]]:
+    database = Database(database_url)
+    try:
+        with database.session() as session:
+            events = session.scalars(
+                select(AuditEvent).where(AuditEvent.target_id == kid).order_by(AuditEvent.seq)
+            ).all()
+            return [(e.action, e.details.get("reason")) for e in events]
+    finally:
+        database.dispose()
+
+
+def test_rotating_twice_is_refused_and_says_what_to_do(database_url: str) -> None:
+    assert run("keys", "rotate", "qr", "--reason", "CHG-1").exit_code == 0
+    pending = next(k["kid"] for k in keys_json("--set", "qr") if k["state"] == "pending")
+    again = run("keys", "rotate", "qr", "--reason", "CHG-1 again")
+    assert again.exit_code == 1
+    assert pending in again.output
+    assert f"onecard keys activate {pending}" in again.output
+    assert f"onecard keys remove {pending}" in again.output
+    assert [k["kid"] for k in keys_json("--set", "qr") if k["state"] == "pending"] == [pending]
+    # Other sets are not affected, and once the pending key moves on the set rotates again.
+    assert run("keys", "rotate", "cookie").exit_code == 0
+    assert run("keys", "remove", pending, "--reason", "CHG-1 dropped").exit_code == 0
+    assert run("keys", "rotate", "qr").exit_code == 0
+
+
+def test_every_key_changing_command_records_its_reason(database_url: str) -> None:
+    for name, number in (("张三", "11010519491231002X"),):
+        assert run("citizens", "add", "--name", name, "--id-number", number).exit_code == 0
+    old_qr = next(k["kid"] for k in keys_json("--set", "qr") if k["state"] == "active")
+    assert run("keys", "rotate", "qr", "--reason", "R-rotate").exit_code == 0
+    new_qr = next(k["kid"] for k in keys_json("--set", "qr") if k["state"] == "pending")
+    assert run("keys", "activate", new_qr, "--force", "--reason", "R-activate").exit_code == 0
+    assert run("keys", "remove", old_qr, "--force", "--reason", "R-remove").exit_code == 0
+    cookie = next(k["kid"] for k in keys_json("--set", "cookie") if k["state"] == "active")
+    assert run("keys", "retire", cookie, "--force", "--reason", "R-retire").exit_code == 0
+    assert run("keys", "revoke", new_qr, "--yes", "--reason", "R-revoke").exit_code == 0
+    assert run("keys", "rewrap", "--reason", "R-rewrap").exit_code == 0
+    assert run("keys", "reencrypt", "--quiet", "--reason", "R-reencrypt").exit_code == 0
+    assert events_for(database_url, new_qr) == [
+        ("key.create", "R-rotate"),
+        ("key.activate", "R-activate"),
+        ("key.revoke", "R-revoke"),
+    ]
+    assert events_for(database_url, old_qr) == [("key.retire", "R-activate"), ("key.remove", "R-remove")]
+    assert events_for(database_url, cookie) == [("key.retire", "R-retire")]
+    database = Database(database_url)
+    with database.session() as session:
+        bulk = session.scalars(
+            select(AuditEvent).where(AuditEvent.action.in_(["keys.rewrap", "keys.reencrypt"]))
+        )
+        assert sorted((e.action, e.details.get("reason")) for e in bulk) == [
+            ("keys.reencrypt", "R-reencrypt"),
+            ("keys.rewrap", "R-rewrap"),
+        ]
+    database.dispose()
+
+
+@pytest.mark.parametrize("command", [["rotate", "qr"], ["reencrypt", "--quiet"], ["rewrap"], ["tick"]])
+def test_an_unusable_reason_stops_the_command_before_it_changes_anything(
+    database_url: str, command: list[str]
+) -> None:
+    # A row under an old data key: re-encryption commits batch by batch, so a reason refused only at its
+    # closing audit event would come after the rows had moved.
+    assert run("citizens", "add", "--name", "张三", "--id-number", "11010519491231002X").exit_code == 0
+    old = next(k["kid"] for k in keys_json("--set", "data") if k["state"] == "active")
+    run("keys", "rotate", "data")
+    new = next(k["kid"] for k in keys_json("--set", "data") if k["state"] == "pending")
+    assert run("keys", "activate", new, "--force").exit_code == 0
+    database = Database(database_url)
+    with database.session() as session:
+        before = session.scalar(select(func.count()).select_from(AuditEvent))
+    result = run("keys", *command, "--reason", "x" * 201)
+    assert result.exit_code == 1 and "reason" in result.output
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == before
+    database.dispose()
+    assert {k["kid"]: k.get("rows") for k in keys_json("--set", "data")} == {new: 0, old: 1}
+    assert [k["kid"] for k in keys_json("--set", "qr") if k["state"] == "pending"] == []
+
+
+def test_revoke_without_a_terminal_needs_yes_and_says_so(database_url: str) -> None:
+    kid = next(k["kid"] for k in keys_json("--set", "qr") if k["state"] == "active")
+    refused = run("keys", "revoke", kid, "--reason", "INC-8")
+    assert refused.exit_code == 1 and "--yes" in refused.output and "Aborted" not in refused.output
+    assert {k["kid"]: k["state"] for k in keys_json("--set", "qr")}[kid] == "active"
+    assert run("keys", "revoke", kid, "--reason", "INC-8", "--yes").exit_code == 0

@@ -47,6 +47,7 @@ from idp.keys.service import (
     get_key,
     unwrap_secret,
 )
+from sdk.errors import InvalidRequestError
 from sdk.qr_token import DEFAULT_CLOCK_SKEW, DEFAULT_LIFETIME
 
 T0 = 1_800_000_000.0
@@ -304,3 +305,38 @@ def test_scheduler_ticks_on_one_node_per_interval(sqlite_database: Database, set
     assert schedulers[1].run_once() is not None
     for svc in nodes:
         svc.database.dispose()
+
+
+def test_a_second_pending_key_is_refused_until_the_first_moves_on(
+    database: Database, settings: Settings, keks: KeyEncryptionKeys
+) -> None:
+    with database.session() as session:
+        pending = rotate(session, who(settings, keks), "qr", now=T0).kid
+    with database.session() as session, pytest.raises(KeyStateError) as refused:
+        rotate(session, who(settings, keks), "qr", now=T0 + 1)
+    # Said outward too (the admin API shows the description): which key, and what to do with it.
+    assert pending in refused.value.description and "activate or remove" in refused.value.description
+    assert f"onecard keys activate {pending}" in refused.value.detail
+    assert f"onecard keys remove {pending}" in refused.value.detail
+    with database.session() as session:
+        assert [r.kid for r in session.scalars(select(KeyRecord).where(KeyRecord.state == "pending"))] == [
+            pending
+        ]
+        remove(session, who(settings, keks), pending, now=T0 + 2)
+    with database.session() as session:
+        assert rotate(session, who(settings, keks), "qr", now=T0 + 3).kid != pending
+
+
+def test_the_reason_is_checked_before_anything_changes_and_recorded_by_tick(
+    database: Database, settings: Settings, keks: KeyEncryptionKeys
+) -> None:
+    for bad in ("x" * 201, "line\x00break"):
+        with pytest.raises(InvalidRequestError):
+            KeyActor(settings, keks, "cli:tester", bad)
+    assert KeyActor(settings, keks, "cli:tester", "  CHG-1 \n weekly ").reason == "CHG-1 weekly"
+    with database.session() as session:
+        changes = tick(session, who(settings, keks, "CHG-9 catch-up"), now=T0 + 86_400)
+    assert changes
+    with database.session() as session:
+        reasons = {e.details.get("reason") for e in session.scalars(select(AuditEvent))}
+    assert reasons == {"CHG-9 catch-up"}

@@ -3,7 +3,9 @@
 Each event's hash is ``SHA-256("onecard/audit/v1" NUL canonical-JSON)`` where the canonical JSON holds
 every column — seq, time (integer microseconds since the epoch), actor, action, target, details and the
 previous event's hash — with sorted keys, no whitespace and ASCII escapes, so any implementation can
-recompute it from an export. Editing a row breaks its own hash; removing one leaves a gap in ``seq``;
+recompute it from an export (``export_events``; ``verify_export_lines`` checks an exported file, naming the
+line of each problem; the format is in docs/runbook.md "The exported audit file"). Editing a row breaks its
+own hash; removing one leaves a gap in ``seq``;
 moving one makes its hash fit another position. What the chain alone cannot show is a rewrite of the
 whole tail with fresh hashes, or a deleted last event: for that operators keep ``chain_head`` somewhere
 else (a ticket, a signed report) and pass it to ``verify_chain`` as ``expected_head``.
@@ -169,6 +171,22 @@ class EventRecord:
     hash: str
 
     @classmethod
+    def from_export(cls, event: Mapping[str, Any]) -> EventRecord:
+        """From one exported event (``export_events``); raises ValueError, KeyError or TypeError."""
+        at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
+        return cls(
+            seq=int(event["seq"]),
+            at_us=(at - _EPOCH) // _MICROSECOND,
+            actor=event["actor"],
+            action=event["action"],
+            target_type=event["target_type"],
+            target_id=event["target_id"],
+            details=event["details"],
+            prev_hash=event["prev_hash"],
+            hash=event["hash"],
+        )
+
+    @classmethod
     def of(cls, row: Any) -> EventRecord:
         return cls(
             seq=row.seq,
@@ -209,6 +227,7 @@ class AuditProblemReason(enum.StrEnum):
     REORDERED = "reordered"  # the event is intact but was recorded at another position
     UNLINKED = "unlinked"  # the event's prev_hash is not the previous event's hash (rewritten chain)
     HEAD_MISMATCH = "head_mismatch"  # the chain does not reach the externally kept head
+    MALFORMED = "malformed"  # an exported line that is not an event, or repeats another's seq
 
 
 @dataclass(frozen=True)
@@ -290,17 +309,32 @@ def verify_chain(
 
 
 def verify_exported_events(
-    events: Iterable[Mapping[str, Any]], *, expected_prev_hash: str | None = None
+    events: Iterable[Mapping[str, Any]],
+    *,
+    expected_prev_hash: str | None = None,
+    expected_head: AuditHead | None = None,
 ) -> AuditVerification:
     """Verify an ``export_events`` slice on its own (an auditor's copy, no database needed).
 
     A slice starts mid-chain; pass the hash of the event before it as ``expected_prev_hash`` to check its
     first link too.
     """
-    records = [_record_from_export(event) for event in events]
+    return _verify_slice(
+        [EventRecord.from_export(event) for event in events],
+        expected_prev_hash=expected_prev_hash,
+        expected_head=expected_head,
+    )
+
+
+def _verify_slice(
+    records: list[EventRecord], *, expected_prev_hash: str | None, expected_head: AuditHead | None
+) -> AuditVerification:
     by_hash = {record.hash: record for record in records}
     if not records:
-        return AuditVerification(events_checked=0, head=None, problems=())
+        problems: tuple[AuditProblem, ...] = ()
+        if expected_head is not None:
+            problems = (AuditProblem(expected_head.seq, AuditProblemReason.HEAD_MISMATCH, "no events"),)
+        return AuditVerification(events_checked=0, head=None, problems=problems)
     if expected_prev_hash is None and records[0].seq == 1:
         expected_prev_hash = GENESIS_HASH
     return _verify(
@@ -308,7 +342,92 @@ def verify_exported_events(
         by_hash.get,
         first_seq=records[0].seq,
         first_prev_hash=expected_prev_hash,
-        expected_head=None,
+        expected_head=expected_head,
+    )
+
+
+@dataclass(frozen=True)
+class ExportProblem:
+    """A problem in an exported file, at the line an auditor can open."""
+
+    line: int  # 1-based line of the file
+    seq: int | None  # the event's seq; None for a line that is not an event
+    reason: AuditProblemReason
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExportVerification:
+    events_checked: int
+    head: AuditHead | None  # the file's last event
+    problems: tuple[ExportProblem, ...]
+    problems_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_line(self) -> int | None:
+        return min((problem.line for problem in self.problems), default=None)
+
+
+def verify_export_lines(
+    lines: Iterable[str], *, expected_head: AuditHead | None = None
+) -> ExportVerification:
+    """Verify an exported file (JSON lines as ``onecard audit export`` writes them), naming each bad line.
+
+    Every event's hash is recomputed from its fields and every link to the previous line's event checked;
+    a line that is not an event, or repeats a seq, is ``malformed``. A removed event is reported at the
+    line where the gap shows (the next event). The first event's link points outside a file that does not
+    start at seq 1, so it is not checked; ``expected_head`` also checks that the file reaches a kept head.
+    """
+    records: list[EventRecord] = []
+    line_of: dict[int, int] = {}
+    unreadable: list[ExportProblem] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            event = json.loads(text)
+            record = EventRecord.from_export(event)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            unreadable.append(ExportProblem(number, None, AuditProblemReason.MALFORMED, "not an audit event"))
+            continue
+        if record.seq in line_of:
+            unreadable.append(
+                ExportProblem(
+                    number,
+                    record.seq,
+                    AuditProblemReason.MALFORMED,
+                    f"seq {record.seq} again (first on line {line_of[record.seq]})",
+                )
+            )
+            continue
+        line_of[record.seq] = number
+        records.append(record)
+    result = _verify_slice(records, expected_prev_hash=None, expected_head=expected_head)
+    last_line = max(line_of.values(), default=0)
+
+    def line_for(problem: AuditProblem) -> int:
+        if problem.seq in line_of:
+            return line_of[problem.seq]
+        # A missing event shows at the next one still in the file; a missing head after the last line.
+        later = [line_of[seq] for seq in line_of if seq > problem.seq]
+        return min(later) if later else last_line + 1
+
+    problems = sorted(
+        [
+            *unreadable,
+            *(ExportProblem(line_for(p), p.seq, p.reason, p.detail) for p in result.problems),
+        ],
+        key=lambda problem: problem.line,
+    )
+    return ExportVerification(
+        events_checked=result.events_checked,
+        head=result.head,
+        problems=tuple(problems[:MAX_PROBLEMS]),
+        problems_truncated=result.problems_truncated or len(problems) > MAX_PROBLEMS,
     )
 
 
@@ -406,13 +525,15 @@ def _recorded_seq(
 # Exporting -------------------------------------------------------------------------------------------
 
 
-def export_events(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Events with ``start <= at < end`` in seq order, with everything needed to re-verify them."""
-    if start.tzinfo is None or end.tzinfo is None:
+def export_events(session: Session, start: datetime, end: datetime | None = None) -> list[dict[str, Any]]:
+    """Events with ``start <= at < end`` (no end: up to the last event) in seq order, with everything
+    needed to re-verify them."""
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise ValueError("export_events needs aware datetimes")
-    rows = session.execute(
-        select(*_COLUMNS).where(AuditEvent.at >= start, AuditEvent.at < end).order_by(AuditEvent.seq)
-    )
+    query = select(*_COLUMNS).where(AuditEvent.at >= start)
+    if end is not None:
+        query = query.where(AuditEvent.at < end)
+    rows = session.execute(query.order_by(AuditEvent.seq))
     return [
         {
             "seq": row.seq,
@@ -427,18 +548,3 @@ def export_events(session: Session, start: datetime, end: datetime) -> list[dict
         }
         for row in rows
     ]
-
-
-def _record_from_export(event: Mapping[str, Any]) -> EventRecord:
-    at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
-    return EventRecord(
-        seq=int(event["seq"]),
-        at_us=(at - _EPOCH) // _MICROSECOND,
-        actor=event["actor"],
-        action=event["action"],
-        target_type=event["target_type"],
-        target_id=event["target_id"],
-        details=event["details"],
-        prev_hash=event["prev_hash"],
-        hash=event["hash"],
-    )

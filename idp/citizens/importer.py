@@ -7,7 +7,8 @@ one citizen per row. Blank lines are skipped.
 All or nothing: every row is validated first — column count, name, ID number (GB 11643 length, characters,
 date of birth, check digit), duplicates within the file, numbers already registered — and a file with any
 bad row imports nothing. The ``ImportReport`` lists every problem with the line it starts on and a reason
-code; it never repeats a name or an ID number, so it can be logged and mailed. When the file is clean, the
+code; its details are fixed texts and counts, never a cell of the file (not even a header cell: a file
+without its header row has a citizen there), so it can be logged and mailed. When the file is clean, the
 rows are encrypted and inserted in batches (one multi-row INSERT per batch), in the caller's transaction:
 the caller commits, or a failure halfway rolls the whole import back.
 
@@ -31,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.citizens.errors import CitizenExistsError, IdNumberProblem, InvalidIdNumberError, InvalidNameError
-from idp.citizens.idnumber import validate_id_number
+from idp.citizens.idnumber import is_valid_id_number, validate_id_number
 from idp.citizens.model import Citizen
 from idp.citizens.service import encrypted_citizen_values, local_date, new_citizen_id, validate_name
 from idp.crypto.pii import PiiCipher, PiiField
@@ -77,7 +78,7 @@ _ID_NUMBER_REASONS = {
 class ImportProblem:
     line: int  # 1-based line of the file where the row starts
     reason: ImportProblemReason
-    detail: str = ""  # never a name or an ID number
+    detail: str = ""  # fixed text and numbers only: never a cell value
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason.value}" + (f" ({self.detail})" if self.detail else "")
@@ -184,8 +185,9 @@ def _read_records(data: bytes) -> tuple[list[tuple[int, list[str]]], list[Import
             cells = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:
-            return records, [ImportProblem(start, ImportProblemReason.UNREADABLE, f"CSV syntax: {exc}")]
+        except csv.Error:
+            # The csv module's message is not ours to vouch for: it could quote the line one day.
+            return records, [ImportProblem(start, ImportProblemReason.UNREADABLE, _CSV_SYNTAX)]
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line; a line of empty cells ("," ) is a row and gets reported
         if header is None:
@@ -195,16 +197,21 @@ def _read_records(data: bytes) -> tuple[list[tuple[int, list[str]]], list[Import
     if header is None:
         return [], [ImportProblem(1, ImportProblemReason.BAD_HEADER, "the file is empty")]
     if sorted(header) != sorted(COLUMNS):
-        # Cell text of a header is not PII, but keep it short: it lands in logs.
-        shown = ",".join(cell[:40] for cell in header[:5])
-        return records, [
-            ImportProblem(
-                header_line, ImportProblemReason.BAD_HEADER, f"expected name,id_number; got {shown}"
-            )
-        ]
+        return records, [ImportProblem(header_line, ImportProblemReason.BAD_HEADER, _header_detail(header))]
     if header != list(COLUMNS):
         records = [(line, cells[::-1] if len(cells) == 2 else cells) for line, cells in records]
     return records, []
+
+
+_CSV_SYNTAX = "CSV syntax (quoting, a NUL character or an over-long field)"
+_EXPECTED_HEADER = "the first row must be the header name,id_number (either order)"
+
+
+def _header_detail(cells: list[str]) -> str:
+    """Why the first row is not the header, without repeating any of it: the row may be a citizen."""
+    if len(cells) == len(COLUMNS) and any(is_valid_id_number(cell) for cell in cells):
+        return f"{_EXPECTED_HEADER}; it looks like a citizen, so the header row is probably missing"
+    return f"{_EXPECTED_HEADER}; it has {len(cells)} column(s) with other names"
 
 
 def _validate_rows(

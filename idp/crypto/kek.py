@@ -62,6 +62,11 @@ def _purpose_bytes(purpose: str) -> bytes:
     return purpose.encode("ascii")
 
 
+def kek_id_of_blob(blob: bytes) -> bytes:
+    """The id of the KEK a wrapped blob names in its header (``UnwrapError`` if it is no wrapped blob)."""
+    return KeyEncryptionKeys._parse_header(blob)
+
+
 class KeyEncryptionKeys:
     """An ordered set of 256-bit KEKs: the first wraps, every one unwraps."""
 

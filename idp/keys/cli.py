@@ -3,23 +3,27 @@
     onecard keys list [--set oidc-rs256] [--all]     published keys (--all: removed and revoked too)
     onecard keys show KID
     onecard keys policy                              the derived waiting periods of every key set
-    onecard keys rotate SET --reason …               a new pending key (published, not signing yet)
-    onecard keys activate KID [--force] --reason …   pending → active; the old active key retires
-    onecard keys retire KID [--force]                active → retired without a successor (rare)
-    onecard keys remove KID [--force]                retired → removed once its retention is over
-    onecard keys revoke KID --reason …               withdraw a compromised key at once
-    onecard keys tick                                advance every set by its schedule (cron)
-    onecard keys rewrap                              re-wrap every stored key under the first KEK
-    onecard keys reencrypt                           re-encrypt citizen PII under the active data key
+    onecard keys rotate SET [--reason …]             a new pending key (published, not signing yet);
+                                                     refused while SET already has a pending key
+    onecard keys activate KID [--force] [--reason …] pending → active; the old active key retires
+    onecard keys retire KID [--force] [--reason …]   active → retired without a successor (rare)
+    onecard keys remove KID [--force] [--reason …]   retired → removed once its retention is over
+    onecard keys revoke KID --reason … [--yes]       withdraw a compromised key at once (--yes: no prompt,
+                                                     required without a terminal)
+    onecard keys tick [--reason …]                   advance every set by its schedule (cron)
+    onecard keys rewrap [--reason …]                 re-wrap every stored key under the first KEK
+    onecard keys reencrypt [--reason …]              re-encrypt citizen PII under the active data key
 
-Every change is an audit event with the actor ``cli:<os user>`` and the ``--reason``. Registered on the
-``onecard`` group by ``idp.cli`` together with ``onecard audit`` (idp.audit.cli).
+Every change is an audit event with the actor ``cli:<os user>`` and the ``--reason`` (one option, the same
+``KeyActor.reason`` the admin API sets, recorded by ``idp.keys.lifecycle.record_key_event``). Registered on
+the ``onecard`` group by ``idp.cli`` together with ``onecard audit`` (idp.audit.cli).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -41,6 +45,8 @@ from idp.keys.lifecycle import (
 from idp.keys.schedule import run_tick
 from idp.keys.service import count_needing_rewrap, get_key, key_set_names
 from idp.services import Services
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 class _OneCardCli:
@@ -79,7 +85,14 @@ def _report(changes: list[KeyChange], *, quiet: bool = False) -> None:
         click.echo(change.describe())
 
 
-reason_option = click.option("--reason", default="", help="Why: recorded in the audit event.")
+def reason_option(*, required: bool = False) -> Callable[[FC], FC]:
+    """``--reason``, the same on every key-changing command; ``KeyActor`` validates it before any change."""
+    described = "Why (e.g. the change or incident number): recorded in the audit event"
+    if required:
+        return click.option("--reason", required=True, help=f"{described} (required).")
+    return click.option("--reason", default="", help=f"{described}.")
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -155,7 +168,7 @@ def keys_policy(as_json: bool) -> None:
 
 @keys.command("rotate")
 @click.argument("key_set")
-@reason_option
+@reason_option()
 def keys_rotate(key_set: str, reason: str) -> None:
     """Create a new pending key in KEY_SET: published now, signing once activated."""
     svc = _open()
@@ -173,7 +186,7 @@ def keys_rotate(key_set: str, reason: str) -> None:
 @keys.command("activate", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Activate before the pre-publication period is over.")
-@reason_option
+@reason_option()
 def keys_activate(kid: str, force: bool, reason: str) -> None:
     """Make a pending key the one that signs; the set's active key retires."""
     svc = _open()
@@ -192,7 +205,7 @@ def keys_activate(kid: str, force: bool, reason: str) -> None:
 @keys.command("retire", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Retire even the only active key of its set.")
-@reason_option
+@reason_option()
 def keys_retire(kid: str, force: bool, reason: str) -> None:
     """Stop an active key from signing (normally `activate` of its successor does this)."""
     svc = _open()
@@ -204,7 +217,7 @@ def keys_retire(kid: str, force: bool, reason: str) -> None:
 @keys.command("remove", context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--force", is_flag=True, help="Remove before the retention period is over.")
-@reason_option
+@reason_option()
 def keys_remove(kid: str, force: bool, reason: str) -> None:
     """Unpublish a retired key (or drop an unused pending one); its secret is destroyed."""
     svc = _open()
@@ -215,11 +228,17 @@ def keys_remove(kid: str, force: bool, reason: str) -> None:
 
 @keys.command("revoke", context_settings=KID_ARGUMENT)
 @click.argument("kid")
-@click.option("--reason", required=True, help="Why (e.g. the incident number): recorded in the audit event.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reason_option(required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 def keys_revoke(kid: str, reason: str, yes: bool) -> None:
     """Withdraw a compromised key at once; what it signed is refused from now on."""
     if not yes:
+        if not sys.stdin.isatty():
+            # No one to ask (cron, a script, CI): say how to confirm instead of failing with "Aborted!".
+            raise click.ClickException(
+                f"revoking {kid} needs confirmation and there is no terminal to ask on; "
+                "run it again with --yes to confirm"
+            )
         click.confirm(f"Revoke {kid}? Everything it signed stops being accepted", abort=True)
     svc = _open()
     with svc.database.session() as session:
@@ -234,7 +253,7 @@ def keys_revoke(kid: str, reason: str, yes: bool) -> None:
 
 @keys.command("tick")
 @click.option("--quiet", is_flag=True, help="Print only the changes (for cron).")
-@reason_option
+@reason_option()
 def keys_tick(quiet: bool, reason: str) -> None:
     """Advance every key set by its schedule (run it from cron, e.g. every 5 minutes)."""
     svc = _open()
@@ -242,7 +261,7 @@ def keys_tick(quiet: bool, reason: str) -> None:
 
 
 @keys.command("rewrap")
-@reason_option
+@reason_option()
 def keys_rewrap(reason: str) -> None:
     """Re-wrap every stored key under the first key-encryption key (safe to run again)."""
     svc = _open()
@@ -258,7 +277,7 @@ def keys_rewrap(reason: str) -> None:
 @keys.command("reencrypt")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@reason_option
+@reason_option()
 def keys_reencrypt(batch_size: int, quiet: bool, reason: str) -> None:
     """Re-encrypt citizen PII under the active data key, in batches; an interrupted run resumes."""
     from tqdm import tqdm

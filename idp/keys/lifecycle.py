@@ -21,7 +21,9 @@ The waiting periods are not settings of their own: they derive from the lifetime
 
 Every operation takes the session (the caller commits), a ``KeyActor`` (who, why, with which KEKs / HSM)
 and ``now``; it serialises with every other key change (``lock_key_store``), records one audit event per
-key it moves, in the same transaction, and returns the ``KeyChange``\\ s. Revocation cannot wait for caches:
+key it moves, in the same transaction, and returns the ``KeyChange``\\ s. The actor's ``reason`` goes into
+every event the same way (``record_key_event``), whichever command or API call made the change; it is
+checked when the actor is made, before anything changes. Revocation cannot wait for caches:
 the revoked key leaves this node's key ring at once (the caller invalidates it) and every other node's at
 its next refresh, at most ``KEY_RING_CACHE_SECONDS`` later; relying parties drop it at their next JWKS
 fetch, gates at their next sync.
@@ -75,6 +77,7 @@ from idp.keys.service import (
     unwrap_secret,
     wipe_secret,
 )
+from sdk.errors import InvalidRequestError
 from sdk.keys import Key
 from sdk.qr_token import DEFAULT_CLOCK_SKEW, DEFAULT_LIFETIME
 
@@ -183,9 +186,24 @@ def policy_for(
 # Who acts ---------------------------------------------------------------------------------------------
 
 
+def validate_reason(reason: str) -> str:
+    """The reason with its whitespace collapsed; printable text of at most ``MAX_REASON_LENGTH``."""
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
+        raise InvalidRequestError(
+            "reason",
+            description=f"The reason must be printable text of at most {MAX_REASON_LENGTH} characters.",
+        )
+    return reason
+
+
 @dataclass(frozen=True)
 class KeyActor:
-    """Who changes keys (``cli:<user>``, ``client:<id>``, ``scheduler``), why, and with what."""
+    """Who changes keys (``cli:<user>``, ``client:<id>``, ``scheduler``), why, and with what.
+
+    ``reason`` is validated here, so a bad one stops a change before it starts (a re-encryption commits
+    batch by batch and must not fail at its closing audit event).
+    """
 
     settings: Settings
     keks: KeyEncryptionKeys
@@ -193,6 +211,9 @@ class KeyActor:
     reason: str = ""
     hsm: Pkcs11Backend | None = None
     cache_seconds: float = KEY_RING_CACHE_SECONDS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", validate_reason(self.reason))
 
     def policy(self, name: str) -> KeySetPolicy:
         return policy_for(self.settings, name, cache_seconds=self.cache_seconds)
@@ -214,25 +235,38 @@ class KeyChange:
         )
 
 
-def validate_reason(reason: str) -> str:
-    reason = " ".join(reason.split())
-    if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
-        raise KeyStateError(f"the reason must be printable text of at most {MAX_REASON_LENGTH} characters")
-    return reason
+def record_key_event(
+    session: Session,
+    who: KeyActor,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str,
+    details: dict[str, Any],
+    now: float,
+) -> None:
+    """The audit event of a key change, naming the actor and, if given, the reason: every change, one way."""
+    record_event(
+        session,
+        actor=who.actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details={**details, **({"reason": who.reason} if who.reason else {})},
+        now=now,
+    )
 
 
 def _audit(session: Session, who: KeyActor, change: KeyChange, *, now: float, **extra: Any) -> None:
     details: dict[str, Any] = {"key_set": change.key_set, "to": change.to_state}
     if change.from_state:
         details["from"] = change.from_state
-    if who.reason:
-        details["reason"] = validate_reason(who.reason)
     if change.forced:
         details["forced"] = True
     details.update(extra)
-    record_event(
+    record_key_event(
         session,
-        actor=who.actor,
+        who,
         action=f"key.{change.action}",
         target_type="key",
         target_id=change.kid,
@@ -327,6 +361,24 @@ CERTIFICATE_BUILDERS: dict[str, Callable[[Key, str, float, Settings], str]] = {
 }
 
 
+def _refuse_a_second_pending_key(session: Session, policy: KeySetPolicy) -> None:
+    """One successor at a time: a second pending key would be published for nothing, and which of the two
+    ``tick`` or ``revoke`` promotes would be a surprise."""
+    pending = _keys_in(session, policy.name, KeyState.PENDING)
+    if not pending:
+        return
+    record = pending[0]
+    ready_at = utc_from_timestamp(record.created_at.timestamp() + policy.prepublication).isoformat()
+    raise KeyStateError(
+        f"{policy.name} already has the pending key {record.kid} (created "
+        f"{record.created_at.isoformat()}, may be activated from {ready_at}): activate it with "
+        f"`onecard keys activate {record.kid}` (or wait for `onecard keys tick`), or drop it with "
+        f"`onecard keys remove {record.kid}`, then rotate again",
+        description=f"Key set {policy.name} already has a pending key, {record.kid}: activate or remove it "
+        "first.",
+    )
+
+
 def rotate(session: Session, who: KeyActor, name: str, *, now: float) -> KeyChange:
     """Create the next key of ``name`` as pending: published at once, signing only once activated."""
     spec: KeySetSpec = spec_for(name)
@@ -334,6 +386,7 @@ def rotate(session: Session, who: KeyActor, name: str, *, now: float) -> KeyChan
     if not policy.rotatable:
         raise KeySetNotRotatableError(f"{name}: {policy.why}")
     lock_key_store(session)
+    _refuse_a_second_pending_key(session, policy)
     hsm = who.hsm if name in hsm_key_sets(who.settings) else None
     key: Key | None = None
     certificate: str | None = None
@@ -604,17 +657,13 @@ def reencrypt_pii(
             progress(done, max(total, done))
     with database.session() as session:
         remaining = rows_not_under(session, cipher.current_key_id)
-        record_event(
+        record_key_event(
             session,
-            actor=who.actor,
+            who,
             action="keys.reencrypt",
             target_type="key",
             target_id=cipher.current_key_id,
-            details={
-                "rows": done,
-                "remaining": remaining,
-                **({"reason": validate_reason(who.reason)} if who.reason else {}),
-            },
+            details={"rows": done, "remaining": remaining},
             now=clock(),
         )
     return ReencryptReport(cipher.current_key_id, done, remaining)
@@ -630,16 +679,13 @@ def rewrap_all(session: Session, who: KeyActor, *, now: float) -> int:
     """Re-wrap every stored key under the first KEK (idempotent: 0 the second time); audited."""
     lock_key_store(session)
     count = rewrap_keys(session, who.keks)
-    details: dict[str, Any] = {"keys": count, "kek": who.keks.current_id.hex()}
-    if who.reason:
-        details["reason"] = validate_reason(who.reason)
-    record_event(
+    record_key_event(
         session,
-        actor=who.actor,
+        who,
         action="keys.rewrap",
         target_type="kek",
         target_id=who.keks.current_id.hex(),
-        details=details,
+        details={"keys": count, "kek": who.keks.current_id.hex()},
         now=now,
     )
     return count

@@ -18,7 +18,9 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.crypto.kek import KeyEncryptionKeys
+from idp.config import ConfigError
+from idp.crypto.errors import DecryptionFailure, UnwrapError
+from idp.crypto.kek import KeyEncryptionKeys, kek_id_of_blob
 from idp.db import Database, lock_transaction, utc_from_timestamp
 from idp.keys.errors import HsmError, KeyNotFoundError, KeyStateError
 from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
@@ -138,8 +140,11 @@ def ensure_key_sets(
     """Create an active key for every set that has none; returns the names created.
 
     On first start nobody can have cached a key set yet, so the first key may sign at once; every later key
-    goes through pending first.
+    goes through pending first. Run at every start-up (``idp.app.initialise_keys``: ``onecard serve``,
+    ``idp.wsgi``, every ``onecard`` command that needs keys), so it first refuses KEKs that cannot open the
+    stored keys (``require_keks_open_stored_keys``).
     """
+    require_keks_open_stored_keys(session, keks)
     # Several workers may start on a new database at once: only one may create each first key.
     lock_key_store(session)
     created = []
@@ -151,6 +156,43 @@ def ensure_key_sets(
             create_key(session, keks, spec, state=KeyState.ACTIVE, now=now)
             created.append(spec.name)
     return created
+
+
+def require_keks_open_stored_keys(session: Session, keks: KeyEncryptionKeys) -> None:
+    """Raise ``ConfigError`` unless the configured KEKs unwrap every key the server uses (every published
+    key: pending, active, retired).
+
+    A server started without the KEK its keys were wrapped under (ONECARD_KEK unset, so a development node
+    falls back to the development KEK, or the wrong key or file deployed) would otherwise answer discovery
+    and fail every request that signs or decrypts. Refusing to start names the setting; the message carries
+    KEK ids (a hash prefix, as ``onecard keys rewrap`` prints them), never key material.
+    """
+    missing: dict[str, int] = {}
+    unopened = 0
+    for record in session.scalars(select(KeyRecord).where(KeyRecord.state.in_(PUBLISHED_STATES))):
+        try:
+            unwrap_secret(keks, record)
+        except UnwrapError as exc:
+            if exc.reason is DecryptionFailure.UNKNOWN_KEY:
+                ident = kek_id_of_blob(record.wrapped_secret).hex()
+                missing[ident] = missing.get(ident, 0) + 1
+            else:
+                unopened += 1
+    if not missing and not unopened:
+        return
+    configured = ", ".join(ident.hex() for ident in keks.key_ids)
+    problems = [
+        f"{count} stored key(s) are wrapped under KEK {ident}, which is not configured"
+        for ident, count in sorted(missing.items())
+    ]
+    if unopened:
+        problems.append(f"{unopened} stored key(s) do not open under the configured KEKs (tampered?)")
+    raise ConfigError(
+        "ONECARD_KEK (or ONECARD_KEK_FILE) does not hold the key-encryption key of the stored keys: "
+        + "; ".join(problems)
+        + f". Configured KEK id(s): {configured}. Set ONECARD_KEK or ONECARD_KEK_FILE to the KEK the keys "
+        "were created under (during a KEK rotation: the new one first, then the old one)."
+    )
 
 
 def lock_key_store(session: Session) -> None:
