@@ -81,8 +81,10 @@ def create_app(
 
     install_card_login(app)
     from idp.keys.views import install_key_management  # key admin API, QR key set, scheduler (DESIGN §7)
+
     install_key_management(app)
     from idp.realname.views import install_realname  # real-name verification API (DESIGN §6)
+
     install_realname(app)
     install_request_hooks(app)
     _install_error_handlers(app)

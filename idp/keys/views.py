@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
-from idp.admin.views import require_scope
 from idp.keys import QR_KEYS_PATH
 from idp.keys.lifecycle import (
     KeyActor,
@@ -31,6 +30,7 @@ from idp.keys.lifecycle import (
 from idp.keys.pkcs11 import Pkcs11Backend
 from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler, run_tick
 from idp.keys.service import QR_SIGNING, get_key, key_set_names
+from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
 from idp.services import Services, services
 from idp.web import cacheable_json, json_body
@@ -104,7 +104,7 @@ def _force(body: dict[str, Any]) -> bool:
 
 def _who(reason: str) -> KeyActor:
     svc = services()
-    return key_actor(svc, f"client:{g.access.client_id}", reason)
+    return key_actor(svc, f"client:{current_access().client_id}", reason)
 
 
 def _changes(changes: list[KeyChange], status: int = 200) -> Response:

@@ -37,6 +37,16 @@ class AccessContext:
     def client_id(self) -> str:
         return str(self.claims.get("client_id", ""))
 
+    # Authlib's TokenMixin: only live tokens are ever built (authenticate_access_token checks both).
+    def is_expired(self) -> bool:
+        return False
+
+    def is_revoked(self) -> bool:
+        return False
+
+    def get_scope(self) -> str:
+        return str(self.claims.get("scope", ""))
+
 
 def authenticate_access_token(
     token: str, *, keyring: KeyRing, store: EphemeralStore, session: Session, issuer: str, now: float

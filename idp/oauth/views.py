@@ -7,6 +7,7 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6750 import InvalidTokenError as BearerInvalidTokenError
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -25,10 +26,11 @@ from idp.login.transactions import (
     update_transaction,
 )
 from idp.oauth.authorize import AuthorizationProblem, CurrentLogin, Step, decide, parse_authorization_options
-from idp.oauth.bearer import authenticate_access_token, oidc_keys
+from idp.oauth.bearer import AccessContext, oidc_keys
 from idp.oauth.claims import build_claims, subject_for
 from idp.oauth.discovery import provider_metadata
 from idp.oauth.logout import LogoutDelivery, deliver_logout_tokens
+from idp.oauth.resource import REALM, citizen_tokens
 from idp.oauth.server import (
     AuthorizedCitizen,
     OneCardAuthorizationServer,
@@ -206,44 +208,19 @@ def revoke() -> Response:
     return _server().create_endpoint_response("revocation")  # type: ignore[no-any-return]
 
 
-def _bearer_error(error: str, description: str, status: int) -> Response:
-    response = jsonify({"error": error, "error_description": description})
-    response.status_code = status
-    response.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
-    return response
-
-
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer " and header[7:].strip():
-        return header[7:].strip()
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token") or None
-    return None
-
-
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: claims for the token's scopes, with the token's pairwise ``sub``."""
     svc = services()
-    now = svc.now()
-    token = bearer_token()
-    if token is None:
-        response = Response(status=401)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="onecard"'
-        return response
-    session = db_session()
     try:
-        context = authenticate_access_token(
-            token, keyring=svc.keyring, store=svc.store, session=session, issuer=svc.settings.issuer, now=now
-        )
-    except InvalidTokenError:
-        return _bearer_error("invalid_token", "The access token is not valid.", 401)
-    if context.grant is None or OPENID not in context.scopes:
-        return _bearer_error("insufficient_scope", "The token does not carry the openid scope.", 403)
+        context: AccessContext = citizen_tokens.acquire_token([OPENID])
+    except OAuth2Error as error:
+        citizen_tokens.raise_error_response(error)
+    session = db_session()
     client = find_client(session, context.client_id)
     if client is None:
-        return _bearer_error("invalid_token", "The access token is not valid.", 401)
+        citizen_tokens.raise_error_response(BearerInvalidTokenError(realm=REALM))
+    assert context.grant is not None and client is not None
     grant = context.grant
     profile = decrypt_profile(svc.pii_cipher(), get_citizen(session, grant.citizen_id))
     claims = build_claims(

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from flask import Blueprint, Flask, Response, g, jsonify
+from flask import Blueprint, Flask, Response, jsonify
 
-from idp.admin.views import require_scope
 from idp.audit.service import record_event
-from idp.oauth.bearer import AccessContext
+from idp.oauth.resource import current_access, require_scope
 from idp.ratelimit import RateLimiter
 from idp.realname.service import HandleResolver, parse_realname_request, verify_realname
 from idp.scopes import REALNAME_VERIFY
@@ -49,14 +48,15 @@ def register_handle_resolver(app: Flask, resolver: HandleResolver) -> None:
 def verify() -> Response:
     svc = services()
     now = svc.now()
-    context: AccessContext = g.access
+    context = current_access()
     limiter: RateLimiter = svc.extras[LIMITER]  # type: ignore[assignment]
     decision = limiter.check(context.client_id, now)
     if not decision.allowed:
         response = json_error(RateLimitedError(f"realname client {context.client_id}"))
         response.headers["Retry-After"] = str(decision.retry_after)
         return response
-    query = parse_realname_request(json_body())
+    # Every field has its own check and error code (invalid_name, invalid_purpose, ...): docs/portal-guide.md.
+    query = parse_realname_request(json_body(check_text=False))
     session = db_session()
     verdict = verify_realname(
         session,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, make_response, render_template, request
 
-from idp.admin.views import require_scope
 from idp.citizens.service import local_date
+from idp.oauth.resource import require_scope
 from idp.scopes import ADMIN
 from idp.services import services
 from idp.web import db_session

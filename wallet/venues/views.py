@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from idp.admin.views import require_scope
+from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
 from idp.services import services
 from idp.web import db_session, json_body
@@ -30,7 +30,7 @@ bp = Blueprint("wallet_venues", __name__, url_prefix="/api/v1/admin/venues")
 
 
 def _actor() -> str:
-    return f"client:{g.access.client_id}"
+    return f"client:{current_access().client_id}"
 
 
 @bp.get("")

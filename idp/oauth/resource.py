@@ -1,0 +1,117 @@
+"""Resource protection for OneCard's own APIs on Authlib's ResourceProtector (RFC 6750): the access token
+from the Authorization header (or, for userinfo, the form body, RFC 6750 §2.2), checked by
+``authenticate_access_token`` — signature, lifetime, individual revocation, the grant behind it.
+
+Two audiences, one validator:
+- ``citizen_tokens`` (userinfo): a citizen's token; errors in RFC 6750's Bearer shape.
+- ``require_scope(scope)`` (admin, real-name, key and venue APIs): a client_credentials token carrying
+  ``scope``; errors in OneCard's JSON shape (``unauthorized``/``forbidden``), with ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ClassVar, TypeVar, cast
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import MissingAuthorizationError
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
+from flask import g, request
+
+from idp.oauth.bearer import AccessContext, authenticate_access_token
+from idp.oauth.tokens import InvalidTokenError
+from idp.services import services
+from idp.web import db_session
+from sdk.errors import ForbiddenError, UnauthorizedError
+
+REALM = "onecard"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
+    """Authlib's Bearer checks over OneCard's own token verification."""
+
+    def __init__(self, *, citizen: bool) -> None:
+        super().__init__(realm=REALM)
+        self.citizen = citizen
+
+    def authenticate_token(self, token_string: str) -> AccessContext | None:
+        svc = services()
+        try:
+            return authenticate_access_token(
+                token_string,
+                keyring=svc.keyring,
+                store=svc.store,
+                session=db_session(),
+                issuer=svc.settings.issuer,
+                now=svc.now(),
+            )
+        except InvalidTokenError:
+            return None
+
+    def validate_token(self, token: AccessContext | None, scopes: Any, request: Any) -> None:
+        super().validate_token(token, scopes, request)
+        assert token is not None
+        # A citizen's token names a grant; a client_credentials token does not. Neither does the other's job.
+        if (token.grant is not None) != self.citizen:
+            raise InsufficientScopeError()
+
+
+class CitizenTokens(ResourceProtector):  # type: ignore[misc]
+    """userinfo: also takes the token from a form body (OIDC Core §5.3.1, RFC 6750 §2.2)."""
+
+    def parse_request_authorization(self, oauth_request: Any) -> tuple[Any, str]:
+        in_form = request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded"
+        if "Authorization" not in request.headers and in_form and request.form.get("access_token"):
+            return self.get_token_validator("bearer"), request.form["access_token"]
+        return super().parse_request_authorization(oauth_request)  # type: ignore[no-any-return]
+
+    def raise_error_response(self, error: OAuth2Error) -> None:
+        if isinstance(error, MissingAuthorizationError):
+            # RFC 6750 §3.1: no credentials, no error code; just how to authenticate.
+            raise BearerChallenge()
+        super().raise_error_response(error)
+
+
+class BearerChallenge(UnauthorizedError):
+    """A 401 that names the scheme and realm (RFC 6750 §3); OneCard's JSON error shape otherwise."""
+
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+
+
+class ServiceTokens(ResourceProtector):  # type: ignore[misc]
+    def raise_error_response(self, error: OAuth2Error) -> None:
+        if isinstance(error, InsufficientScopeError):
+            raise ForbiddenError(error.error)
+        raise BearerChallenge(error.error)
+
+
+citizen_tokens = CitizenTokens()
+citizen_tokens.register_token_validator(AccessTokenValidator(citizen=True))
+service_tokens = ServiceTokens()
+service_tokens.register_token_validator(AccessTokenValidator(citizen=False))
+
+
+def require_scope(scope: str) -> Callable[[F], F]:
+    """Only callers presenting a client_credentials token with ``scope`` get in; the view finds the token's
+    context in ``g.access``."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                g.access = service_tokens.acquire_token([scope])
+            except OAuth2Error as error:
+                service_tokens.raise_error_response(error)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorator
+
+
+def current_access() -> AccessContext:
+    """The access token context ``require_scope`` authenticated for this request."""
+    return cast(AccessContext, g.access)
