@@ -18,7 +18,6 @@ Chromium (never ``playwright install``). Each run logs the demo citizen in afres
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -164,7 +163,7 @@ def allow_consent(page: Any, shots: Shots | None, name: str, until: re.Pattern[s
 
 def gate(args: argparse.Namespace, image: Path) -> None:
     """Verify the code in ``image`` offline, then online (the online check uses it up)."""
-    venue = json.loads((Path(args.demo_dir) / "demo-venue.json").read_text())
+    venue_file = Path(args.demo_dir) / "demo-venue.json"
     gate_cli = [sys.executable, "-m", "sdk.gate_cli", "verify", "--image", str(image)]
     with tempfile.TemporaryDirectory() as state:
         commands = [
@@ -175,6 +174,10 @@ def gate(args: argparse.Namespace, image: Path) -> None:
                 f"{args.idp}/.well-known/onecard-qr-keys.json",
                 "--issuer",
                 "420100",
+                "--revoked",
+                f"{args.idp}/api/v1/gate/suspended-handles",
+                "--credentials",
+                str(venue_file),
                 "--state-dir",
                 state,
             ],
@@ -183,10 +186,8 @@ def gate(args: argparse.Namespace, image: Path) -> None:
                 "--online",
                 "--url",
                 args.idp,
-                "--client-id",
-                venue["venue_id"],
-                "--client-secret",
-                venue["client_secret"],
+                "--credentials",
+                str(venue_file),
                 "--gate-id",
                 "east-1",
             ],
