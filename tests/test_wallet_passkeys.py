@@ -102,6 +102,27 @@ def test_ceremonies_refused_precisely(live: LiveWallet, db: Database, store: Sql
         assert _refusal(lambda: sign_in(uv=False)) is PasskeyReason.USER_NOT_VERIFIED
         assert _refusal(lambda: sign_in(browser="b2")) is PasskeyReason.EXPIRED
         assert _refusal(lambda: sign_in(ceremony_id="x" * 32)) is PasskeyReason.EXPIRED
+        # Reasons come from the parsed structures and py_webauthn's exception types, not its messages.
+        for_another_rp = create_authentication_options(store, rp=RP, browser="b1", now=NOW)
+        options = {**json.loads(for_another_rp.options_json), "rpId": "evil.example"}
+        other_rp = authenticator.get(options)
+        kwargs_rp: dict[str, Any] = {"rp": RP, "ceremony_id": for_another_rp.id, "browser": "b1", "now": NOW}
+        assert (
+            _refusal(lambda: verify_authentication(session, store, credential_json=other_rp, **kwargs_rp))
+            is PasskeyReason.WRONG_RP
+        )
+        signed = create_authentication_options(store, rp=RP, browser="b1", now=NOW)
+        forged = json.loads(authenticator.get(json.loads(signed.options_json)))
+        forged["response"]["signature"] = forged["response"]["signature"][:-6] + "AAAAAA"
+        kwargs_sig: dict[str, Any] = {"rp": RP, "ceremony_id": signed.id, "browser": "b1", "now": NOW}
+        assert (
+            _refusal(
+                lambda: verify_authentication(
+                    session, store, credential_json=json.dumps(forged), **kwargs_sig
+                )
+            )
+            is PasskeyReason.BAD_SIGNATURE
+        )
         # A ceremony is one-time: answering it twice fails the second time.
         ceremony = create_authentication_options(store, rp=RP, browser="b1", now=NOW)
         credential = authenticator.get(json.loads(ceremony.options_json))

@@ -6,13 +6,15 @@ credential. User verification is required in both ceremonies; the origin must be
 its host. The sign counter is checked by py_webauthn and raised with a compare-and-set, so two nodes cannot
 both accept one assertion.
 
-py_webauthn reports most failures as one exception type with a message; the client data (type, challenge,
-origin) is checked here first so those refusals get a precise reason, and the few remaining messages are
-mapped in ``_reason_of`` — the one place that knows them.
+py_webauthn reports most checks as one exception type whose message says which; OneCard never reads the
+message. The client data (type, challenge, origin) and the authenticator data (RP id hash, user verified,
+sign counter) are checked here first, from py_webauthn's own parsers, so those refusals get a precise
+reason; what py_webauthn refuses after that is mapped by exception type (``_reason_of``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
@@ -29,10 +31,25 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    parse_attestation_object,
+    parse_authenticator_data,
+)
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
-from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.exceptions import (
+    InvalidAttestationObjectStructure,
+    InvalidAuthenticationResponse,
+    InvalidAuthenticatorDataStructure,
+    InvalidCBORData,
+    InvalidJSONStructure,
+    InvalidPublicKeyStructure,
+    SignatureVerificationException,
+    WebAuthnException,
+)
 from webauthn.helpers.structs import (
+    AuthenticatorData,
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
@@ -193,15 +210,47 @@ def _check_client_data(
         raise PasskeyError(PasskeyReason.WRONG_ORIGIN, "cross-origin iframe")
 
 
+def _authenticator_data(credential: dict[str, Any], *, registration: bool) -> AuthenticatorData:
+    """The authenticator data, parsed by py_webauthn: in the attestation object, or beside the assertion."""
+    response = credential["response"]
+    try:
+        if registration:
+            return parse_attestation_object(
+                base64url_to_bytes(str(response.get("attestationObject", "")))
+            ).auth_data
+        return parse_authenticator_data(base64url_to_bytes(str(response.get("authenticatorData", ""))))
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise PasskeyError(PasskeyReason.MALFORMED, "authenticator data unreadable") from exc
+
+
+def _check_authenticator_data(data: AuthenticatorData, *, rp_id: str, stored_sign_count: int | None) -> None:
+    """WebAuthn §7.1 steps 13–15 / §7.2 steps 15–17, and §6.1.1's counter rule (``stored_sign_count`` is
+    None at registration), done before py_webauthn so refusals are precise."""
+    if not secrets.compare_digest(data.rp_id_hash, hashlib.sha256(rp_id.encode()).digest()):
+        raise PasskeyError(PasskeyReason.WRONG_RP, "rp id hash")
+    if not data.flags.uv:
+        raise PasskeyError(PasskeyReason.USER_NOT_VERIFIED, "uv flag not set")
+    # Authenticators that keep no counter send 0 every time (§6.1.1): only a counter in use must go up.
+    counting = stored_sign_count is not None and (data.sign_count or stored_sign_count)
+    if counting and data.sign_count <= (stored_sign_count or 0):
+        raise PasskeyError(PasskeyReason.COUNTER, f"counter {data.sign_count} <= {stored_sign_count}")
+
+
+# What py_webauthn refuses after the checks above, by exception type: in an assertion the signature is all
+# that is left; unreadable structures are malformed; anything else (attestation, algorithms) is refused.
+_MALFORMED_TYPES: Final = (
+    InvalidCBORData,
+    InvalidAuthenticatorDataStructure,
+    InvalidJSONStructure,
+    InvalidAttestationObjectStructure,
+    InvalidPublicKeyStructure,
+)
+
+
 def _reason_of(exc: WebAuthnException) -> PasskeyReason:
-    message = str(exc).lower()
-    if "sign count" in message:
-        return PasskeyReason.COUNTER
-    if "user verification" in message or "user was not verified" in message:
-        return PasskeyReason.USER_NOT_VERIFIED
-    if "rp id hash" in message:
-        return PasskeyReason.WRONG_RP
-    if "signature" in message:
+    if isinstance(exc, _MALFORMED_TYPES):
+        return PasskeyReason.MALFORMED
+    if isinstance(exc, InvalidAuthenticationResponse | SignatureVerificationException):
         return PasskeyReason.BAD_SIGNATURE
     return PasskeyReason.REFUSED
 
@@ -228,6 +277,9 @@ def verify_registration(
         expected_type="webauthn.create",
         expected_challenge=str(record["challenge"]),
         expected_origin=rp.origin,
+    )
+    _check_authenticator_data(
+        _authenticator_data(credential, registration=True), rp_id=rp.rp_id, stored_sign_count=None
     )
     try:
         verified = verify_registration_response(
@@ -300,6 +352,11 @@ def verify_authentication(
         expected_type="webauthn.get",
         expected_challenge=str(record["challenge"]),
         expected_origin=rp.origin,
+    )
+    _check_authenticator_data(
+        _authenticator_data(credential, registration=False),
+        rp_id=rp.rp_id,
+        stored_sign_count=device.sign_count,
     )
     try:
         verified = verify_authentication_response(
