@@ -55,7 +55,8 @@ class RateLimiter:
         if not decision.allowed:
             raise RateLimitedError(
                 f"rate limit {self.namespace}: {decision.count} attempts, limit {self.limit} per "
-                f"{self.window:g}s; retry after {decision.retry_after}s"
+                f"{self.window:g}s; retry after {decision.retry_after}s",
+                retry_after=decision.retry_after,
             )
 
     def reset(self, key: str) -> None:

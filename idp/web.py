@@ -103,17 +103,23 @@ def client_ip() -> str:
 
 
 def cacheable_json(document: Any, max_age: int) -> Response:
-    """JSON with Cache-Control and an ETag; answers 304 to a matching If-None-Match.
+    """Public JSON with Cache-Control and an ETag, 304 to a matching If-None-Match.
 
     Published key sets (/jwks.json, the QR key set) use it with ``jwks_max_age``; the key lifecycle's
     pre-publication and retention periods derive from that same number (idp.keys.lifecycle).
     """
     body = json.dumps(document, separators=(",", ":"), sort_keys=True)
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
-    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-        return Response(status=304, headers=headers)
-    return Response(body, mimetype="application/json", headers=headers)
+    return conditional_json(body, cache_control=f"public, max-age={max_age}")
+
+
+def conditional_json(body: str, *, cache_control: str, etag_of: bytes | None = None) -> Response:
+    """JSON whose ETag is a hash of ``etag_of`` (the body by default), answered by Werkzeug's conditional
+    response: 304 without a body when the caller's If-None-Match still matches."""
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = cache_control
+    response.set_etag(hashlib.sha256(etag_of if etag_of is not None else body.encode()).hexdigest()[:32])
+    response.make_conditional(request)  # changes the response in place
+    return response
 
 
 def json_error(error: OneCardError) -> Response:

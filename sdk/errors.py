@@ -59,6 +59,13 @@ class ForbiddenError(OneCardError):
 
 
 class RateLimitedError(OneCardError):
+    """The one refusal for every rate limit; ``retry_after`` (seconds) becomes the Retry-After header."""
+
     error = "rate_limited"
     description = "Too many attempts. Please wait a moment and try again."
     status_code = 429
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers: dict[str, str] = {} if retry_after is None else {"Retry-After": str(retry_after)}

@@ -15,8 +15,7 @@ from idp.ratelimit import RateLimiter
 from idp.realname.service import HandleResolver, parse_realname_request, verify_realname
 from idp.scopes import REALNAME_VERIFY
 from idp.services import Services, services
-from idp.web import db_session, json_body, json_error
-from sdk.errors import RateLimitedError
+from idp.web import db_session, json_body
 
 bp = Blueprint("realname", __name__, url_prefix="/api/v1/realname")
 
@@ -50,11 +49,7 @@ def verify() -> Response:
     now = svc.now()
     context = current_access()
     limiter: RateLimiter = svc.extras[LIMITER]  # type: ignore[assignment]
-    decision = limiter.check(context.client_id, now)
-    if not decision.allowed:
-        response = json_error(RateLimitedError(f"realname client {context.client_id}"))
-        response.headers["Retry-After"] = str(decision.retry_after)
-        return response
+    limiter.hit(context.client_id, now)
     # Every field has its own check and error code (invalid_name, invalid_purpose, ...): docs/portal-guide.md.
     query = parse_realname_request(json_body(check_text=False))
     session = db_session()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from flask import Blueprint, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.citizens.service import decrypt_profile, find_citizen
@@ -21,8 +21,8 @@ from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL
 from idp.services import services
 from idp.sessions.service import Authentication, create_session
-from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session, error_page
-from sdk.errors import OneCardError
+from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session, error_page, json_error
+from sdk.errors import InvalidRequestError, OneCardError, RateLimitedError
 from wallet.devices.errors import PasskeyError
 from wallet.devices.service import (
     Ceremony,
@@ -33,7 +33,7 @@ from wallet.devices.service import (
     verify_authentication,
     verify_registration,
 )
-from wallet.ecards.errors import EcardNotUsableError
+from wallet.ecards.errors import EcardNotUsableError, StepUpRequiredError, WalletSignInRequiredError
 from wallet.ecards.service import require_usable_ecard
 from wallet.web import (
     CSRF_HEADER,
@@ -92,13 +92,12 @@ def signin_page() -> BaseResponse:
 @bp.post("/wallet/api/passkeys/authentication-options")
 def authentication_options() -> Response:
     if not check_csrf("wallet", request.headers.get(CSRF_HEADER)) and not _tx_csrf_ok():
-        return _json_error(400, "invalid_request", "The page was out of date. Reload it and try again.")
+        return _refused(InvalidRequestError("csrf", description=STALE_PAGE))
     svc = services()
-    decision = _limiter().check(client_ip(), svc.now())
-    if not decision.allowed:
-        response = _json_error(429, "rate_limited", "Too many attempts. Please wait a moment.")
-        response.headers["Retry-After"] = str(decision.retry_after)
-        return response
+    try:
+        _limiter().hit(client_ip(), svc.now())
+    except RateLimitedError as error:
+        return _refused(error)
     ceremony = create_authentication_options(
         svc.store, rp=relying_party(), browser=browser_binding(), now=svc.now()
     )
@@ -110,10 +109,11 @@ def _tx_csrf_ok() -> bool:
     return bool(tx) and check_csrf(f"ecard:{tx}", request.headers.get(CSRF_HEADER))
 
 
-def _json_error(status: int, error: str, description: str) -> Response:
-    response = jsonify({"error": error, "error_description": description})
-    response.status_code = status
-    return no_store(response)
+def _refused(error: OneCardError) -> Response:
+    return no_store(json_error(error))
+
+
+STALE_PAGE = "The page was out of date. Reload it and try again."
 
 
 @bp.post("/wallet/signin")
@@ -217,16 +217,21 @@ def devices_page() -> BaseResponse:
 def registration_options() -> Response:
     sso = signed_in()
     if sso is None:
-        return _json_error(401, "login_required", "Please sign in first.")
+        return _refused(WalletSignInRequiredError("not signed in", description="Please sign in first."))
     if not check_csrf("wallet", request.headers.get(CSRF_HEADER)):
-        return _json_error(400, "invalid_request", "The page was out of date. Reload it and try again.")
+        return _refused(InvalidRequestError("csrf", description=STALE_PAGE))
     if not is_high(sso):
-        return _json_error(403, "step_up_required", "Log in with your social security card and PIN first.")
+        return _refused(
+            StepUpRequiredError(
+                "passkey binding needs loa:high",
+                description="Log in with your social security card and PIN first.",
+            )
+        )
     svc = services()
     session = db_session()
     citizen = find_citizen(session, sso.citizen_id)
     if citizen is None:
-        return _json_error(403, "login_required", "Please sign in again.")
+        return _refused(WalletSignInRequiredError("citizen of the session is gone"))
     # The authenticator shows this name in its account picker: the masked ID number, never the full one.
     user_name = "OneCard " + decrypt_profile(svc.pii_cipher(), citizen).masked_id_number
     try:
@@ -240,7 +245,7 @@ def registration_options() -> Response:
             now=svc.now(),
         )
     except OneCardError as exc:
-        return _json_error(exc.status_code, exc.error, exc.description)
+        return _refused(exc)
     return _options_response(ceremony)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdk.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from sdk.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, UnauthorizedError
 
 
 class EcardNotFoundError(NotFoundError):
@@ -26,6 +26,11 @@ class EcardNotUsableError(ForbiddenError):
         "Your electronic card cannot be used right now (it is suspended or cancelled). "
         "Please log in with your social security card and PIN."
     )
+
+
+class WalletSignInRequiredError(UnauthorizedError):
+    error = "login_required"
+    description = "Please sign in again."
 
 
 class StepUpRequiredError(ForbiddenError):

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, jsonify, make_response, redirect, render_
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.services import services
-from idp.web import db_session, error_page
+from idp.web import db_session, error_page, json_error
 from sdk.errors import OneCardError
-from wallet.ecards.errors import EcardNotFoundError
+from wallet.ecards.errors import EcardNotFoundError, WalletSignInRequiredError
 from wallet.ecards.service import DISCLOSURE_LABELS, find_current_ecard, set_disclosures
 from wallet.qr.service import REFRESH_INTERVAL, issue_ecard_code, qr_data_url
 from wallet.web import csrf_ok, no_store, signed_in, wallet_csrf
@@ -75,15 +75,11 @@ def code_page() -> BaseResponse:
 @bp.get("/api/code")
 def code_api() -> Response:
     if signed_in() is None:
-        response = jsonify({"error": "login_required", "error_description": "Please sign in again."})
-        response.status_code = 401
-        return no_store(response)
+        return no_store(json_error(WalletSignInRequiredError("not signed in")))
     try:
         _text, body = _issue()
     except OneCardError as exc:
-        response = jsonify(exc.to_dict())
-        response.status_code = exc.status_code
-        return no_store(response)
+        return no_store(json_error(exc))
     return no_store(jsonify(body))
 
 

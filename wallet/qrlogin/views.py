@@ -94,12 +94,6 @@ def _cookie_name(channel_id: str) -> str:
     return COOKIE_PREFIX + channel_id[:16]
 
 
-def _rate_limited(limiter: RateLimiter, key: str) -> None:
-    decision = limiter.check(key, services().now())
-    if not decision.allowed:
-        raise RateLimitedError(f"{limiter.namespace} over the limit")
-
-
 # --- the computer ------------------------------------------------------------------------------------------
 
 
@@ -304,9 +298,8 @@ def options(channel_id: str) -> BaseResponse:
     try:
         if not _phone_csrf_ok(channel_id):
             raise CsrfError("stale page")
-        _rate_limited(
-            RateLimiter(svc.store, "qrlogin_ceremonies", CEREMONIES_PER_CHANNEL, CHANNEL_TTL + COLLECT_GRACE),
-            channel_id[:64],
+        RateLimiter(svc.store, "qrlogin_ceremonies", CEREMONIES_PER_CHANNEL, CHANNEL_TTL + COLLECT_GRACE).hit(
+            channel_id[:64], svc.now()
         )
         ceremony = start_approval(
             svc.store, channel_id, rp=relying_party(), phone=browser_binding(), now=svc.now()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from typing import Final
 from urllib.parse import unquote_plus
@@ -20,7 +19,7 @@ from idp.clients.service import find_client
 from idp.ratelimit import RateLimiter
 from idp.scopes import GATE_VERIFY
 from idp.services import services
-from idp.web import db_session, json_body, json_error
+from idp.web import conditional_json, db_session, json_body, json_error
 from sdk.errors import InvalidRequestError, OneCardError
 from wallet.ecards.service import suspended_handles
 from wallet.scans.errors import GateClientError, GateForbiddenError
@@ -74,12 +73,7 @@ def verify() -> Response:
     now = svc.now()
     try:
         venue = authenticate_venue()
-        decision = RateLimiter(svc.store, "gate_verify", VERIFY_PER_MINUTE, 60).check(venue.id, now)
-        if not decision.allowed:
-            response = jsonify({"error": "rate_limited", "error_description": "Too many requests."})
-            response.status_code = 429
-            response.headers["Retry-After"] = str(decision.retry_after)
-            return response
+        RateLimiter(svc.store, "gate_verify", VERIFY_PER_MINUTE, 60).hit(venue.id, now)
         body = json_body()
         code = body.get("code")
         if not isinstance(code, str):
@@ -118,10 +112,10 @@ def suspended() -> Response:
         return _no_verdict(exc)
     now = svc.now()
     handles = suspended_handles(db_session(), now=now)
-    # The ETag covers the handles, not generated_at: an unchanged list answers 304 however often it is asked.
-    etag = '"' + hashlib.sha256("\n".join(handles).encode()).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": f"private, max-age={SUSPENDED_LIST_MAX_AGE}", "ETag": etag}
-    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-        return Response(status=304, headers=headers)
     body = json.dumps(suspended_handles_document(handles, now=now), separators=(",", ":"))
-    return Response(body, mimetype="application/json", headers=headers)
+    # The ETag covers the handles, not generated_at: an unchanged list answers 304 however often it is asked.
+    return conditional_json(
+        body,
+        cache_control=f"private, max-age={SUSPENDED_LIST_MAX_AGE}",
+        etag_of="\n".join(handles).encode(),
+    )
