@@ -1,3 +1,9 @@
-"""Root test configuration: shared fixtures (databases, Redis, stores, Chromium, PC/SC) come from plugins."""
+"""Root test configuration: shared fixtures (databases, Redis, stores, Chromium, PC/SC, live servers) come
+from plugins."""
 
-pytest_plugins = ["tests.fixtures.services", "tests.support.browser", "tests.support.pcsc", "tests.support.live"]
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.support.browser",
+    "tests.support.pcsc",
+    "tests.support.live",
+]

@@ -41,6 +41,7 @@ from sdk.gate import (
 from sdk.gate_cli import main as gate_main
 from sdk.keys import Key, KeySet, generate_key, key_id_for
 from sdk.qr_token import QrTokenError, issue_qr_token
+from tests.fixtures.services import service_unavailable
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "essc1" / "vectors.json").read_text(encoding="utf-8")
@@ -789,7 +790,7 @@ def test_cli_usage_errors(jwks_file: Path) -> None:
 def test_console_script(jwks_file: Path) -> None:
     script = Path(sys.executable).parent / "onecard-gate"
     if not script.exists():
-        pytest.skip("onecard-gate is not installed next to this interpreter")
+        service_unavailable("onecard-gate is not installed next to this interpreter")
     vector = _vector("basic")
     result = subprocess.run(
         [str(script), "verify", "--text", vector["code"], *_offline(jwks_file), "--now", str(NOW + 1)],

@@ -3,6 +3,7 @@ HSM validate against the published JWKS; the database holds only a reference; re
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,8 +19,8 @@ from idp.keys.pkcs11 import Pkcs11Backend, is_reference
 from idp.keys.service import get_key, unwrap_secret
 from idp.keys.views import key_actor
 from sdk.keys import KeySet
-from tests.support.live import Browser, LiveIdp, running_idp
-from tests.test_oidc_flows import login, portal
+from tests.fixtures.services import service_unavailable
+from tests.support.live import Browser, LiveIdp, login, portal, running_idp
 
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 LABEL = "onecard-test"
@@ -28,10 +29,11 @@ PIN = "123456"
 
 @pytest.fixture
 def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    pytest.importorskip("pkcs11")
+    if importlib.util.find_spec("pkcs11") is None:
+        service_unavailable("python-pkcs11 is not installed")
     module = next((m for m in MODULES if Path(m).exists()), None)
     if module is None or shutil.which("softhsm2-util") is None:
-        pytest.skip("softhsm2 is not installed")
+        service_unavailable("softhsm2 is not installed")
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     conf = tmp_path / "softhsm2.conf"

@@ -43,8 +43,7 @@ from sdk.jwks_cache import JwksCache
 from sdk.keys import KeySet
 from sdk.portal import ALLOWED_ALGS, PortalClient, PortalTokens, VerifiedIdToken
 from sdk.qr_token import QrTokenError, QrTokenReason, generate_qr_handle, issue_qr_token
-from tests.support.live import CITIZENS, Browser, LiveIdp, running_idp
-from tests.test_oidc_flows import login, portal
+from tests.support.live import CITIZENS, Browser, LiveIdp, login, portal, running_idp
 
 REGION = "420100"
 MAX_AGE = 300  # jwks_max_age for these tests: pre-publication 305 s, OIDC retention 905 s

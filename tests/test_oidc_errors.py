@@ -11,8 +11,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.support.live import Browser, LiveIdp, query_of, running_idp
-from tests.test_oidc_flows import REDIRECT, portal
+from tests.support.live import REDIRECT, Browser, LiveIdp, portal, query_of, running_idp
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -15,7 +15,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from sdk.keys import generate_key
-from tests.support.live import REDIRECT, BackChannelReceiver, Browser, LiveIdp, portal, query_of
+from tests.support.live import REDIRECT, BackChannelReceiver, Browser, LiveIdp, login, portal, query_of
 
 REDIRECT_2 = "https://tax.example.gov.cn/cb"
 
@@ -23,28 +23,6 @@ REDIRECT_2 = "https://tax.example.gov.cn/cb"
 @pytest.fixture
 def idp(live_idp: LiveIdp) -> LiveIdp:
     return live_idp
-
-
-def login(
-    idp: LiveIdp,
-    client: OAuth2Session,
-    browser: Browser,
-    *,
-    citizen: str = "zhang",
-    acr: str = ACR_HIGH,
-    **params: Any,
-) -> tuple[dict[str, Any], str]:
-    """The whole code + PKCE flow; returns the token response and the nonce."""
-    verifier = generate_token(48)
-    nonce = generate_token(16)
-    url, _state = client.create_authorization_url(
-        f"{idp.base_url}/authorize", code_verifier=verifier, nonce=nonce, **params
-    )
-    final = browser.authorize(url, citizen=citizen, acr=acr)
-    assert "code=" in final, final
-    assert query_of(final)["iss"] == idp.base_url  # RFC 9207
-    token = client.fetch_token(f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier)
-    return dict(token), nonce
 
 
 def validate_id_token(idp: LiveIdp, token: str, client_id: str, nonce: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.services import service_unavailable
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -25,7 +27,7 @@ CHROMIUM_ARGS = [
 def chromium() -> Iterator[Any]:
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed")
+        service_unavailable("Debian's chromium is not installed")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import redis
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
 from werkzeug.serving import make_server
@@ -259,3 +260,25 @@ def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:
         code_challenge_method="S256",
         token_endpoint_auth_method=method,
     )
+
+
+def login(
+    idp: LiveIdp,
+    client: OAuth2Session,
+    browser: Browser,
+    *,
+    citizen: str = "zhang",
+    acr: str = ACR_HIGH,
+    **params: Any,
+) -> tuple[dict[str, Any], str]:
+    """The whole code + PKCE flow; returns the token response and the nonce."""
+    verifier = generate_token(48)
+    nonce = generate_token(16)
+    url, _state = client.create_authorization_url(
+        f"{idp.base_url}/authorize", code_verifier=verifier, nonce=nonce, **params
+    )
+    final = browser.authorize(url, citizen=citizen, acr=acr)
+    assert "code=" in final, final
+    assert query_of(final)["iss"] == idp.base_url  # RFC 9207
+    token = client.fetch_token(f"{idp.base_url}/token", authorization_response=final, code_verifier=verifier)
+    return dict(token), nonce

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.bridge.pcsc_env import PcscUnavailable, free_slot, start_pcscd
+from tests.fixtures.services import service_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     try:
         daemon = start_pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
     except PcscUnavailable as exc:
-        pytest.skip(f"real PC/SC stack unavailable: {exc}")
+        service_unavailable(f"real PC/SC stack unavailable: {exc}")
     try:
         yield
     finally:
@@ -28,4 +29,4 @@ def slot(pcscd: None) -> tuple[str, int]:
     try:
         return free_slot()
     except PcscUnavailable as exc:
-        pytest.skip(str(exc))
+        service_unavailable(str(exc))
