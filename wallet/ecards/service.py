@@ -258,22 +258,26 @@ def citizen_of(session: Session, view: EcardView) -> Citizen | None:
     return find_citizen(session, view.ecard.citizen_id)
 
 
-def citizen_of_usable_handle(session: Session, handle: str) -> str | None:
-    """The citizen behind a code's handle while the e-card (and so its physical card) is usable, else None.
-    Registered with the real-name API, which may not import the wallet itself."""
-    view = find_by_handle(session, handle)
+def usable_citizen(session: Session, view: EcardView | None) -> Citizen | None:
+    """The one rule for using an e-card — to log in, to show a code, at a gate, for real-name checks: the
+    e-card is active (it shares its physical card's status) and so is its citizen. The citizen, or None."""
     if view is None or view.status is not EcardStatus.ACTIVE:
         return None
-    return view.ecard.citizen_id
+    citizen = find_citizen(session, view.ecard.citizen_id)
+    return citizen if citizen is not None and citizen.is_active else None
+
+
+def citizen_of_usable_handle(session: Session, handle: str) -> str | None:
+    """The citizen behind a code's handle while its e-card is usable (``usable_citizen``), else None.
+    Registered with the real-name API, which may not import the wallet itself."""
+    citizen = usable_citizen(session, find_by_handle(session, handle))
+    return citizen.id if citizen is not None else None
 
 
 def require_usable_ecard(session: Session, citizen_id: str) -> EcardView:
-    """The citizen's e-card if it can be used (to log in, or to show a code), else ``EcardNotUsableError``:
-    the e-card shares its physical card's status, and a disabled citizen can use neither."""
+    """The citizen's e-card if it can be used (``usable_citizen``), else ``EcardNotUsableError``."""
     view = find_current_ecard(session, citizen_id)
-    if view is None or view.status is not EcardStatus.ACTIVE:
-        raise EcardNotUsableError("no active e-card")
-    citizen = find_citizen(session, citizen_id)
-    if citizen is None or not citizen.is_active:
-        raise EcardNotUsableError("citizen not active")
+    if usable_citizen(session, view) is None:
+        raise EcardNotUsableError("no usable e-card")
+    assert view is not None
     return view

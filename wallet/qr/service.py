@@ -16,13 +16,12 @@ import qrcode
 import qrcode.constants
 from sqlalchemy.orm import Session
 
-from idp.citizens.service import decrypt_profile, find_citizen
+from idp.citizens.service import decrypt_profile
 from idp.crypto.pii import PiiCipher
 from idp.keys.service import QR_SIGNING, KeyRing
 from sdk.qr_token import DEFAULT_LIFETIME, issue_qr_token
 from wallet.ecards.errors import EcardNotUsableError
-from wallet.ecards.model import EcardStatus
-from wallet.ecards.service import EcardView, disclosure_values
+from wallet.ecards.service import EcardView, disclosure_values, usable_citizen
 from wallet.qr.errors import QrKeyUnavailableError
 
 CODE_LIFETIME: Final = DEFAULT_LIFETIME  # 60 s
@@ -47,12 +46,9 @@ def issue_ecard_code(
 
     ``cipher`` decrypts the birthdate for age facts; it is needed only when the citizen chose one.
     """
-    status = view.status
-    if status is not EcardStatus.ACTIVE:
-        raise EcardNotUsableError(f"e-card is {status}")
-    citizen = find_citizen(session, view.ecard.citizen_id)
-    if citizen is None or not citizen.is_active:
-        raise EcardNotUsableError("citizen not active")
+    citizen = usable_citizen(session, view)
+    if citizen is None:
+        raise EcardNotUsableError(f"e-card is {view.status}, or its citizen is not active")
     disclosures = {}
     chosen = list(view.ecard.disclosures or [])
     if chosen:

@@ -32,8 +32,7 @@ from sdk.qr_token import (
     parse_qr_token,
     verify_qr_token,
 )
-from wallet.ecards.model import EcardStatus
-from wallet.ecards.service import EcardView, age_on, find_by_handle
+from wallet.ecards.service import EcardView, age_on, find_by_handle, usable_citizen
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
 
@@ -155,10 +154,7 @@ def verify_gate_code(
             view = find_by_handle(session, parse_qr_token(text).handle)
         return _record(session, venue, view, exc.reason, gate_id=gate_id, now=now)
     view = find_by_handle(session, token.handle)
-    if view is None or view.status is not EcardStatus.ACTIVE:
-        return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
-    citizen = find_citizen(session, view.ecard.citizen_id)
-    if citizen is None or not citizen.is_active:
+    if view is None or usable_citizen(session, view) is None:
         return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
     # Last: one scan per code across every node. Kept until the code would be refused as expired anyway.
     keep = max(1.0, token.expires_at + clock_skew - now)
