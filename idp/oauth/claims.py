@@ -14,8 +14,13 @@ from typing import Any, Protocol
 
 from idp.citizens.service import CitizenProfile
 from idp.scopes import ACR_HIGH, IDCARD, MASKED_ID_CLAIM, PROFILE, REALNAME, SCOPE_CLAIMS
-
-TRUST_FRAMEWORK = "cn_social_security_card"
+from sdk.oidc import (
+    DOCUMENT_SOCIAL_SECURITY_CARD,
+    EVIDENCE_DOCUMENT,
+    ID_NUMBER_CLAIM,
+    TRUST_FRAMEWORK,
+    VERIFIED_CLAIMS,
+)
 
 
 class SubjectClient(Protocol):
@@ -57,19 +62,21 @@ def build_claims(
     if PROFILE in scopes:
         released.update(name=profile.name, gender=gender, birthdate=profile.birthdate.isoformat())
     if REALNAME in scopes:
-        released["verified_claims"] = {
+        released[VERIFIED_CLAIMS] = {
             "verification": {
                 "trust_framework": TRUST_FRAMEWORK,
                 "assurance_level": "high" if acr == ACR_HIGH else "substantial",
                 "time": _iso(auth_time),
-                "evidence": [{"type": "document", "document_details": {"type": "social_security_card"}}],
+                "evidence": [
+                    {"type": EVIDENCE_DOCUMENT, "document_details": {"type": DOCUMENT_SOCIAL_SECURITY_CARD}}
+                ],
             },
             "claims": {"name": profile.name, "birthdate": profile.birthdate.isoformat()},
         }
         released[MASKED_ID_CLAIM] = profile.masked_id_number
     if IDCARD in scopes:
         if id_number_allowed:
-            released["id_number"] = profile.id_number
+            released[ID_NUMBER_CLAIM] = profile.id_number
         released[MASKED_ID_CLAIM] = profile.masked_id_number
     if only is not None:
         released = {name: value for name, value in released.items() if name in only}

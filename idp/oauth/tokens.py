@@ -17,10 +17,9 @@ from typing import Any
 import jwt
 
 from sdk.keys import Algorithm, Key, KeySet, UnknownKeyError
+from sdk.oidc import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_TYPE
 
 ACCESS_TOKEN_TYPE = "at+jwt"
-LOGOUT_TOKEN_TYPE = "logout+jwt"
-BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # Access tokens are signed with ES256: ~10x cheaper to sign than RS256, and every resource server that
 # reads our JWKS can verify it.
 ACCESS_TOKEN_ALG: Algorithm = "ES256"
