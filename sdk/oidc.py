@@ -80,3 +80,7 @@ AMR_MFA: Final = "mfa"
 
 LOGOUT_TOKEN_TYPE: Final = "logout+jwt"  # the JOSE typ (Back-Channel Logout 1.0 §2.4)
 BACKCHANNEL_LOGOUT_EVENT: Final = "http://schemas.openid.net/event/backchannel-logout"
+
+# What each way of logging in proves (DESIGN.md §3), as the id_token's amr lists it.
+AMR_CARD_LOGIN: Final = (AMR_SMART_CARD, AMR_PIN, AMR_MFA)  # urn:onecard:loa:high
+AMR_ECARD_LOGIN: Final = (AMR_HARDWARE_KEY, AMR_MFA)  # urn:onecard:loa:substantial: passkey or QR login

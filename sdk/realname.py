@@ -21,8 +21,9 @@ import requests
 
 from sdk.clock import Clock, system_clock
 from sdk.errors import OneCardError
+from sdk.oidc import REALNAME_VERIFY
 
-SCOPE: Final = "realname:verify"
+SCOPE: Final = REALNAME_VERIFY
 VERIFY_PATH: Final = "/api/v1/realname/verify"
 TOKEN_PATH: Final = "/token"
 DEFAULT_TIMEOUT: Final = 5.0

@@ -23,6 +23,7 @@ from idp.services import services
 from idp.sessions.service import Authentication, create_session
 from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session, error_page, json_error
 from sdk.errors import InvalidRequestError, OneCardError, RateLimitedError
+from sdk.oidc import AMR_ECARD_LOGIN
 from wallet.devices.errors import PasskeyError
 from wallet.devices.service import (
     Ceremony,
@@ -48,7 +49,7 @@ from wallet.web import (
 
 bp = Blueprint("wallet_devices", __name__)
 
-AMR: Final = ("hwk", "mfa")
+AMR: Final = AMR_ECARD_LOGIN
 ECARD_METHOD: Final = LoginMethod(
     name="ecard",
     label="Electronic social security card",

@@ -50,6 +50,7 @@ from idp.web import (
     json_error,
 )
 from sdk.errors import OneCardError, RateLimitedError
+from sdk.oidc import AMR_ECARD_LOGIN
 from wallet.qr.service import qr_data_url
 from wallet.qrlogin.channel import CHANNEL_TTL, COLLECT_GRACE, ChannelState, Requester
 from wallet.qrlogin.errors import LevelTooLowError
@@ -70,7 +71,7 @@ from wallet.web import CSRF_HEADER, no_store, relying_party
 
 bp = Blueprint("wallet_qrlogin", __name__)
 
-AMR: Final = ("hwk", "mfa")  # DESIGN.md §3: the passkey on the phone, with user verification
+AMR: Final = AMR_ECARD_LOGIN  # the passkey on the phone, with user verification
 QR_METHOD: Final = LoginMethod(
     name="qr",
     label="Scan with the e-card wallet",
