@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from idp import dbadmin
 from idp.cli import cli
-from sdk.gate import OnlineGateClient
+from sdk.gate import GateAuthError, OnlineGateClient
 from sdk.qr_token import QrTokenError
 from tests.test_wallet_support import LiveWallet, WalletUser, running_wallet
 
@@ -117,9 +117,9 @@ def test_admin_api(live: LiveWallet) -> None:
     assert requests.delete(f"{url}/{venue['venue_id']}", headers=headers, timeout=10).status_code == 204
     assert requests.get(url, headers=headers, timeout=10).json()["venues"] == []
     gate = OnlineGateClient(live.base_url, venue["client_id"], venue["client_secret"])
-    with pytest.raises(Exception) as refused_gate:
+    with pytest.raises(GateAuthError) as refused_gate:  # no verdict for removed credentials
         gate.verify("ESSC1:")
-    assert not isinstance(refused_gate.value, QrTokenError)  # no verdict for removed credentials
+    assert refused_gate.value.http_status == 401
 
 
 def test_stats_per_venue_and_category(live: LiveWallet) -> None:
