@@ -416,10 +416,14 @@ def test_scan_to_login_end_to_end(live: LiveWallet, phone: WalletUser) -> None:
     polled: dict[str, Any] = {}
     poller = threading.Thread(target=lambda: polled.update(desktop.status(qr, "waiting").json()))
     poller.start()
-    time.sleep(0.3)
+    poller.join(0.5)
+    # Held, not answered: an immediate answer would have come back already (and said "waiting").
+    assert poller.is_alive() and not polled
     handset = Phone(phone.http, phone.authenticator)
+    opened_at = time.monotonic()
     page = handset.open(qr.channel_url)
     poller.join(5)
+    assert not poller.is_alive() and time.monotonic() - opened_at < 3  # answered on the change, not at timeout
     assert polled["state"] == "scanned"
     assert "Provincial Tax Portal" in page.text
     assert "Your name, gender and date of birth" in page.text  # the requested claims in plain words
