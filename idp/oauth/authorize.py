@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+
 from idp.oauth.claims import ClaimsRequestError, requested_acr, validate_claims_request
 from idp.scopes import ACR_LEVELS, ACR_SUBSTANTIAL, acr_rank
 
@@ -28,15 +31,6 @@ FRESH_LOGIN_PROMPTS = frozenset({"login", "select_account"})
 RESPONSE_MODES = ("query",)
 MAX_CLAIMS_REQUEST = 4096
 _MAX_AGE = re.compile(r"[0-9]{1,9}")
-
-
-class AuthorizationProblem(Exception):
-    """A request the provider understands but must refuse; ``error`` is the OAuth/OIDC error code."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
 
 
 @dataclass(frozen=True)
@@ -52,38 +46,39 @@ class AuthorizationOptions:
 
 
 def parse_authorization_options(params: Mapping[str, str]) -> AuthorizationOptions:
-    """Validate prompt, max_age, acr_values, claims, nonce; raises ``AuthorizationProblem``."""
+    """Validate prompt, response_mode, max_age, acr_values, claims, nonce; raises Authlib's
+    ``InvalidRequestError``."""
     prompt = frozenset((params.get("prompt") or "").split())
     if not prompt <= set(PROMPT_VALUES):
-        raise AuthorizationProblem("invalid_request", "Unknown prompt value.")
+        raise InvalidRequestError("Unknown prompt value.")
     if "none" in prompt and len(prompt) > 1:
-        raise AuthorizationProblem("invalid_request", "prompt=none cannot be combined with other values.")
+        raise InvalidRequestError("prompt=none cannot be combined with other values.")
     if params.get("response_mode") and params["response_mode"] not in RESPONSE_MODES:
-        raise AuthorizationProblem("invalid_request", "Only response_mode=query is supported.")
+        raise InvalidRequestError("Only response_mode=query is supported.")
     max_age = None
     if params.get("max_age") not in (None, ""):
         raw = params["max_age"]
         if not _MAX_AGE.fullmatch(raw):  # ASCII digits only: "²".isdigit() is true
-            raise AuthorizationProblem("invalid_request", "max_age must be a non-negative integer.")
+            raise InvalidRequestError("max_age must be a non-negative integer.")
         max_age = int(raw)
     claims = None
     if params.get("claims"):
         if len(params["claims"]) > MAX_CLAIMS_REQUEST:
-            raise AuthorizationProblem("invalid_request", "The claims parameter is too long.")
+            raise InvalidRequestError("The claims parameter is too long.")
         try:
             claims = json.loads(params["claims"])
         except ValueError:
-            raise AuthorizationProblem("invalid_request", "The claims parameter is not valid JSON.") from None
+            raise InvalidRequestError("The claims parameter is not valid JSON.") from None
         try:
             validate_claims_request(claims)
         except ClaimsRequestError as error:
-            raise AuthorizationProblem("invalid_request", str(error)) from None
+            raise InvalidRequestError(str(error)) from None
     nonce = params.get("nonce") or None
     if nonce is not None and len(nonce) > 255:
-        raise AuthorizationProblem("invalid_request", "nonce is too long.")
+        raise InvalidRequestError("nonce is too long.")
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > 255:
-        raise AuthorizationProblem("invalid_request", "login_hint is too long.")
+        raise InvalidRequestError("login_hint is too long.")
     wanted = (params.get("acr_values") or "").split() + requested_acr(claims)
     known = [acr for acr in wanted if acr in ACR_LEVELS]
     required = max(known, key=acr_rank) if known else ACR_SUBSTANTIAL
@@ -115,7 +110,8 @@ def decide(
     now: float,
     fresh_consent: bool = False,
 ) -> Step:
-    """The next step, or ``AuthorizationProblem`` for ``prompt=none`` requests that would need a page."""
+    """The next step, or Authlib's ``LoginRequiredError``/``ConsentRequiredError`` for ``prompt=none``
+    requests that would need a page."""
     needs_login = (
         login is None
         or acr_rank(login.acr) < acr_rank(options.required_acr)
@@ -124,11 +120,11 @@ def decide(
     )
     if needs_login:
         if "none" in options.prompt:
-            raise AuthorizationProblem("login_required", "The citizen must log in.")
+            raise LoginRequiredError("The citizen must log in.")
         return Step.LOGIN
     needs_consent = not fresh_consent and ("consent" in options.prompt or not (has_consent or first_party))
     if needs_consent:
         if "none" in options.prompt:
-            raise AuthorizationProblem("consent_required", "The citizen must consent.")
+            raise ConsentRequiredError("The citizen must consent.")
         return Step.CONSENT
     return Step.ISSUE

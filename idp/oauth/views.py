@@ -25,7 +25,7 @@ from idp.login.transactions import (
     find_transaction,
     update_transaction,
 )
-from idp.oauth.authorize import AuthorizationProblem, CurrentLogin, Step, decide, parse_authorization_options
+from idp.oauth.authorize import CurrentLogin, Step, decide, parse_authorization_options
 from idp.oauth.bearer import AccessContext, oidc_keys
 from idp.oauth.claims import build_claims, subject_for
 from idp.oauth.discovery import provider_metadata
@@ -115,7 +115,7 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         options = parse_authorization_options(params)
         scopes = set((grant.request.payload.scope or "").split())
         if not scopes <= (client.allowed_scopes & set(CITIZEN_SCOPES)):
-            raise AuthorizationProblem(InvalidScopeError.error, "The client may not ask for these scopes.")
+            raise InvalidScopeError("The client may not ask for these scopes.")
         session_record = current_sso_session()
         login = None
         if session_record is not None:
@@ -136,7 +136,7 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
             now=now,
             fresh_consent=tx is not None and tx.consented,
         )
-    except AuthorizationProblem as problem:
+    except OAuth2Error as problem:
         return _redirect_error(grant, problem.error, problem.description)
     if step is not Step.ISSUE:
         if tx is None:
