@@ -5,6 +5,7 @@ security headers and JSON errors. Kept small: views parse, call one service, ren
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from sqlalchemy.orm import Session
@@ -203,10 +205,24 @@ def _request_text() -> Iterator[str]:
         for key, value in request.form.items(multi=True):
             yield key
             yield value
-    credentials = request.authorization
-    if credentials is not None and credentials.type == "basic":
-        yield credentials.username or ""
-        yield credentials.password or ""
+    yield from _basic_credentials()
+
+
+def _basic_credentials() -> Iterator[str]:
+    """HTTP Basic credentials as Authlib reads them (RFC 6749 §2.3.1: base64 of UTF-8, each part
+    percent-encoded), so that a NUL sent as %00 is seen here too."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequestError(
+            "basic credentials", description="The Basic credentials are not base64-encoded UTF-8."
+        ) from None
+    user, _, password = decoded.partition(":")
+    yield unquote(user)
+    yield unquote(password)
 
 
 def _validate_request_text() -> Response | None:

@@ -67,6 +67,14 @@ def test_a_bad_client_id_is_an_oauth_error_not_a_500(idp: LiveIdp, path: str, ba
     assert_json_refusal(requests.post(f"{idp.base_url}{path}", data=posted, timeout=5))
 
 
+@pytest.mark.parametrize("raw", [b"\xff\xfe:x", b"\xff", b"a:\xff", b"oc_x%00y:z", b"oc_x:%00", b"%ff%fe:x"])
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke", "/api/v1/gate/verify"])
+def test_basic_credentials_that_are_not_utf8_or_hide_a_nul(idp: LiveIdp, path: str, raw: bytes) -> None:
+    headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    data = {"grant_type": "client_credentials", "token": "x"}
+    assert_json_refusal(requests.post(f"{idp.base_url}{path}", data=data, headers=headers, timeout=5))
+
+
 @pytest.mark.parametrize(
     ("path", "bad_id"),
     [("/authorize", NUL_ID), ("/authorize", LONG_ID), ("/logout", NUL_ID), ("/logout", "oc_\x7f\x01")],
