@@ -22,7 +22,15 @@ from reader_bridge.apdu import (
     error_for_status,
 )
 from reader_bridge.channel import CardChannel
-from reader_bridge.errors import CardResponseError, InvalidPinFormatError, PinBlockedError, WrongPinError
+from reader_bridge.errors import (
+    CardFileNotFoundError,
+    CardRemovedError,
+    CardResponseError,
+    InvalidPinFormatError,
+    PinBlockedError,
+    UnsupportedCardError,
+    WrongPinError,
+)
 from reader_bridge.profile import (
     ACSE_AID,
     C001,
@@ -82,6 +90,11 @@ class SocialSecurityCard:
     def _transmit(self, command: CommandAPDU) -> ResponseAPDU:
         self.round_trips += 1
         raw = self._channel.transmit(command.to_bytes(self._channel.protocol))
+        if not raw:
+            # A card always answers at least a status word. Nothing at all is what pcscd hands back when the
+            # card is pulled while it works on a command (the transmit itself "succeeds"): the card is gone,
+            # not confused, and the cardholder's next step is to insert it again.
+            raise CardRemovedError("empty response: the card went away during the command")
         try:
             return ResponseAPDU.parse(raw)
         except ValueError as exc:
@@ -112,7 +125,13 @@ class SocialSecurityCard:
         self._command(CommandAPDU(0x00, 0xA4, 0x04, 0x00, SSSE_AID))
 
     def select_acse(self) -> None:
-        self._command(CommandAPDU(0x00, 0xA4, 0x04, 0x00, ACSE_AID))
+        """SELECT the authentication application; a card without one (1.00/2.00 cards) is unsupported."""
+        try:
+            self._command(CommandAPDU(0x00, 0xA4, 0x04, 0x00, ACSE_AID))
+        except CardFileNotFoundError as exc:
+            # The social security application answered (EF05 was read), so this is a social security card,
+            # just one without the certificate and key that online login needs.
+            raise UnsupportedCardError("SELECT ACSE answered 6A82: no authentication application") from exc
 
     def select_file(self, fid: int) -> None:
         self._command(CommandAPDU(0x00, 0xA4, 0x02, 0x00, fid.to_bytes(2, "big")))
@@ -163,7 +182,10 @@ class SocialSecurityCard:
     # --- PIN and signing ----------------------------------------------------------------------------------
 
     def pin_status(self) -> PinStatus:
-        """Empty VERIFY: tries left without consuming one (CARD_PROFILE "PIN")."""
+        """Empty VERIFY: tries left without consuming one (CARD_PROFILE "PIN").
+
+        ``verified`` is the card's own claim; an authentication never relies on it (see
+        ``reader_bridge.operations.verify_pin``)."""
         response = self.exchange(CommandAPDU(0x00, 0x20, 0x00, 0x00))
         if response.sw == SW_OK:
             return PinStatus(True, PIN_TRIES)

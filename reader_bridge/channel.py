@@ -19,7 +19,11 @@ VIRTUAL_READER_MARKER = "Virtual PCD"
 
 
 class CardChannel(TypingProtocol):
-    """A card connected for one operation: raw APDU bytes in, response bytes out."""
+    """A card connected for one operation: raw APDU bytes in, response bytes out.
+
+    ``transmit`` raises ``CardRemovedError`` when the card is gone; an answer of no bytes at all means the
+    same (``reader_bridge.card`` treats it so: PC/SC gives one when the card is pulled mid-command).
+    """
 
     @property
     def protocol(self) -> Protocol: ...
@@ -30,8 +34,9 @@ class CardChannel(TypingProtocol):
 class PinPad(TypingProtocol):
     """Secure PIN entry on the reader (PC/SC part 10 FEATURE_VERIFY_PIN_DIRECT)."""
 
-    def verify_pin(self, command_template: bytes) -> bytes:
-        """Let the reader collect the PIN into ``command_template`` and send it; returns the response."""
+    def verify_pin(self, command_template: bytes, *, timeout_s: int) -> bytes:
+        """Let the reader collect the PIN into ``command_template`` and send it; returns the response.
+        ``timeout_s``: how long the reader waits for the cardholder's keys."""
         ...
 
 
@@ -63,7 +68,11 @@ class Terminal(TypingProtocol):
         ...
 
     def connect(self, reader: str) -> AbstractContextManager[CardSession]:
-        """Take the card exclusively for one operation and reset it afterwards."""
+        """Take the card exclusively for one operation, reset it first and reset it afterwards.
+
+        The first reset ends whatever session the card had before (another program may have verified the
+        PIN and left the card so); the last one makes the card forget this operation's verified PIN.
+        """
         ...
 
 

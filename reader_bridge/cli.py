@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from reader_bridge.apdu import Protocol
 from reader_bridge.channel import Terminal
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.errors import BridgeError
+from reader_bridge.operations import Settings
 from reader_bridge.pin import DialogPinSource, PinPadPinSource, PinSource, TerminalPinSource
 from reader_bridge.server import DEFAULT_PORT, BridgeConfig, create_server, parse_origins
 from sdk.card_file import InvalidCardFileError, VirtualCardFile, load_card_file, save_card_file
@@ -51,6 +53,19 @@ def _pin_source(kind: str, *, open_dialog: bool) -> PinSource:
     return DialogPinSource(on_open=webbrowser.open if open_dialog else None)
 
 
+MAX_PIN_TIMEOUT = 600.0  # ten minutes is already more than anyone needs to find a PIN letter
+
+
+def _pin_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or not 1 <= seconds <= MAX_PIN_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_PIN_TIMEOUT:g} seconds")
+    return seconds
+
+
 def _terminal(args: argparse.Namespace) -> Terminal:
     if args.virtual_card:
         from reader_bridge.virtual import VirtualTerminal
@@ -59,6 +74,17 @@ def _terminal(args: argparse.Namespace) -> Terminal:
     from reader_bridge.transport import PcscTerminal
 
     return PcscTerminal(dev_mode=args.dev, reader_names=args.reader or None)
+
+
+def bridge_config(args: argparse.Namespace, origins: frozenset[str]) -> BridgeConfig:
+    """What ``serve`` runs with, from its arguments."""
+    return BridgeConfig(
+        allowed_origins=origins,
+        terminal=_terminal(args),
+        pin_source=_pin_source(args.pin_source, open_dialog=not args.no_open_dialog),
+        settings=Settings(pin_timeout=args.pin_timeout),
+        dev_mode=args.dev,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -75,12 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"No allowed origin: set {ORIGINS_ENV} or pass --origin https://login.example.", file=sys.stderr
         )
         return 2
-    config = BridgeConfig(
-        allowed_origins=origins,
-        terminal=_terminal(args),
-        pin_source=_pin_source(args.pin_source, open_dialog=not args.no_open_dialog),
-        dev_mode=args.dev,
-    )
+    config = bridge_config(args, origins)
     server = create_server(config, port=args.port)
     log.info("listening on %s for %s", server.own_origin, ", ".join(sorted(origins)))
     if args.dev:
@@ -153,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pin-source", choices=("dialog", "terminal", "pinpad"), default="dialog")
     serve.add_argument(
         "--no-open-dialog", action="store_true", help="do not open the PIN dialog in a browser"
+    )
+    serve.add_argument(
+        "--pin-timeout",
+        type=_pin_timeout,
+        default=Settings().pin_timeout,
+        metavar="SECONDS",
+        help="how long the PIN dialog or PIN pad waits for the PIN (default %(default)g)",
     )
     serve.add_argument("--dev", action="store_true", help="accept virtual readers and development cards")
     serve.add_argument("--virtual-card", metavar="FILE", help="use an in-process virtual card (needs --dev)")

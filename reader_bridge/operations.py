@@ -1,10 +1,17 @@
 """Card operations of the bridge and their progress events (DESIGN.md §4 steps 3–4).
 
 An operation runs in its own thread and publishes events the page reads by long-polling, modelled on the
-AusweisApp SDK's messages: ``no_reader``, ``insert_card``, ``reading_card``, ``enter_pin`` (with
-``tries_left``), ``pin_wrong`` (with ``tries_left``), ``card_blocked`` (with what to do), then ``done``
-(with the result) or ``error``. One operation at a time: the reader and the cardholder's attention are
-single resources.
+AusweisApp SDK's messages: ``no_reader``, ``insert_card``, ``reading_card``, ``card_read`` (the card's
+certificate, when the page asked to check the card before the PIN), ``enter_pin`` (with ``tries_left``),
+``pin_wrong`` (with ``tries_left``, never 0: a wrong PIN that leaves no try is ``card_blocked``),
+``card_blocked`` (with what to do), then ``done`` (with the result) or ``error``. One operation at a time:
+the reader and the cardholder's attention are single resources. The page may cancel an operation; a
+cancelled one ends within a fraction of a second, which the cancel request waits for, so the next
+operation can start at once.
+
+An authentication always has the cardholder type the PIN and always VERIFYs it on the card, even if the
+card says its PIN is already verified: the card is reset when the operation takes it, so a card that still
+claims so is faulty, and trusting it would log in without a PIN.
 
 Independent of HTTP and of PC/SC: it takes a ``Terminal`` and a ``PinSource``; time comes from a clock
 parameter.
@@ -12,6 +19,7 @@ parameter.
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import threading
@@ -37,6 +45,7 @@ from reader_bridge.errors import (
     PinBlockedError,
     PinCancelledError,
     PinPadUnavailableError,
+    PinTimeoutError,
     WrongPinError,
 )
 from reader_bridge.pin import VERIFY_TEMPLATE, PinRequest, PinSource
@@ -53,10 +62,16 @@ OperationKind = Literal["authenticate", "change_pin"]
 State = Literal["running", "done", "error"]
 
 
+CANCEL_WAIT: Final = 3.0  # how long a cancel request waits for the operation to end
+
+
 @dataclass(frozen=True)
 class Settings:
     card_timeout: float = 60.0  # waiting for a reader and a card
-    pin_timeout: float = 120.0  # waiting for the cardholder to type the PIN
+    # Waiting for the cardholder to type the PIN. Long enough to find the card's PIN letter, short enough
+    # that a login page left during PIN entry (without cancelling) does not keep the bridge busy for long.
+    pin_timeout: float = 60.0
+    card_check_timeout: float = 30.0  # waiting for the page to say the card may go on to the PIN
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class Operation:
     result: dict[str, Any] | None = None
     error: BridgeError | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    _continue_allowed: bool = False
     _events: list[Event] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -110,6 +126,34 @@ class Operation:
         if self.cancelled.is_set():
             raise PinCancelledError("operation cancelled")
 
+    def request_cancel(self) -> None:
+        """Ask the worker to stop; it notices at its next step (the PIN dialog looks several times a
+        second)."""
+        with self._changed:
+            self.cancelled.set()
+            self._changed.notify_all()
+
+    def allow_continue(self) -> None:
+        """The page's go-ahead after ``card_read``: the card may be asked for the PIN."""
+        with self._changed:
+            self._continue_allowed = True
+            self._changed.notify_all()
+
+    def wait_for_continue(self, timeout: float) -> None:
+        """Block until ``allow_continue``; ``PinCancelledError`` if cancelled, ``PinTimeoutError`` if the
+        page never answers."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._continue_allowed or self.cancelled.is_set(), timeout)
+            allowed = self._continue_allowed
+        self.check_cancelled()
+        if not allowed:
+            raise PinTimeoutError("the page did not confirm the card in time")
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the operation to end; whether it has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.state != "running", timeout)
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"operation_id": self.id, "kind": self.kind, "state": self.state}
         if self.result is not None:
@@ -135,6 +179,12 @@ class OperationManager:
     def get(self, operation_id: str) -> Operation | None:
         with self._lock:
             return self._operations.get(operation_id)
+
+    def cancel(self, operation: Operation, *, timeout: float = CANCEL_WAIT) -> None:
+        """Cancel ``operation`` and wait (bounded) until it has ended and freed the reader, so whoever
+        cancelled can start the next operation straight away."""
+        operation.request_cancel()
+        operation.wait_finished(timeout)
 
     def start(
         self, kind: OperationKind, origin: str, work: Callable[[Operation], dict[str, Any]]
@@ -204,6 +254,15 @@ def _blocked(operation: Operation, sw: int = SW_BLOCKED) -> PinBlockedError:
     return error
 
 
+def _wrong_pin(operation: Operation, error: WrongPinError) -> int:
+    """After a wrong PIN: tries left, announced; the last try gone is the card blocked, said once and
+    only so (no "0 tries left" before it)."""
+    if error.tries_left == 0:
+        raise _blocked(operation) from error
+    operation.emit("pin_wrong", tries_left=error.tries_left)
+    return error.tries_left
+
+
 def verify_pin(
     card: SocialSecurityCard,
     session: CardSession,
@@ -211,11 +270,13 @@ def verify_pin(
     operation: Operation,
     settings: Settings,
 ) -> None:
-    """Show tries, ask, VERIFY; repeat on a wrong PIN until the card blocks (CARD_PROFILE "PIN")."""
-    status = card.pin_status()
-    if status.verified:
-        return
-    tries_left, wrong_before = status.tries_left, False
+    """Show tries, ask, VERIFY; repeat on a wrong PIN until the card blocks (CARD_PROFILE "PIN").
+
+    Always asks and always VERIFYs. The empty VERIFY is only how the tries are shown: its "already
+    verified" (9000) is not believed, since the card was reset when the operation took it (a verified PIN
+    implies a full counter, so 9000 shows as all tries left).
+    """
+    tries_left, wrong_before = card.pin_status().tries_left, False
     while True:
         if tries_left == 0:
             raise _blocked(operation)
@@ -231,7 +292,9 @@ def verify_pin(
                 if pinpad is None:
                     raise PinPadUnavailableError(f"{session.reader} has no PIN pad")
                 announce({"pinpad": True})
-                raw = pinpad.verify_pin(VERIFY_TEMPLATE)
+                # The reader's timer is one byte of seconds (PC/SC part 10 bTimerOut).
+                timeout_s = max(1, min(255, int(settings.pin_timeout)))
+                raw = pinpad.verify_pin(VERIFY_TEMPLATE, timeout_s=timeout_s)
                 try:
                     card.verify_pin_response(ResponseAPDU.parse(raw))
                 except ValueError as exc:
@@ -242,8 +305,7 @@ def verify_pin(
                 card.verify_pin(pin)
             return
         except WrongPinError as exc:
-            tries_left, wrong_before = exc.tries_left, True
-            operation.emit("pin_wrong", tries_left=tries_left)
+            tries_left, wrong_before = _wrong_pin(operation, exc), True
         except PinBlockedError as exc:
             raise _blocked(operation, exc.sw) from exc
 
@@ -266,10 +328,18 @@ def authenticate(
     *,
     origin: str,
     nonce: bytes,
+    card_check: bool = False,
     settings: Settings = Settings(),
     clock: Clock = time.monotonic,
 ) -> dict[str, Any]:
-    """DESIGN.md §4 step 3: read EF05 and the certificate, VERIFY the PIN, sign origin and nonce."""
+    """DESIGN.md §4 step 3: read EF05 and the certificate, VERIFY the PIN, sign origin and nonce.
+
+    With ``card_check`` the operation stops after reading the certificate: it publishes ``card_read`` so
+    the page can ask the IdP whether this card can log in there at all, and asks for the PIN only after
+    the page's go-ahead (``Operation.allow_continue``). The card stays taken meanwhile, so the PIN is asked
+    for the very card that was checked. The check is the page's convenience; the IdP verifies everything
+    again at the end.
+    """
     if len(nonce) != NONCE_LEN:
         raise ValueError("the nonce is 32 bytes")
     reader = find_card(terminal, operation, timeout=settings.card_timeout, clock=clock)
@@ -279,6 +349,13 @@ def authenticate(
         info = card.read_card_info()
         certificate = card.read_certificate()
         _check_certificate(certificate, info.card_id)
+        if card_check:
+            operation.emit(
+                "card_read",
+                card_certificate=base64.b64encode(certificate).decode("ascii"),
+                card_id=info.card_id.hex().upper(),
+            )
+            operation.wait_for_continue(settings.card_check_timeout)
         verify_pin(card, session, pin_source, operation, settings)
         operation.check_cancelled()
         signature = card.internal_authenticate(signed_data(origin, nonce))
@@ -316,7 +393,6 @@ def change_pin(
                 card.change_pin(old, new)
                 return {"changed": True}
             except WrongPinError as exc:
-                tries_left, wrong_before = exc.tries_left, True
-                operation.emit("pin_wrong", tries_left=tries_left)
+                tries_left, wrong_before = _wrong_pin(operation, exc), True
             except PinBlockedError as exc:
                 raise _blocked(operation, exc.sw) from exc

@@ -5,9 +5,15 @@
   allow-list (``ONECARD_BRIDGE_ORIGINS`` / ``--origin``) get CORS headers, including the Private Network
   Access preflight answer (``Access-Control-Allow-Private-Network: true``). Others get 403 and no CORS
   headers, so their script cannot even read the refusal.
-- POSTs must be ``application/json``, which forces a preflight for every cross-origin caller.
+- POSTs that start an operation must be ``application/json``, which forces a preflight for every
+  cross-origin caller. ``…/continue`` and ``…/cancel`` need no body: the ``Origin`` check still applies
+  (browsers send it with every cross-origin POST) and they only act on an operation of that origin, named
+  by its unguessable id.
 - One operation at a time (busy → 409); the page follows it with ``GET /v1/operations/<id>/events``
-  (long poll) and may cancel it.
+  (long poll, ``wait`` seconds capped at ``max_wait``), lets a paused authentication go on to the PIN with
+  ``POST …/continue`` and may cancel it with ``POST …/cancel`` — a simple request, so a page can send it
+  with ``fetch(…, {keepalive: true})`` while it is being left. Cancel answers once the operation has
+  ended, so the next one can start at once.
 - The PIN dialog (``/pin/<id>``) is a page of the bridge's *own* origin; its form is accepted only from that
   origin, and it may not be framed.
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +53,8 @@ VERSION: Final = "1"
 MAX_BODY: Final = 8192
 MAX_WAIT: Final = 25.0  # long-poll cap, below common proxy and fetch timeouts
 _B64URL: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, unpadded
-_OPERATION_PATH: Final = re.compile(r"^/v1/operations/([A-Za-z0-9_-]{1,64})(/events|/cancel)?$")
+_OPERATION_PATH: Final = re.compile(r"^/v1/operations/([A-Za-z0-9_-]{1,64})(/events|/cancel|/continue)?$")
+_OPERATION_ACTIONS: Final = ("/cancel", "/continue")  # POST only
 _PIN_PATH: Final = re.compile(r"^/pin/([A-Za-z0-9_-]{1,64})$")
 _DIALOG_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -81,6 +89,7 @@ class BridgeConfig:
     pin_source: PinSource
     settings: Settings = field(default_factory=Settings)
     dev_mode: bool = False
+    max_wait: float = MAX_WAIT
 
 
 class BridgeHTTPServer(ThreadingHTTPServer):
@@ -239,17 +248,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, self._status(), origin)
             return
         match = _OPERATION_PATH.match(url.path)
-        if match and match.group(2) != "/cancel":
+        if match and match.group(2) not in _OPERATION_ACTIONS:
             self._require_origin(origin)
             operation = self._operation_for(match.group(1), origin)
             if match.group(2) == "/events":
                 query = parse_qs(url.query)
-                try:
-                    after = int(query.get("after", ["0"])[0])
-                    wait = min(float(query.get("wait", ["20"])[0]), MAX_WAIT)
-                except ValueError as exc:
-                    raise BadRequestError("after and wait must be numbers") from exc
-                events = operation.events_after(max(after, 0), max(wait, 0.0))
+                after = _parse_after(query.get("after", ["0"])[0])
+                wait = _parse_wait(query.get("wait", ["20"])[0], cap=self.server.config.max_wait)
+                events = operation.events_after(after, wait)
                 body = {"state": operation.state, "events": [event.to_json() for event in events]}
                 self._json(HTTPStatus.OK, body, origin)
             else:
@@ -291,6 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
             nonce_text = body.get("nonce")
             if not isinstance(nonce_text, str) or not _B64URL.match(nonce_text):
                 raise BadRequestError("nonce must be 32 bytes, base64url without padding")
+            card_check = body.get("card_check", False)
+            if not isinstance(card_check, bool):
+                raise BadRequestError("card_check must be true or false")
             nonce = b64url_decode(nonce_text)
             operation = manager.start(
                 "authenticate",
@@ -301,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
                     op,
                     origin=origin,
                     nonce=nonce,
+                    card_check=card_check,
                     settings=config.settings,
                 ),
             )
@@ -315,11 +325,14 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             match = _OPERATION_PATH.match(url.path)
-            if not match or match.group(2) != "/cancel":
+            if not match or match.group(2) not in _OPERATION_ACTIONS:
                 raise NotFoundError(url.path)
-            self._read_body()
+            self._read_body()  # whatever it holds: the path says it all
             operation = self._operation_for(match.group(1), origin)
-            operation.cancelled.set()
+            if match.group(2) == "/cancel":
+                manager.cancel(operation)
+            else:
+                operation.allow_continue()
             self._json(HTTPStatus.OK, operation.to_json(), origin)
             return
         body_out = {
@@ -355,6 +368,29 @@ class _Handler(BaseHTTPRequestHandler):
         form = {name: values[0] for name, values in fields.items()}
         outcome = self._dialog().submit(dialog_id, form)
         self._send(outcome.status, outcome.html.encode(), "text/html; charset=utf-8", _DIALOG_HEADERS)
+
+
+def _parse_after(text: str) -> int:
+    try:
+        after = int(text)
+    except ValueError as exc:
+        raise BadRequestError("after must be an event sequence number") from exc
+    return max(after, 0)
+
+
+def _parse_wait(text: str, *, cap: float) -> float:
+    """The long poll's ``wait``: seconds, finite and not negative, at most ``cap``. NaN must be refused
+    by name: it compares false with everything, so ``min(nan, cap)`` is NaN and would skip the cap."""
+    try:
+        wait = float(text)
+    except ValueError as exc:
+        raise BadRequestError("wait must be a number of seconds") from exc
+    if not math.isfinite(wait) or wait < 0:
+        raise BadRequestError(
+            "wait must be a finite, non-negative number of seconds",
+            description="The wait parameter must be a number of seconds, 0 or more.",
+        )
+    return min(wait, cap)
 
 
 def create_server(

@@ -2,10 +2,11 @@
 awkward dependency once"; DESIGN.md §4 "Bridge local API").
 
 It lists readers, waits for reader and card events, takes a card exclusively for one operation
-(``SCARD_SHARE_EXCLUSIVE``) and resets it afterwards (``SCARD_RESET_CARD``) so no PIN state outlives the
-operation (CARD_PROFILE "Card and reader basics"). Virtual readers and development cards are refused unless
-the bridge runs in development mode. PIN-pad readers are found with PC/SC part 10 GET_FEATURE_REQUEST and used
-through FEATURE_VERIFY_PIN_DIRECT.
+(``SCARD_SHARE_EXCLUSIVE``), resets it before the first command and again afterwards (``SCARD_RESET_CARD``)
+so no PIN state from before reaches the operation and none outlives it (CARD_PROFILE "Card and reader
+basics"). Virtual readers and development cards are refused unless the bridge runs in development mode.
+PIN-pad readers are found with PC/SC part 10 GET_FEATURE_REQUEST and used through
+FEATURE_VERIFY_PIN_DIRECT.
 
 pyscard's result codes are translated to bridge errors through one table; nothing CamelCase leaves here.
 Each public call opens its own PC/SC context, because a pcsc-lite context must not be shared between
@@ -104,12 +105,11 @@ class PcscPinPad:
         self._card = card
         self._verify_ioctl = verify_ioctl
 
-    def verify_pin(self, command_template: bytes) -> bytes:
+    def verify_pin(self, command_template: bytes, *, timeout_s: int) -> bytes:
         from reader_bridge.pin import build_verify_pin_structure
 
-        hresult, response = scard.SCardControl(
-            self._card, self._verify_ioctl, list(build_verify_pin_structure(command_template))
-        )
+        structure = build_verify_pin_structure(command_template, timeout_s=timeout_s)
+        hresult, response = scard.SCardControl(self._card, self._verify_ioctl, list(structure))
         if hresult != scard.SCARD_S_SUCCESS:
             raise _error(hresult, "secure PIN verification", _TRANSMIT_OVERRIDES)
         return bytes(response)
@@ -236,6 +236,16 @@ class PcscTerminal:
             if hresult != scard.SCARD_S_SUCCESS:
                 raise _error(hresult, "SCardConnect")
             try:
+                # Connecting does not reset a powered card: whatever another program left verified on it
+                # would still be. A warm reset now starts the operation from a card that knows nothing.
+                hresult, protocol = scard.SCardReconnect(
+                    card,
+                    scard.SCARD_SHARE_EXCLUSIVE,
+                    scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+                    scard.SCARD_RESET_CARD,
+                )
+                if hresult != scard.SCARD_S_SUCCESS:
+                    raise _error(hresult, "SCardReconnect")
                 hresult, _name, _state, _protocol, atr_list = scard.SCardStatus(card)
                 atr = bytes(atr_list) if hresult == scard.SCARD_S_SUCCESS else atr
                 if is_virtual(reader, atr) and not self.dev_mode:

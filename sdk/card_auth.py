@@ -6,7 +6,9 @@ nonce nor origin: the server rebuilds the signed data from its own origin and th
 token answers exactly one challenge for exactly one site.
 
 ``verify_card_auth_token`` checks what the token itself can prove (chain to a trusted card-issuer CA,
-validity at ``now``, key type, certificate ↔ card id, signature). Card status in the register (lost,
+validity at ``now``, key type, certificate ↔ card id, signature). Its certificate part,
+``verify_card_certificate``, also stands alone: the login page asks the IdP whether a card can log in at
+all before the PIN is asked, with nothing but the certificate. Card status in the register (lost,
 suspended, cancelled) and the card → citizen mapping are the server's job.
 """
 
@@ -39,6 +41,7 @@ MAX_CERTIFICATE_LEN: Final = 4096  # a card file C001 holds a few hundred bytes;
 _MEMBERS: Final = frozenset({"format", "card_certificate", "algorithm", "signature", "card_id"})
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
+_CARD_ID_SERIAL = re.compile(r"^[0-9A-F]{32}$")  # CARD_PROFILE "Certificate": upper-case hex
 
 
 class CardAuthFailure(enum.Enum):
@@ -78,8 +81,9 @@ class CardAuthToken:
 
 
 @dataclass(frozen=True)
-class VerifiedCardAuth:
-    """What a valid token proves; the server still checks card status and maps card → citizen."""
+class VerifiedCardCertificate:
+    """What a card certificate proves by itself: a trusted card-issuer CA issued it for ``card_id`` and it
+    is valid now. Not that whoever shows it holds the card: that takes a signature (``VerifiedCardAuth``)."""
 
     card_id: bytes
     card_number: str | None  # the certificate's CN, if any
@@ -89,6 +93,12 @@ class VerifiedCardAuth:
     @property
     def card_id_hex(self) -> str:
         return self.card_id.hex().upper()
+
+
+@dataclass(frozen=True)
+class VerifiedCardAuth(VerifiedCardCertificate):
+    """What a valid token proves: its certificate, and that the card signed this challenge for this
+    origin. The server still checks card status and maps card → citizen."""
 
 
 def _malformed(detail: str) -> InvalidCardAuthError:
@@ -113,21 +123,26 @@ def parse_card_auth_token(obj: Mapping[str, Any]) -> CardAuthToken:
         raise _malformed("unknown format")
     if obj["algorithm"] != ALGORITHM:
         raise _malformed("unsupported algorithm")
-    certificate_text: str = obj["card_certificate"]
-    if len(certificate_text) > MAX_CERTIFICATE_LEN * 4 // 3 + 4:
-        raise _malformed("certificate too large")
-    try:
-        certificate = base64.b64decode(certificate_text, validate=True)
-    except binascii.Error as exc:
-        raise _malformed("card_certificate is not base64") from exc
-    if not certificate:
-        raise _malformed("card_certificate is empty")
+    certificate = decode_card_certificate(obj["card_certificate"])
     signature = _b64url_decode_strict(obj["signature"])
     if len(signature) != SIGNATURE_LEN:
         raise _malformed("signature must be 64 bytes r ‖ s")
     if not _HEX32.match(obj["card_id"]):
         raise _malformed("card_id must be 32 hex digits")
     return CardAuthToken(certificate, signature, bytes.fromhex(obj["card_id"]))
+
+
+def decode_card_certificate(text: str) -> bytes:
+    """The DER bytes of a ``card_certificate`` member (standard base64), bounded in size."""
+    if len(text) > MAX_CERTIFICATE_LEN * 4 // 3 + 4:
+        raise _malformed("certificate too large")
+    try:
+        certificate = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise _malformed("card_certificate is not base64") from exc
+    if not certificate:
+        raise _malformed("card_certificate is empty")
+    return certificate
 
 
 def create_card_auth_token(
@@ -174,8 +189,32 @@ def verify_card_auth_token(
     Raises ``InvalidCardAuthError`` whose ``reason`` says which check failed. ``now`` is POSIX seconds.
     """
     parsed = token if isinstance(token, CardAuthToken) else parse_card_auth_token(token)
+    verified = verify_card_certificate(parsed.card_certificate, trusted_issuers=trusted_issuers, now=now)
+    if verified.card_id != parsed.card_id:
+        raise InvalidCardAuthError(CardAuthFailure.CARD_MISMATCH, "certificate serialNumber != card_id")
+    public_key = verified.certificate.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked by verify_card_certificate
+    r = int.from_bytes(parsed.signature[:32], "big")
+    s = int.from_bytes(parsed.signature[32:], "big")
     try:
-        certificate = x509.load_der_x509_certificate(parsed.card_certificate)
+        public_key.verify(
+            utils.encode_dss_signature(r, s),
+            signed_data(expected_origin, expected_nonce),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except InvalidSignature as exc:
+        raise InvalidCardAuthError(CardAuthFailure.BAD_SIGNATURE) from exc
+    return VerifiedCardAuth(verified.card_id, verified.card_number, verified.certificate, verified.issuer)
+
+
+def verify_card_certificate(
+    certificate_der: bytes, *, trusted_issuers: Sequence[x509.Certificate], now: float
+) -> VerifiedCardCertificate:
+    """A card certificate (CARD_PROFILE "Certificate"): ECDSA P-256 key, issued by one of
+    ``trusted_issuers`` (valid at ``now`` itself), valid at ``now``, naming one card id (subject
+    serialNumber, 32 upper-case hex digits). Raises ``InvalidCardAuthError`` with the failed check."""
+    try:
+        certificate = x509.load_der_x509_certificate(certificate_der)
     except ValueError as exc:
         raise _malformed("card_certificate does not parse") from exc
     public_key = certificate.public_key()
@@ -189,21 +228,11 @@ def verify_card_auth_token(
     if now > certificate.not_valid_after_utc.timestamp():
         raise InvalidCardAuthError(CardAuthFailure.EXPIRED_CERTIFICATE)
     serials = [attr.value for attr in certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)]
-    if serials != [parsed.card_id.hex().upper()]:
-        raise InvalidCardAuthError(CardAuthFailure.CARD_MISMATCH, "certificate serialNumber != card_id")
-    r = int.from_bytes(parsed.signature[:32], "big")
-    s = int.from_bytes(parsed.signature[32:], "big")
-    try:
-        public_key.verify(
-            utils.encode_dss_signature(r, s),
-            signed_data(expected_origin, expected_nonce),
-            ec.ECDSA(hashes.SHA256()),
-        )
-    except InvalidSignature as exc:
-        raise InvalidCardAuthError(CardAuthFailure.BAD_SIGNATURE) from exc
+    if len(serials) != 1 or not isinstance(serials[0], str) or not _CARD_ID_SERIAL.match(serials[0]):
+        raise InvalidCardAuthError(CardAuthFailure.CARD_MISMATCH, "certificate names no card id")
     common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     card_number = str(common_names[0].value) if common_names else None
-    return VerifiedCardAuth(parsed.card_id, card_number, certificate, issuer)
+    return VerifiedCardCertificate(bytes.fromhex(serials[0]), card_number, certificate, issuer)
 
 
 def certificate_der(certificate: x509.Certificate) -> bytes:

@@ -3,7 +3,10 @@ the in-process virtual card through the bridge's own card protocol and operation
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from idp.cardlogin.challenge import CHALLENGE_TTL, CardLoginPolicy, origin_of
 from idp.cards.issuance import active_issuer_ca, create_card_certificate
 from idp.cards.model import CardStatus
 from idp.cards.service import change_status, get_card
-from idp.citizens.service import set_citizen_status
+from idp.citizens.idnumber import check_character
+from idp.citizens.service import create_citizen, set_citizen_status
 from idp.keys.service import WRAP_PURPOSE_PREFIX
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from idp.sessions.model import SsoSession
@@ -359,36 +363,38 @@ def test_disabled_citizen_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
     )
 
 
-def test_card_not_in_the_register_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
-    # A certificate from our own CA for a card id the register does not know (e.g. a leaked CA key).
-
+def _unregistered_certificate(idp: LiveIdp, card: VirtualCard) -> tuple[bytes, x509.Certificate]:
+    """A certificate from our own CA, for ``card``'s key, naming a card id the register does not know (what
+    a leaked CA key could make): (the card id, the certificate)."""
     svc = idp.services
     with svc.database.session() as session:
         record = active_issuer_ca(session, "420100")
         assert record is not None and record.certificate_pem
-
         ca_key = Key.from_private_pem(
             svc.keks.unwrap(WRAP_PURPOSE_PREFIX + record.kid, record.wrapped_secret)
         )
-
         ca_cert = x509.load_pem_x509_certificate(record.certificate_pem.encode())
     ca_private = ca_key.private_key
     assert isinstance(ca_private, ec.EllipticCurvePrivateKey)
-    card_key = card.card_file.private_key()
     unknown_id = generate_card_id("420100")
     certificate = create_card_certificate(
         ca_certificate=ca_cert,
         ca_key=ca_private,
-        card_key=card_key.public_key(),
+        card_key=card.card_file.private_key().public_key(),
         card_id=unknown_id,
         card_number="Z00000001",
         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
         not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=100),
     )
+    return unknown_id, certificate
+
+
+def test_card_not_in_the_register_is_refused(idp: LiveIdp, card: VirtualCard) -> None:
+    unknown_id, certificate = _unregistered_certificate(idp, card)
     flow = Flow(idp)
     challenge = flow.browser.challenge(flow.page)
     real = card.sign(flow.browser.origin, challenge)
-
+    card_key = card.card_file.private_key()
     der = card_key.sign(signed_data(flow.browser.origin, b64url_decode(challenge)), ec.ECDSA(hashes.SHA256()))
     r, s = utils.decode_dss_signature(der)
     forged = create_card_auth_token(
@@ -398,6 +404,150 @@ def test_card_not_in_the_register_is_refused(idp: LiveIdp, card: VirtualCard) ->
     )
     assert forged != real
     refused(flow.browser.verify(flow.page, challenge, forged), 403, "card_not_registered")
+
+
+# --- the pre-check before the PIN ------------------------------------------------------------------------
+
+
+def _b64(certificate: x509.Certificate) -> str:
+    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+
+def test_precheck_says_usable_and_leaves_the_challenge_for_the_login(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    response = flow.browser.precheck(flow.page, challenge, card.certificate_b64)
+    assert response.status_code == 200 and response.json() == {"usable": True}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ocss" not in response.cookies  # a pre-check logs nobody in
+    final = flow.browser.finish(
+        flow.browser.verify(flow.page, challenge, card.sign(flow.browser.origin, challenge))
+    )
+    assert flow.id_token_claims(final)["acr"] == ACR_HIGH
+
+
+def _not_usable_cases(idp: LiveIdp, card: VirtualCard) -> dict[str, str]:
+    """A certificate (base64 DER) for every way a card cannot log in here, by the error the login gives."""
+    cases = {
+        "card_not_trusted": VirtualCard(make_card(make_ca("Some Other Issuer CA"))).certificate_b64,
+        "card_not_registered": _b64(_unregistered_certificate(idp, card)[1]),
+        "not_a_certificate": base64.b64encode(b"0\x03\x02\x01\x00").decode(),
+        "not_base64": "!!!",
+    }
+    eleven_years_ago = idp.clock() - 11 * 366 * 86400
+    cases["card_expired"] = issue_test_card(idp, "li", region="440300", now=eleven_years_ago).certificate_b64
+    replaced = issue_test_card(idp, "li", replace=True)
+    cases["card_cancelled"] = replaced.certificate_b64
+    issue_test_card(idp, "li", replace=True)  # replaces the one above: it is cancelled now
+    return cases
+
+
+def test_precheck_answers_one_thing_for_every_unusable_card(
+    idp: LiveIdp, card: VirtualCard, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="idp.cardlogin.challenge")
+    use_policy(idp, CardLoginPolicy(failures_per_ip=100, failures_per_card=100))
+    cases = _not_usable_cases(idp, card)
+    for number, (status, error) in enumerate(
+        ((CardStatus.LOST, "card_lost"), (CardStatus.SUSPENDED, "card_suspended"))
+    ):
+        label = f"holder-{number}"  # a citizen of their own: a replacement card would cancel this one
+        first17 = f"4403051985020300{number}"
+        with idp.services.database.session() as session:
+            idp.citizens[label] = create_citizen(
+                session,
+                idp.services.pii_cipher(),
+                "王五",
+                first17 + check_character(first17),
+                now=idp.clock(),
+            ).id
+        other = issue_test_card(idp, label)
+        _set_status(idp, other, status)
+        cases[error] = other.certificate_b64
+    with idp.services.database.session() as session:
+        set_citizen_status(session, idp.citizens["zhang"], "disabled", now=idp.clock())
+    cases["account_disabled"] = card.certificate_b64
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    answers = set()
+    for case, certificate in cases.items():
+        response = flow.browser.precheck(flow.page, challenge, certificate)
+        assert response.status_code == 403, (case, response.text)
+        answers.add(response.text)
+    # Byte for byte the same answer: nothing says whether the card exists, its status or whose it is.
+    (answer,) = answers
+    body = json.loads(answer)
+    assert body["error"] == "card_not_usable" and set(body) == {"error", "error_description"}
+    assert "another way" in body["error_description"]
+    # Lost, suspended, cancelled and a disabled holder are in the trail for card-service staff.
+    assert audit_actions(idp).count("card.login_refused") == 4
+    # Inward, the reason is precise: what the login would have said, in the log.
+    logged = {
+        record.args[1]
+        for record in caplog.records
+        if record.name == "idp.cardlogin.challenge"
+        and isinstance(record.args, tuple)
+        and record.args[0] == "precheck"
+    }
+    assert logged == {
+        "card_not_trusted",
+        "card_not_registered",
+        "invalid_card_auth",
+        "card_expired",
+        "card_cancelled",
+        "card_lost",
+        "card_suspended",
+        "account_disabled",
+    }
+
+
+def test_precheck_is_bound_to_a_live_challenge_of_this_transaction(idp: LiveIdp, card: VirtualCard) -> None:
+    flow = Flow(idp)
+    other_tx = flow.browser.open(flow.url)
+    challenge = flow.browser.challenge(flow.page)
+    refused(flow.browser.precheck(other_tx, challenge, card.certificate_b64), 400, "challenge_invalid")
+    refused(flow.browser.precheck(flow.page, "A" * 43, card.certificate_b64), 400, "challenge_invalid")
+    refused(
+        flow.browser.precheck(flow.page, challenge, card.certificate_b64, csrf="0" * 64), 403, "csrf_failed"
+    )
+    response = flow.browser._post(flow.page, flow.page.precheck_url, {"challenge": challenge})
+    refused(response, 400, "invalid_request")
+    token = card.sign(flow.browser.origin, challenge)
+    assert flow.browser.verify(flow.page, challenge, token).status_code == 200
+    used_up = flow.browser.precheck(flow.page, challenge, card.certificate_b64)
+    refused(used_up, 400, "challenge_invalid")
+    stranger = CardBrowser(idp)
+    response = stranger.http.post(
+        flow.page.precheck_url,
+        json={"challenge": flow.browser.challenge(flow.page), "card_certificate": card.certificate_b64},
+        headers={"X-CSRF-Token": flow.page.csrf},
+        timeout=5,
+    )
+    refused(response, 400, "login_expired")
+
+
+def test_prechecks_are_limited_per_client_ip(idp: LiveIdp, card: VirtualCard) -> None:
+    use_policy(idp, CardLoginPolicy(prechecks_per_ip=2))
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    for _ in range(2):
+        assert flow.browser.precheck(flow.page, challenge, card.certificate_b64).status_code == 200
+    response = flow.browser.precheck(flow.page, challenge, card.certificate_b64)
+    refused(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_unusable_prechecks_count_as_failed_logins(idp: LiveIdp, card: VirtualCard) -> None:
+    use_policy(idp, CardLoginPolicy(failures_per_ip=2, failures_per_card=100))
+    foreign = VirtualCard(make_card(make_ca("Some Other Issuer CA")))
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    for _ in range(2):
+        refused(flow.browser.precheck(flow.page, challenge, foreign.certificate_b64), 403, "card_not_usable")
+    # The address is blocked for pre-checks and logins alike, even with a good card.
+    refused(flow.browser.precheck(flow.page, challenge, card.certificate_b64), 429, "rate_limited")
+    token = card.sign(flow.browser.origin, challenge)
+    refused(flow.browser.verify(flow.page, challenge, token), 429, "rate_limited")
 
 
 # --- rate limits -------------------------------------------------------------------------------------------

@@ -130,7 +130,28 @@ def test_wrong_pin_and_tries_left_are_shown(idp: LiveIdp, bridge: BridgeClient, 
     page.wait_for_selector("#allow")
 
 
-def test_lost_card_message(idp: LiveIdp, card: VirtualCard, bridge: BridgeClient, page: Any) -> None:
+# Every text the page puts into its status box, from the mutation records: even a text replaced again in
+# the same task (two events from one poll) is caught, not just what is left on screen.
+_RECORD_TEXTS = """() => {
+  window.shownTexts = [];
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) { window.shownTexts.push(node.textContent); }
+      if (record.type === 'characterData') { window.shownTexts.push(record.target.data); }
+    }
+  }).observe(document.querySelector('.status-box'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _bridge_status(bridge: BridgeClient) -> dict[str, Any]:
+    status, body = bridge.request("GET", "/v1/status")
+    assert status == 200
+    return dict(body)
+
+
+def test_a_card_that_cannot_log_in_here_is_told_before_the_pin(
+    idp: LiveIdp, card: VirtualCard, bridge: BridgeClient, page: Any
+) -> None:
     from idp.cards.model import CardStatus
     from idp.cards.service import change_status, get_card
 
@@ -140,10 +161,93 @@ def test_lost_card_message(idp: LiveIdp, card: VirtualCard, bridge: BridgeClient
         )
     _start(idp, page)
     page.wait_for_selector("#start", state="visible")
+    page.evaluate(_RECORD_TEXTS)
+    page.click("#start")
+    page.wait_for_selector("#alert", state="visible")
+    assert "cannot be used to log in here" in page.inner_text("#alert")
+    assert "lost" not in page.inner_text("#alert")  # the pre-check gives no reason
+    assert page.evaluate("document.activeElement.id") == "alert"
+    assert page.is_visible("#other-way") and page.is_visible("#retry")
+    assert not page.is_visible("#pin-window")
+    assert not any("tries left" in text or "PIN" in text for text in page.evaluate("window.shownTexts"))
+    assert card.card_file.tries_left == 3
+    page.wait_for_function("!document.querySelector('#cancel') || document.querySelector('#cancel').hidden")
+    assert _bridge_status(bridge)["busy"] is False  # the page cancelled the paused operation
+    page.screenshot(path=str(ARTIFACTS / "card-login-not-usable.png"), full_page=True)
+
+
+def test_the_last_wrong_pin_shows_only_the_blocked_message(idp: LiveIdp, page: Any) -> None:
+    card = issue_test_card(idp)
+    last_try = VirtualCard(card.card_file.with_pin_state(pin=PIN, tries_left=1))
+    with running_bridge(VirtualTerminal(last_try.emulator), [idp.base_url]) as bridge:
+        idp.app.config[BRIDGE_URL_CONFIG] = bridge.url
+        _start(idp, page)
+        page.wait_for_selector("#start", state="visible")
+        page.evaluate(_RECORD_TEXTS)
+        page.click("#start")
+        page.wait_for_selector("#tries", state="visible")
+        assert "1 try left" in page.inner_text("#tries")
+        _type_pin_in_bridge_dialog(page, "000000")
+        page.wait_for_function("document.querySelector('#alert').textContent.includes('service counter')")
+        page.wait_for_selector("#other-way", state="visible")
+    alert = page.inner_text("#alert")
+    assert "blocked" in alert and "ID card" in alert
+    shown = page.evaluate("window.shownTexts")
+    assert not [text for text in shown if "0 tries" in text or "0 try" in text], shown
+    assert not page.is_visible("#tries") and not page.is_visible("#retry")  # trying again cannot help
+    assert last_try.card_file.tries_left == 0
+    page.screenshot(path=str(ARTIFACTS / "card-login-blocked.png"), full_page=True)
+
+
+def test_a_refused_signature_gets_a_next_step(idp: LiveIdp, card: VirtualCard, page: Any) -> None:
+    """The IdP refuses the card's signature: here because the page was reached as localhost while the IdP
+    is 127.0.0.1, so the card signs another origin than the IdP expects (a proxy set up wrongly)."""
+    elsewhere = idp.base_url.replace("127.0.0.1", "localhost")
+    with running_bridge(VirtualTerminal(card.emulator), [idp.base_url, elsewhere]) as bridge:
+        idp.app.config[BRIDGE_URL_CONFIG] = bridge.url
+        client_id, _secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid")
+        client = OAuth2Session(client_id, scope="openid", redirect_uri=REDIRECT, code_challenge_method="S256")
+        url, _ = client.create_authorization_url(
+            f"{elsewhere}/authorize", code_verifier=generate_token(48), nonce=generate_token(16)
+        )
+        page.goto(url)
+        page.click("#start-card")
+        page.wait_for_selector("#start", state="visible")
+        page.click("#start")
+        _type_pin_in_bridge_dialog(page, PIN)
+        page.wait_for_selector("#retry", state="visible")
+    assert "Try again" in page.inner_text("#alert") and "card reader" in page.inner_text("#alert")
+    assert page.is_visible("#other-way") and page.evaluate("document.activeElement.id") == "alert"
+    assert "/login/" in (page.get_attribute("#other-way", "href") or "")  # the login method chooser
+
+
+def test_leaving_the_page_during_pin_entry_frees_the_bridge(
+    idp: LiveIdp, bridge: BridgeClient, page: Any
+) -> None:
+    _start(idp, page)
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    page.wait_for_selector("#pin-link", state="visible")
+    assert _bridge_status(bridge)["busy"] is True
+    page.goto(f"{idp.base_url}/card/pin")  # the citizen goes elsewhere mid-PIN: pagehide cancels
+    page.wait_for_selector("#start", state="visible", timeout=5000)  # the next page can start at once
+    assert _bridge_status(bridge)["busy"] is False
+    _start(idp, page)
+    page.wait_for_selector("#start", state="visible", timeout=5000)
     page.click("#start")
     _type_pin_in_bridge_dialog(page, PIN)
-    page.wait_for_selector("#retry", state="visible")
-    assert "reported lost" in page.inner_text("#alert")
+    page.wait_for_selector("#allow")
+
+
+def test_the_cancel_button_ends_the_operation(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
+    _start(idp, page)
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    page.wait_for_selector("#pin-link", state="visible")
+    page.click("#cancel")
+    page.wait_for_selector("#start", state="visible", timeout=5000)
+    assert not page.is_visible("#pin-window") and not page.is_visible("#alert")
+    assert _bridge_status(bridge)["busy"] is False
 
 
 def test_bridge_not_running_explains_what_to_do(idp: LiveIdp, page: Any) -> None:

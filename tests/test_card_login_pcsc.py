@@ -125,6 +125,55 @@ def test_oidc_code_flow_through_card_login(
     assert claims["amr"] == ["sc", "pin", "mfa"]
 
 
+def test_issued_card_keeps_ef06_closed_and_logs_in_after_the_card_check(
+    idp: LiveIdp, card_path: Path, slot: tuple[str, int], bridge: BridgeClient, inserted_card: Any
+) -> None:
+    """`onecard cards issue` writes EF06 (CARD_PROFILE "EF06"); on the 3.00 card it answers 6982 over the
+    real PC/SC stack, and the login — the page's way: card check before the PIN — never needs it."""
+    from reader_bridge.card import SocialSecurityCard
+    from reader_bridge.errors import SecurityStatusError
+    from reader_bridge.profile import EF05, EF06
+    from reader_bridge.transport import PcscTerminal
+
+    card_file = load_card_file(card_path)
+    assert card_file.version == "3.00" and card_file.holder is not None
+    reader, _port = slot
+    with PcscTerminal(dev_mode=True, reader_names=[reader]).connect(reader) as session:
+        ssc = SocialSecurityCard(session)
+        ssc.select_ssse()
+        ssc.select_file(EF06)
+        with pytest.raises(SecurityStatusError) as closed:
+            ssc.read_record(1)
+        assert closed.value.sw == 0x6982
+        ssc.select_file(EF05)
+        with pytest.raises(SecurityStatusError):
+            ssc.read_record(7)
+
+    flow = Flow(idp)
+    challenge = flow.browser.challenge(flow.page)
+    checked: list[int] = []
+    operation_id: list[str] = []
+
+    def check_card(event: dict[str, Any]) -> None:
+        if event["type"] == "card_read":
+            answer = flow.browser.precheck(flow.page, challenge, event["card_certificate"])
+            checked.append(answer.status_code)
+            status, _ = bridge.request("POST", f"/v1/operations/{operation_id[0]}/continue")
+            assert status == 200
+
+    outcome = bridge.run(
+        "/v1/authenticate",
+        {"nonce": challenge, "card_check": True},
+        [{"pin": PIN}],
+        on_event=check_card,
+        on_start=operation_id.append,
+    )
+    assert checked == [200] and outcome.result is not None, outcome.events
+    assert outcome.types[:3] == ["reading_card", "card_read", "enter_pin"]
+    final = flow.browser.finish(flow.browser.verify(flow.page, challenge, outcome.result))
+    assert flow.id_token_claims(final)["acr"] == ACR_HIGH
+
+
 def test_wrong_pins_count_down_then_the_right_one_works(
     idp: LiveIdp, card_path: Path, bridge: BridgeClient, inserted_card: Any
 ) -> None:

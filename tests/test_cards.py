@@ -22,7 +22,14 @@ from idp.app import create_app, initialise_keys
 from idp.audit.model import AuditEvent
 from idp.audit.service import verify_chain
 from idp.cards.errors import CardExistsError, CardStatusConflictError, InvalidRegionError
-from idp.cards.issuance import IssuerTrustList, create_issuer_ca, issue_card, list_issuer_cas
+from idp.cards.issuance import (
+    DEFAULT_REGION,
+    IssuerTrustList,
+    create_issuer_ca,
+    issue_card,
+    issuer_ca_certificates,
+    list_issuer_cas,
+)
 from idp.cards.model import CardStatus
 from idp.cards.service import change_status, get_card, get_card_by_reference, list_cards
 from idp.citizens.errors import CitizenNotFoundError
@@ -31,6 +38,14 @@ from idp.cli import cli
 from idp.db import Database
 from idp.keys.model import KeyState
 from idp.services import Services
+from reader_bridge.card import SocialSecurityCard
+from reader_bridge.emulator import CardEmulator
+from reader_bridge.errors import SecurityStatusError
+from reader_bridge.operations import Operation, authenticate
+from reader_bridge.pin import Announce, PinRequest
+from reader_bridge.profile import EF05, EF05_CARD_ID, EF06
+from reader_bridge.virtual import VIRTUAL_READER_NAME, VirtualTerminal
+from sdk.card_auth import verify_card_auth_token
 from sdk.card_file import InvalidCardFileError, load_card_file
 from tests.support.live import LiveIdp, running_idp
 
@@ -95,6 +110,90 @@ def test_issued_certificate_follows_the_card_profile(svc: Services, citizen_id: 
     certificate.verify_directly_issued_by(ca_cert)
     assert ca_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert card_file.pin == "123456" and card_file.tries_left == 3 and card_file.protocol == "T=1"
+
+
+def test_issued_card_file_carries_the_cardholder_records(svc: Services, citizen_id: str) -> None:
+    with svc.database.session() as session:
+        issued = issue_card(
+            session, svc.keks, citizen_id=citizen_id, actor="t", now=svc.now(), pii=svc.pii_cipher()
+        )
+    holder = issued.card_file.holder
+    assert holder is not None  # CARD_PROFILE "EF06"
+    assert (holder.ssn, holder.name, holder.name_extension) == (CITIZEN[1], CITIZEN[0], "")
+    assert (holder.gender, holder.birth_date, holder.birthplace) == ("2", dt.date(1949, 12, 31), "110105")
+    assert issued.card_file.version == "3.00"
+
+
+def test_a_3_00_card_keeps_ef06_and_the_card_number_closed(svc: Services, citizen_id: str) -> None:
+    """What the emulator answers for an issued card (CARD_PROFILE "EF06"): EF06 exists, and its records and
+    EF05 rec 07 answer 6982; the bridge's login never needs them."""
+    with svc.database.session() as session:
+        issued = issue_card(
+            session, svc.keks, citizen_id=citizen_id, actor="t", now=svc.now(), pii=svc.pii_cipher()
+        )
+    card_file = issued.card_file
+    terminal = VirtualTerminal(CardEmulator(card_file))
+    with terminal.connect(VIRTUAL_READER_NAME) as session:
+        ssc = SocialSecurityCard(session)
+        ssc.select_ssse()
+        ssc.select_file(EF05)
+        assert ssc.read_record(EF05_CARD_ID) == card_file.card_id
+        with pytest.raises(SecurityStatusError):
+            ssc.read_record(7)  # the card number
+        ssc.select_file(EF06)  # present: 9000
+        for record in range(1, 8):
+            with pytest.raises(SecurityStatusError):
+                ssc.read_record(record)
+    operation = Operation("op", "authenticate", "https://login.onecard.test")
+    pins = _OnePin(card_file.pin)
+    token = authenticate(terminal, pins, operation, origin="https://login.onecard.test", nonce=bytes(32))
+    with svc.database.session() as session:
+        (ca_certificate,) = issuer_ca_certificates(session, DEFAULT_REGION)
+    verified = verify_card_auth_token(
+        token,
+        expected_origin="https://login.onecard.test",
+        expected_nonce=bytes(32),
+        trusted_issuers=[ca_certificate],
+        now=svc.now(),
+    )
+    assert verified.card_id == card_file.card_id
+
+
+class _OnePin:
+    kind = "terminal"
+
+    def __init__(self, pin: str) -> None:
+        self.pin = pin
+
+    def ask_pin(self, request: PinRequest, announce: Announce) -> str:
+        announce({})
+        return self.pin
+
+    def ask_pin_change(self, request: PinRequest, announce: Announce) -> tuple[str, str]:
+        raise AssertionError("not asked here")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_name", "expected_extension"),
+    [
+        # 15 two-byte GBK characters fill tag 09; the rest goes to the name extension, cut between characters.
+        pytest.param("阿卜杜热合曼·买买提依明·艾则孜", "阿卜杜热合曼·买买提依明·艾则", "孜", id="long"),
+        pytest.param("张𠮷", "张?", "", id="not-in-gbk"),
+        pytest.param("Li Wei", "Li Wei", "", id="latin"),
+    ],
+)
+def test_names_are_written_as_ef06_can_hold_them(
+    svc: Services, name: str, expected_name: str, expected_extension: str
+) -> None:
+    with svc.database.session() as session:
+        citizen = create_citizen(session, svc.pii_cipher(), name, "420106198001010015", now=svc.now())
+        issued = issue_card(
+            session, svc.keks, citizen_id=citizen.id, actor="t", now=svc.now(), pii=svc.pii_cipher()
+        )
+    holder = issued.card_file.holder
+    assert holder is not None
+    assert (holder.name, holder.name_extension) == (expected_name, expected_extension)
+    assert holder.gender == "1"
 
 
 def test_several_regions_are_trusted_at_once(svc: Services, citizen_id: str) -> None:
@@ -242,6 +341,45 @@ def test_cli_issue_show_list_lost_restore_cancel(cli_env: str, tmp_path: Path) -
         assert all(actor.startswith("cli:") for actor, _, _ in actions(database))
     finally:
         database.dispose()
+
+
+def test_cli_issue_writes_ef06_from_the_register(cli_env: str, tmp_path: Path) -> None:
+    citizen = _cli_citizen()
+    out = tmp_path / "card.json"
+    assert run("cards", "issue", "--citizen", citizen, "--out", str(out)).exit_code == 0
+    holder = load_card_file(out).holder
+    assert holder is not None and holder.ssn == CITIZEN[1] and holder.name == CITIZEN[0]
+
+
+def test_cli_ca_writes_the_region_s_ca_certificate(cli_env: str, tmp_path: Path) -> None:
+    citizen = _cli_citizen()
+    card_path = tmp_path / "card.json"
+    assert run("cards", "issue", "--citizen", citizen, "--out", str(card_path)).exit_code == 0
+    result = run("cards", "ca", "420100")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("-----BEGIN CERTIFICATE-----")
+    (ca_certificate,) = x509.load_pem_x509_certificates(result.stdout.encode())
+    load_card_file(card_path).certificate.verify_directly_issued_by(ca_certificate)
+    assert "PRIVATE" not in result.stdout
+
+    pem_path = tmp_path / "ca.pem"
+    written = run("cards", "ca", "420100", "--out", str(pem_path))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert pem_path.read_text() == result.stdout
+    assert run("cards", "ca", "--out", str(pem_path), "420100").exit_code == 0
+    assert run("cards", "ca", "cert", "420100").stdout == result.stdout
+
+    # While the region's CA is rotated, verifiers get both: the active one first.
+    assert run("cards", "ca", "create", "--region", "420100").output.startswith("created pending CA")
+    both = x509.load_pem_x509_certificates(run("cards", "ca", "420100").stdout.encode())
+    assert both[0] == ca_certificate and len(both) == 2
+
+    for region, message in (("440300", "has no card-issuer CA"), ("ABC", "6-digit")):
+        refused = run("cards", "ca", region)
+        assert refused.exit_code == 1 and message in refused.output, refused.output
+        assert refused.output.startswith("Error: ") and len(refused.output.strip().splitlines()) == 1
+    missing_dir = run("cards", "ca", "420100", "--out", str(tmp_path / "no" / "ca.pem"))
+    assert missing_dir.exit_code == 1 and "no such directory" in missing_dir.output
 
 
 def test_cli_errors_are_one_line(cli_env: str, tmp_path: Path) -> None:

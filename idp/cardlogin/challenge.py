@@ -12,6 +12,14 @@ Step 5: ``authenticate_card`` takes the card-auth token the page posts and
   holder (active), and maps card → citizen from the register — never from anything the bridge read,
 - counts failures per card and per client IP and refuses further attempts once a limit is reached.
 
+Between the two, before the PIN is asked, ``precheck_card`` answers the page's question "can this card log
+in here?" from the certificate the bridge read: the same certificate and register checks as step 5
+(``verify_card_certificate`` and ``check_card_usable``), for a live challenge of this transaction, without
+using it up. It answers "usable" or ``CardNotUsableError`` — one answer, whatever the reason, since it
+comes before any proof that the asker holds the card. It is a convenience for the cardholder, not a
+security decision: step 5 checks everything again. Pre-checks are counted per client IP, and a "not
+usable" counts as a failed login would.
+
 No Flask here: collaborators and ``now`` are parameters.
 """
 
@@ -36,6 +44,7 @@ from idp.cardlogin.errors import (
     CardLostError,
     CardNotRegisteredError,
     CardNotTrustedError,
+    CardNotUsableError,
     CardSuspendedError,
     ChallengeInvalidError,
     CitizenDisabledError,
@@ -51,9 +60,12 @@ from sdk.card_auth import (
     CardAuthFailure,
     InvalidCardAuthError,
     VerifiedCardAuth,
+    VerifiedCardCertificate,
     certificate_der,
+    decode_card_certificate,
     parse_card_auth_token,
     verify_card_auth_token,
+    verify_card_certificate,
 )
 from sdk.errors import OneCardError
 from sdk.keys import b64url, b64url_decode
@@ -134,9 +146,44 @@ def consume_challenge(
     ``ChallengeInvalidError`` if it is unknown, already used, expired, or belongs to another transaction or
     browser — in the last case it is used up all the same: a challenge is answered once, rightly or not.
     """
+    _validate_challenge_value(value)
+    return _bound_challenge(
+        value,
+        store.take(NAMESPACE, value, now=now),
+        expected_transaction_id=expected_transaction_id,
+        expected_browser=expected_browser,
+        now=now,
+    )
+
+
+def get_live_challenge(
+    store: EphemeralStore,
+    value: str,
+    *,
+    expected_transaction_id: str,
+    expected_browser: str,
+    now: float,
+) -> CardChallenge:
+    """The live challenge ``value`` of this transaction and browser, left in the store (the pre-check);
+    ``ChallengeInvalidError`` as ``consume_challenge`` would give."""
+    _validate_challenge_value(value)
+    return _bound_challenge(
+        value,
+        store.get(NAMESPACE, value, now=now),
+        expected_transaction_id=expected_transaction_id,
+        expected_browser=expected_browser,
+        now=now,
+    )
+
+
+def _validate_challenge_value(value: str) -> None:
     if not isinstance(value, str) or not _CHALLENGE_VALUE.match(value):
         raise ChallengeInvalidError("challenge is not 32 bytes base64url")
-    raw = store.take(NAMESPACE, value, now=now)
+
+
+def _bound_challenge(
+    value: str, raw: bytes | None, *, expected_transaction_id: str, expected_browser: str, now: float
+) -> CardChallenge:
     if raw is None:
         raise ChallengeInvalidError("challenge unknown, used or expired")
     data: dict[str, Any] = json.loads(raw)
@@ -162,12 +209,14 @@ def consume_challenge(
 @dataclass(frozen=True)
 class CardLoginPolicy:
     """Failed verifications allowed per card and per client IP in ``window`` seconds (DESIGN.md §8; the
-    card itself bounds PIN guessing to 3 tries), and challenges per login transaction."""
+    card itself bounds PIN guessing to 3 tries), challenges per login transaction, and pre-checks per
+    client IP in ``window`` (each login makes one; a "not usable" also counts as a failure)."""
 
     failures_per_card: int = 5
     failures_per_ip: int = 20
     window: float = 900.0
     challenges_per_transaction: int = 30
+    prechecks_per_ip: int = 60
 
 
 class FailureLimits:
@@ -220,6 +269,16 @@ _STATUS_ERRORS: Final[dict[str, type[OneCardError]]] = {
 }
 
 
+def _citizen_facing(error: InvalidCardAuthError) -> OneCardError:
+    """The code the citizen sees for a failed card check: an untrusted or expired card is said so; the rest
+    (malformed, card mismatch, bad signature — another origin or nonce) stays opaque."""
+    if error.reason is CardAuthFailure.UNTRUSTED_ISSUER:
+        return CardNotTrustedError(error.reason)
+    if error.reason in (CardAuthFailure.EXPIRED_CERTIFICATE, CardAuthFailure.NOT_YET_VALID):
+        return CardExpiredError(error.reason)
+    return error
+
+
 def verify_card_token(
     token: Mapping[str, Any],
     *,
@@ -238,15 +297,16 @@ def verify_card_token(
             now=now,
         )
     except InvalidCardAuthError as exc:
-        if exc.reason is CardAuthFailure.UNTRUSTED_ISSUER:
-            raise CardNotTrustedError(exc.reason) from exc
-        if exc.reason in (CardAuthFailure.EXPIRED_CERTIFICATE, CardAuthFailure.NOT_YET_VALID):
-            raise CardExpiredError(exc.reason) from exc
-        raise  # malformed, card mismatch, bad signature (another origin or nonce): opaque outward
+        facing = _citizen_facing(exc)
+        if facing is exc:
+            raise
+        raise facing from exc
 
 
-def check_card_in_register(session: Session, verified: VerifiedCardAuth, *, now: float) -> Card:
-    """The register's verdict on a cryptographically verified card."""
+def check_card_usable(session: Session, verified: VerifiedCardCertificate, *, now: float) -> Card:
+    """The register's verdict on a verified card certificate: the card is known, with exactly this
+    certificate, active, not past its expiry, and its holder is active. The one rule both the pre-check
+    and the login apply."""
     card = find_card(session, verified.card_id_hex)
     if card is None:
         raise CardNotRegisteredError("card id not in the register")
@@ -257,7 +317,85 @@ def check_card_in_register(session: Session, verified: VerifiedCardAuth, *, now:
         raise status_error(f"card is {card.status}")
     if local_date(now) > card.expires_on:
         raise CardExpiredError(CardAuthFailure.EXPIRED_CERTIFICATE, "card past its expiry date")
+    citizen = find_citizen(session, card.citizen_id)
+    if citizen is None or not citizen.is_active:
+        raise CitizenDisabledError("card holder is not active")
     return card
+
+
+def _refused(
+    session: Session,
+    limits: FailureLimits,
+    error: OneCardError,
+    *,
+    card_id: str | None,
+    client_ip: str,
+    step: str,
+    now: float,
+) -> None:
+    """Count, log and (for a card that should not be in use at all) audit a refusal."""
+    limits.record_failure(card_id=card_id, client_ip=client_ip, now=now)
+    reason = getattr(error, "reason", None)
+    detail = reason.value if isinstance(reason, CardAuthFailure) else error.detail
+    log.info("card %s refused: %s (%s)", step, error.error, detail)
+    if card_id is not None and isinstance(
+        error, CardLostError | CardSuspendedError | CardCancelledError | CitizenDisabledError
+    ):
+        # A lost or cancelled card being used is worth a line in the trail for card-service staff.
+        record_event(
+            session,
+            actor=f"card:{card_id}",
+            action="card.login_refused",
+            target_type="card",
+            target_id=card_id,
+            details={"error": error.error, "step": step},
+            now=now,
+        )
+
+
+def precheck_card(
+    session: Session,
+    store: EphemeralStore,
+    limits: FailureLimits,
+    prechecks: RateLimiter,
+    *,
+    card_certificate: str,
+    challenge_value: str,
+    transaction_id: str,
+    browser: str,
+    client_ip: str,
+    trusted_issuers: Sequence[x509.Certificate],
+    now: float,
+) -> Card:
+    """Whether the card of ``card_certificate`` (base64 DER, as the bridge read it) may log in here: the
+    register's card if so, ``CardNotUsableError`` (reason inside) if not.
+
+    For a live challenge of this transaction and browser, which stays usable for the login. Refused with
+    ``TooManyAttemptsError`` while the client IP or the card is blocked for card login, or once the IP has
+    used its pre-checks for the window.
+    """
+    get_live_challenge(
+        store, challenge_value, expected_transaction_id=transaction_id, expected_browser=browser, now=now
+    )
+    limits.check_allowed(card_id=None, client_ip=client_ip, now=now)
+    decision = prechecks.check(client_ip, now)
+    if not decision.allowed:
+        raise TooManyAttemptsError("too many pre-checks from this address", retry_after=decision.retry_after)
+    try:
+        verified = verify_card_certificate(
+            decode_card_certificate(card_certificate), trusted_issuers=trusted_issuers, now=now
+        )
+    except InvalidCardAuthError as exc:
+        facing = _citizen_facing(exc)
+        _refused(session, limits, facing, card_id=None, client_ip=client_ip, step="precheck", now=now)
+        raise CardNotUsableError(facing.error, exc.reason.value) from exc
+    card_id = verified.card_id_hex
+    limits.check_allowed(card_id=card_id, client_ip=client_ip, now=now)
+    try:
+        return check_card_usable(session, verified, now=now)
+    except OneCardError as exc:
+        _refused(session, limits, exc, card_id=card_id, client_ip=client_ip, step="precheck", now=now)
+        raise CardNotUsableError(exc.error, exc.detail) from exc
 
 
 def authenticate_card(
@@ -298,25 +436,9 @@ def authenticate_card(
             trusted_issuers=trusted_issuers,
             now=now,
         )
-        card = check_card_in_register(session, verified, now=now)
-        citizen = find_citizen(session, card.citizen_id)
-        if citizen is None or not citizen.is_active:
-            raise CitizenDisabledError("card holder is not active")
+        card = check_card_usable(session, verified, now=now)
     except OneCardError as exc:
-        limits.record_failure(card_id=card_id, client_ip=client_ip, now=now)
-        reason = getattr(exc, "reason", None)
-        log.info("card login refused: %s (%s)", exc.error, reason.value if reason is not None else exc.detail)
-        if isinstance(exc, CardLostError | CardSuspendedError | CardCancelledError | CitizenDisabledError):
-            # A lost or cancelled card being used is worth a line in the trail for card-service staff.
-            record_event(
-                session,
-                actor=f"card:{card_id}",
-                action="card.login_refused",
-                target_type="card",
-                target_id=card_id,
-                details={"error": exc.error},
-                now=now,
-            )
+        _refused(session, limits, exc, card_id=card_id, client_ip=client_ip, step="login", now=now)
         raise
     limits.record_success(card_id=card_id)
     record_event(

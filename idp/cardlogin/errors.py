@@ -84,6 +84,22 @@ class CitizenDisabledError(ForbiddenError):
     description = "Online login is not available for this card holder. Please contact a card service counter."
 
 
+class CardNotUsableError(ForbiddenError):
+    """The pre-check's only "no" (before the PIN): one answer for a foreign, unregistered, replaced, lost,
+    suspended, expired card or an inactive holder, so it tells nobody whether a card exists, what its
+    status is or whose it is. ``reason`` is the error the login would have given: logged, never sent."""
+
+    error = "card_not_usable"
+    description = (
+        "This card cannot be used to log in here. Please choose another way to log in, or ask a card "
+        "service counter about your card."
+    )
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
 class TooManyAttemptsError(OneCardError):
     error = "rate_limited"
     description = "Too many failed attempts. Please wait a few minutes and try again."

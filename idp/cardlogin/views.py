@@ -2,6 +2,8 @@
 
 - ``GET  /login/<tx>/card``            the page that drives the bridge (static/card-login.js)
 - ``POST /login/<tx>/card/challenge``  → ``{challenge, expires_in}`` (step 1)
+- ``POST /login/<tx>/card/precheck``   ``{challenge, card_certificate}`` → ``{usable: true}``, or
+  ``card_not_usable`` — asked after the bridge read the card and before it asks the PIN
 - ``POST /login/<tx>/card/verify``     ``{challenge, token}`` → ``{redirect_to}`` (step 5), or a JSON error
 - ``GET  /card/pin``                   how to change the card PIN (through the bridge)
 
@@ -25,18 +27,27 @@ from idp.cardlogin.challenge import (
     authenticate_card,
     issue_challenge,
     origin_of,
+    precheck_card,
 )
 from idp.cardlogin.errors import CsrfError, LoginExpiredError, TooManyAttemptsError
 from idp.cards.issuance import IssuerTrustList
 from idp.login.authenticators import LoginMethod
 from idp.login.transactions import LoginTransaction
 from idp.login.views import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
-from idp.oauth.views import error_page
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_HIGH
 from idp.services import Services, services
 from idp.sessions.service import Authentication
-from idp.web import browser_binding, check_csrf, client_ip, csrf_token, db_session, json_body, json_error
+from idp.web import (
+    browser_binding,
+    check_csrf,
+    client_ip,
+    csrf_token,
+    db_session,
+    error_page,
+    json_body,
+    json_error,
+)
 from sdk.errors import InvalidRequestError
 
 bp = Blueprint("cardlogin", __name__)
@@ -62,6 +73,7 @@ class CardLoginContext:
     trust_list: IssuerTrustList
     limits: FailureLimits
     challenge_limiter: RateLimiter
+    precheck_limiter: RateLimiter
     policy: CardLoginPolicy = field(default_factory=CardLoginPolicy)
 
 
@@ -87,6 +99,7 @@ def set_policy(svc: Services, policy: CardLoginPolicy) -> None:
             policy.challenges_per_transaction,
             svc.settings.login_transaction_ttl,
         ),
+        precheck_limiter=RateLimiter(svc.store, "card_precheck_ip", policy.prechecks_per_ip, policy.window),
         policy=policy,
     )
 
@@ -124,6 +137,7 @@ def start(tx: str) -> Response:
             csrf=csrf_token(_csrf_purpose(transaction)),
             bridge_url=bridge_url,
             challenge_url=url_for("cardlogin.challenge", tx=transaction.id),
+            precheck_url=url_for("cardlogin.precheck", tx=transaction.id),
             verify_url=url_for("cardlogin.verify", tx=transaction.id),
             choose_url=url_for("login.choose", tx=transaction.id),
             pin_help_url=url_for("cardlogin.pin_help"),
@@ -145,6 +159,41 @@ def challenge(tx: str) -> Response:
         )
     issued = issue_challenge(svc.store, transaction_id=transaction.id, browser=transaction.browser, now=now)
     response = jsonify({"challenge": issued.value, "expires_in": int(CHALLENGE_TTL)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/login/<tx>/card/precheck")
+def precheck(tx: str) -> Response:
+    svc = services()
+    now = svc.now()
+    body = json_body()
+    transaction = _json_transaction(tx)
+    challenge_value, card_certificate = body.get("challenge"), body.get("card_certificate")
+    if not isinstance(challenge_value, str):
+        raise InvalidRequestError("challenge", description="challenge must be the string the IdP issued")
+    if not isinstance(card_certificate, str):
+        raise InvalidRequestError(
+            "card_certificate", description="card_certificate must be the certificate the bridge read"
+        )
+    context = card_login_context(svc)
+    try:
+        precheck_card(
+            db_session(),
+            svc.store,
+            context.limits,
+            context.precheck_limiter,
+            card_certificate=card_certificate,
+            challenge_value=challenge_value,
+            transaction_id=transaction.id,
+            browser=browser_binding(),
+            client_ip=client_ip(),
+            trusted_issuers=context.trust_list.certificates(now=now),
+            now=now,
+        )
+    except TooManyAttemptsError as exc:
+        return _rate_limited(exc)
+    response = jsonify({"usable": True})
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -176,11 +225,15 @@ def verify(tx: str) -> Response:
             now=now,
         )
     except TooManyAttemptsError as exc:
-        response = json_error(exc)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _rate_limited(exc)
     redirect = complete_login(transaction, Authentication(login.citizen_id, ACR_HIGH, AMR))
     return _as_json(redirect)
+
+
+def _rate_limited(error: TooManyAttemptsError) -> Response:
+    response = json_error(error)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _as_json(response: Response) -> Response:

@@ -1,5 +1,6 @@
 """``onecard cards``: issue cards, report them lost, restore, suspend, cancel, show, list; manage the
-card-issuer CAs (``onecard cards ca``). Registered on the ``onecard`` group by ``idp.cli``.
+card-issuer CAs (``onecard cards ca create|list``) and hand out a region's CA certificates
+(``onecard cards ca REGION``). Registered on the ``onecard`` group by ``idp.cli``.
 
 Output carries card ids, card numbers and citizen ids only — never a name, an ID number or a PIN.
 """
@@ -10,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from cryptography.hazmat.primitives import serialization
 
-from idp.cards.issuance import DEFAULT_REGION, create_issuer_ca, issue_card, list_issuer_cas
+from idp.cards.issuance import (
+    DEFAULT_REGION,
+    create_issuer_ca,
+    issue_card,
+    issuer_ca_certificates,
+    list_issuer_cas,
+)
 from idp.cards.model import CardStatus
 from idp.cards.service import (
     MAX_PAGE_SIZE,
@@ -75,6 +83,7 @@ def cards_issue(
             pin=pin,
             protocol=protocol,  # type: ignore[arg-type]
             replace=replace,
+            pii=svc.pii_cipher(),  # EF06: the cardholder's records, as on a real card
         )
         # Written before the unit of work commits: if the file cannot be written, no card is registered.
         save_card_file(out, issued.card_file)
@@ -166,9 +175,25 @@ def cards_list(citizen_id: str | None, status: str | None, offset: int, limit: i
         )
 
 
-@cards.group("ca")
+class _RegionIsCertGroup(click.Group):
+    """A group whose first argument may be a region instead of a subcommand: ``ca REGION`` runs
+    ``ca cert REGION``, so the common question "which CA do I trust?" is the shortest command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["cert", *args]
+        return super().parse_args(ctx, args)
+
+
+@cards.group("ca", cls=_RegionIsCertGroup)
 def ca() -> None:
-    """Card-issuer CAs, one key set per region (card-ca-<region>)."""
+    """Card-issuer CAs, one key set per region (card-ca-<region>).
+
+    \b
+    onecard cards ca REGION [--out FILE]   the region's CA certificate(s), PEM
+    onecard cards ca create --region REGION
+    onecard cards ca list
+    """
 
 
 def _describe_ca(record: Any) -> dict[str, Any]:
@@ -188,6 +213,33 @@ def ca_create(region: str) -> None:
         record = create_issuer_ca(session, svc.keks, region, actor=onecard_cli.cli_actor(), now=svc.now())
         row = _describe_ca(record)
     click.echo(f"created {row['state']} CA {row['kid']} in key set {row['key_set']}")
+
+
+@ca.command("cert")
+@click.argument("region")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write the PEM here instead of standard output.",
+)
+def ca_cert(region: str, out: Path | None) -> None:
+    """Write REGION's card-issuer CA certificate as PEM, for bridges, kiosks and test tools.
+
+    While the region's CA is being rotated, every CA certificate verifiers accept is written, the active
+    one first. Public data: no key, nothing about any citizen.
+    """
+    with onecard_cli._unit_of_work() as (_svc, session):
+        certificates = issuer_ca_certificates(session, region)
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certificates)
+    if out is None:
+        click.echo(pem, nl=False)
+        return
+    if not out.parent.is_dir():
+        onecard_cli._fail(f"no such directory: {out.parent}")
+    out.write_text(pem, encoding="ascii")
+    click.echo(f"wrote {len(certificates)} CA certificate(s) of region {region} to {out}", err=True)
 
 
 @ca.command("list")

@@ -25,6 +25,14 @@ class InvalidRegionError(InvalidRequestError):
     description = "A region is a 6-digit administrative division code (GB/T 2260), e.g. 420100."
 
 
+class IssuerCaNotFoundError(NotFoundError):
+    error = "issuer_ca_not_found"
+    description = (
+        "This region has no card-issuer CA. Check the region code, or create its CA with "
+        "'onecard cards ca create --region REGION'."
+    )
+
+
 class CardStatusConflictError(ConflictError):
     error = "card_status_conflict"
     description = "The card's current status does not allow this change."

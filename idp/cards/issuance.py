@@ -10,7 +10,12 @@ trusted at once, and a revoked CA drops out within the key ring's cache time.
 ``issue_card`` creates the register row, a P-256 key pair and the issuer-signed card certificate — subject
 serialNumber = card identification code in upper-case hex, CN = card number, no name or ID number,
 validity ending no later than the card's expiry date — and returns the virtual card file the emulator
-loads. In production the key pair is generated on the chip and only the certificate is made here.
+loads, with EF06 holding the cardholder's records from the register (CARD_PROFILE "EF06"). On the 3.00
+cards issued here EF06 and the card number answer 6982 without the issuer's external authentication, as
+on a real card; the bridge never reads them. In production the key pair is generated on the chip and only
+the certificate is made here.
+
+``issuer_ca_certificates`` gives a region's trusted CA certificates, for ``onecard cards ca REGION``.
 """
 
 from __future__ import annotations
@@ -31,16 +36,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.audit.service import record_event
-from idp.cards.errors import CardExistsError, CitizenNotEligibleError, InvalidRegionError
+from idp.cards.errors import (
+    CardExistsError,
+    CitizenNotEligibleError,
+    InvalidRegionError,
+    IssuerCaNotFoundError,
+)
 from idp.cards.model import Card, CardStatus
 from idp.cards.service import cards_of_citizen, change_status, find_card, find_card_by_number
 from idp.citizens.errors import CitizenNotFoundError
-from idp.citizens.service import find_citizen
+from idp.citizens.idnumber import Gender, region_of
+from idp.citizens.service import CitizenProfile, decrypt_profile, find_citizen
 from idp.crypto.kek import KeyEncryptionKeys
+from idp.crypto.pii import PiiCipher
 from idp.db import Database, utc_from_timestamp
 from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
 from idp.keys.service import WRAP_PURPOSE_PREFIX, KeyRing, create_key, spec_for
-from sdk.card_file import Protocol, VirtualCardFile, generate_card_id, validate_pin
+from sdk.card_file import (
+    NAME_EXTENSION_LEN,
+    NAME_LEN,
+    CardHolder,
+    Protocol,
+    VirtualCardFile,
+    generate_card_id,
+    validate_pin,
+)
 from sdk.keys import Key, generate_key
 
 CA_KEY_SET_PREFIX = "card-ca-"
@@ -49,6 +69,8 @@ CARD_VALIDITY_YEARS = 10
 DEFAULT_REGION = "420100"
 _REGION = re.compile(r"^[1-9][0-9]{5}$")
 _CLOCK_SKEW = dt.timedelta(minutes=5)  # certificates start a little early: nodes' clocks differ slightly
+# GB 3304 "other": the register does not record the ethnic group, and EF06 tag 0B must hold a code.
+ETHNIC_GROUP_NOT_RECORDED = 97
 
 
 def validate_region(region: str) -> str:
@@ -146,6 +168,29 @@ def ensure_issuer_ca(
     return active_issuer_ca(session, region) or create_issuer_ca(session, keks, region, actor=actor, now=now)
 
 
+def issuer_ca_certificates(session: Session, region: str) -> list[x509.Certificate]:
+    """The certificates of ``region``'s card-issuer CAs that verifiers trust — every published key, the
+    active one first — so a bridge, kiosk or test tool with this list accepts the cards of a CA being
+    rotated in or out too. ``IssuerCaNotFoundError`` if the region has none."""
+    records = session.scalars(
+        select(KeyRecord)
+        .where(
+            KeyRecord.key_set == ca_key_set(region),
+            KeyRecord.state.in_([state.value for state in PUBLISHED_STATES]),
+        )
+        .order_by(KeyRecord.created_at.desc())
+    ).all()
+    active_first = sorted(records, key=lambda record: record.state != KeyState.ACTIVE.value)
+    certificates = [
+        x509.load_pem_x509_certificate(record.certificate_pem.encode("ascii"))
+        for record in active_first
+        if record.certificate_pem is not None
+    ]
+    if not certificates:
+        raise IssuerCaNotFoundError(f"no published CA in {ca_key_set(region)}")
+    return certificates
+
+
 def list_issuer_cas(session: Session) -> list[KeyRecord]:
     return list(
         session.scalars(
@@ -216,6 +261,40 @@ def generate_card_number() -> str:
     return "A" + f"{secrets.randbelow(10**8):08d}"
 
 
+def _gbk_name_fields(name: str) -> tuple[str, str]:
+    """The name as EF06 holds it: GBK, the first 30 bytes in tag 09 and the rest (up to 20) in the name
+    extension, tag 4E, cut between characters. A character GBK lacks is written as "?": a card printer
+    uses the issuer's own font for those, which a development card does not have."""
+    fields = ["", ""]
+    used = [0, 0]
+    limits = (NAME_LEN, NAME_EXTENSION_LEN)
+    index = 0
+    for char in name:
+        encoded = char.encode("gbk", errors="replace")
+        while index < 2 and used[index] + len(encoded) > limits[index]:
+            index += 1
+        if index == 2:
+            break  # longer than the card holds: the register keeps the whole name
+        fields[index] += encoded.decode("gbk")
+        used[index] += len(encoded)
+    return fields[0], fields[1]
+
+
+def cardholder_record(profile: CitizenProfile) -> CardHolder:
+    """EF06 (CARD_PROFILE "EF06") from the register: social security number = ID number, name, gender,
+    date of birth; the place of birth is the ID number's division code, the nearest the register knows."""
+    name, extension = _gbk_name_fields(profile.name)
+    return CardHolder(
+        ssn=profile.id_number,
+        name=name,
+        name_extension=extension,
+        gender="1" if profile.gender is Gender.MALE else "2",
+        ethnic_group=ETHNIC_GROUP_NOT_RECORDED,
+        birthplace=region_of(profile.id_number),
+        birth_date=profile.birthdate,
+    )
+
+
 def certificate_fingerprint(certificate_der: bytes) -> str:
     return hashlib.sha256(certificate_der).hexdigest()
 
@@ -238,11 +317,14 @@ def issue_card(
     protocol: Protocol = "T=1",
     replace: bool = False,
     validity_years: int = CARD_VALIDITY_YEARS,
+    pii: PiiCipher | None = None,
 ) -> IssuedCard:
     """Issue a card to an active citizen: register row, key pair, certificate, audit event, card file.
 
     A citizen holds one live card: with ``replace`` the live ones are cancelled first (audited), without it
     ``CardExistsError``. ``pin`` defaults to a random 6-digit PIN (it is in the returned card file).
+    ``pii`` decrypts the citizen's record for the card file's EF06; without it the file has no EF06 (the
+    callers that do not pass it yet: the demo seeding and the benchmark).
     """
     validate_region(region)
     valid_id = isinstance(citizen_id, str) and 0 < len(citizen_id) <= 36
@@ -254,6 +336,7 @@ def issue_card(
     live = cards_of_citizen(session, citizen.id, live_only=True)
     if live and not replace:
         raise CardExistsError(f"{len(live)} live card(s)")
+    holder = cardholder_record(decrypt_profile(pii, citizen)) if pii is not None else None
     pin = pin if pin is not None else f"{secrets.randbelow(10**6):06d}"
     validate_pin(pin)
     issued_on = _at(now).date()
@@ -291,6 +374,7 @@ def issue_card(
         pin=pin,  # validated here: InvalidCardFileError before any row is written
         issue_date=issued_on,
         expiry_date=expires_on,
+        holder=holder,
         protocol=protocol,
     )
     for old in live:

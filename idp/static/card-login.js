@@ -1,13 +1,20 @@
 /*
  * Card + PIN login and PIN change through the OneCard reader bridge (DESIGN.md §4).
  *
- * The page asks the IdP for a challenge, hands it to the bridge on 127.0.0.1 (the bridge takes this page's
- * origin from the browser's Origin header), follows the bridge's progress events, and posts the resulting
- * card-auth token back to the IdP. The PIN is never typed here: the bridge's own PIN window (another
- * origin) or the reader's keypad takes it.
+ * Login: the page asks the IdP for a challenge and hands it to the bridge on 127.0.0.1 (the bridge takes
+ * this page's origin from the browser's Origin header), asking it to stop once it has read the card
+ * (card_check). When the bridge reports the card's certificate (card_read), the page asks the IdP whether
+ * this card can log in here at all, and only on "usable" lets the bridge go on to the PIN (continue) —
+ * so a foreign, unregistered or lost card is told so before anyone types a PIN. The IdP checks everything
+ * again when the page posts the card-auth token at the end; the pre-check is a convenience.
+ *
+ * The PIN is never typed here: the bridge's own PIN window (another origin) or the reader's keypad takes
+ * it. A page that is left (pagehide) or whose Cancel button is pressed cancels its bridge operation, so the
+ * bridge is free for the next page at once.
  *
  * No inline script (CSP script-src 'self'); everything the page needs is in data-* attributes of
- * #card-login. Status lines go to an aria-live region; errors to a role=alert region.
+ * #card-login. Status lines go to an aria-live region; errors to a role=alert region, which also takes the
+ * focus.
  */
 (function () {
   "use strict";
@@ -18,6 +25,10 @@
   }
   var mode = root.getAttribute("data-mode") || "login";
   var bridge = (root.getAttribute("data-bridge-url") || "http://127.0.0.1:47400").replace(/\/+$/, "");
+  var BUSY_CHECKS = 40;  // while the bridge finishes another operation: re-check every 0.5 s, 20 s in all
+  var BLOCKED = "Your card's PIN is blocked after too many wrong tries, to protect you. Please go to a " +
+    "card service counter with your card and your ID card to unblock it.";
+  var OTHER_WAY = "If it keeps failing, you can log in another way.";
 
   function el(id) {
     return document.getElementById(id);
@@ -25,12 +36,17 @@
   var statusEl = el("status");
   var triesEl = el("tries");
   var alertEl = el("alert");
+  var nextStep = el("next-step");
+  var nextStepText = el("next-step-text");
   var pinWindow = el("pin-window");
   var pinLink = el("pin-link");
   var startButton = el("start");
   var retryButton = el("retry");
+  var cancelButton = el("cancel");
   var noBridge = el("no-bridge");
   var busy = false;
+  var currentOperation = null;  // the bridge operation this page started and has not seen end
+  var cancelRequested = false;
 
   function say(text) {
     statusEl.textContent = text;
@@ -41,8 +57,17 @@
     alertEl.hidden = !text;
   }
 
+  function showNextStep(text) {
+    if (!nextStep) {
+      return;
+    }
+    nextStepText.textContent = text || "";
+    nextStep.hidden = !text;
+  }
+
+  /* Tries left before the card blocks; never "0 tries": at 0 the card is blocked, and only that is said. */
   function showTries(count) {
-    if (typeof count !== "number") {
+    if (typeof count !== "number" || count < 1) {
       triesEl.hidden = true;
       return;
     }
@@ -77,14 +102,52 @@
     pinLink.setAttribute("href", "#");
   }
 
-  function fail(message) {
+  function showBlocked() {
+    showTries(null);
+    hidePinWindow();
+    warn(BLOCKED);
+    alertEl.focus();
+  }
+
+  /* What went wrong and what the citizen can do next. retry: offer "Try again"; nextStep: a line shown
+     with the link to the other ways of logging in. */
+  function Failure(message, options) {
+    this.message = message;
+    this.options = options || {};
+  }
+
+  function fromBridge(body) {
+    body = body || {};
+    if (body.error === "card_blocked") {
+      return new Failure(BLOCKED, {retry: false, nextStep: "Meanwhile you can log in another way."});
+    }
+    return new Failure(body.error_description || "The card operation did not work. Please try again.",
+                       {nextStep: OTHER_WAY});
+  }
+
+  function fromIdp(body, fallback) {
+    body = body || {};
+    if (body.error === "invalid_card_auth") {
+      // The server refused the card's answer (for instance its signature): a second try usually works.
+      return new Failure("The server could not accept your card's answer. Take the card out, put it back " +
+                         "in the card reader and press Try again.", {nextStep: OTHER_WAY});
+    }
+    return new Failure(body.error_description || fallback, {nextStep: OTHER_WAY});
+  }
+
+  function fail(failure) {
+    var options = failure.options;
     busy = false;
     hidePinWindow();
+    showTries(null);
     step(null);
-    say(mode === "login" ? "The login did not work." : "The PIN was not changed.");
-    warn(message);
-    retryButton.hidden = false;
+    cancelButton.hidden = true;
     startButton.hidden = true;
+    say(mode === "login" ? "The login did not work." : "The PIN was not changed.");
+    warn(failure.message);
+    showNextStep(options.nextStep);
+    retryButton.hidden = options.retry === false;
+    alertEl.focus();
   }
 
   function readJson(response) {
@@ -105,6 +168,8 @@
       return readJson(response).then(function (body) {
         return {ok: response.ok, status: response.status, body: body};
       });
+    }, function () {
+      throw new Failure("The connection to the server was lost. Please try again.", {nextStep: OTHER_WAY});
     });
   }
 
@@ -114,18 +179,54 @@
         return readJson(response).then(function (body) {
           return {ok: response.ok, status: response.status, body: body};
         });
+      }, function () {
+        throw new Failure("The connection to the OneCard reader program was lost. Check that it is " +
+                          "running and try again.");
       });
   }
 
+  function operationPath(operationId, action) {
+    return "/v1/operations/" + encodeURIComponent(operationId) + action;
+  }
+
+  /* continue and cancel carry no body: a simple request, sent without a CORS preflight (and so also from
+     a page being left, with keepalive). */
+  function operationAction(operationId, action, keepalive) {
+    return bridgeRequest(operationPath(operationId, action), {method: "POST", keepalive: !!keepalive});
+  }
+
+  function cancelCurrent(keepalive) {
+    var operationId = currentOperation;
+    currentOperation = null;
+    if (!operationId) {
+      return Promise.resolve();
+    }
+    return operationAction(operationId, "/cancel", keepalive).catch(function () {
+      return null;  // the bridge is gone: nothing is left running there either
+    });
+  }
+
+  function wait(ms) {
+    return new Promise(function (resolve) {
+      window.setTimeout(resolve, ms);
+    });
+  }
+
   /* Is the bridge running, and does it accept this site? A refusal carries no CORS headers, so to this
-     page it looks the same as a bridge that is not running: the help text covers both. */
-  function findBridge() {
+     page it looks the same as a bridge that is not running: the help text covers both. A busy bridge is
+     asked again for a while: it is usually a page just left, whose operation is ending. */
+  function findBridge(attempt) {
+    attempt = attempt || 0;
     warn("");
+    showNextStep(null);
     showTries(null);
     noBridge.hidden = true;
     retryButton.hidden = true;
     startButton.hidden = true;
-    say("Looking for the OneCard reader program…");
+    cancelButton.hidden = true;
+    if (!attempt) {
+      say("Looking for the OneCard reader program…");
+    }
     return bridgeRequest("/v1/status").then(function (answer) {
       if (!answer.ok) {
         throw new Error("status " + answer.status);
@@ -134,6 +235,10 @@
       var readers = status.readers || [];
       var withCard = readers.filter(function (reader) { return reader.card_present; });
       if (status.busy) {
+        if (attempt < BUSY_CHECKS) {
+          say("The OneCard reader program is finishing another card operation. Please wait…");
+          return wait(500).then(function () { return findBridge(attempt + 1); });
+        }
         say("The OneCard reader program is busy with another card operation. Finish it, then try again.");
         retryButton.hidden = false;
         return false;
@@ -153,10 +258,6 @@
       retryButton.hidden = false;
       return false;
     });
-  }
-
-  function BridgeFailure(event) {
-    this.event = event;
   }
 
   function handleEvent(event) {
@@ -190,58 +291,60 @@
         }
         break;
       case "pin_wrong":
+        if (!(event.tries_left >= 1)) {
+          showBlocked();  // a bridge that still reports the last wrong try as "0 tries left"
+          break;
+        }
         showTries(event.tries_left);
         warn(event.tries_left === 1
           ? "The PIN was wrong. You have 1 try left: if the next PIN is wrong too, the card blocks itself."
           : "The PIN was wrong. You have " + event.tries_left + " tries left.");
         break;
       case "card_blocked":
-        showTries(null);
-        warn("Your card's PIN is blocked after too many wrong tries, to protect you. Please go to a card " +
-             "service counter with your card and your ID card to unblock it.");
+        showBlocked();
         break;
       default:
         break;
     }
   }
 
-  /* Long-poll the operation's events until it is done (resolves with the result) or fails. */
-  function follow(operationId) {
+  /* Long-poll the operation's events until it is done (resolves with the result) or fails. onCardRead,
+     if given, handles card_read; the events after it wait until it has settled. */
+  function follow(operationId, onCardRead) {
     var after = 0;
-    function poll() {
-      var path = "/v1/operations/" + encodeURIComponent(operationId) + "/events?after=" + after + "&wait=20";
-      return bridgeRequest(path).then(function (answer) {
-        if (!answer.ok) {
-          throw new BridgeFailure(answer.body);
-        }
-        var events = answer.body.events || [];
-        for (var i = 0; i < events.length; i += 1) {
-          var event = events[i];
-          after = event.seq;
-          if (event.type === "done") {
-            return event.result;
-          }
-          if (event.type === "error") {
-            throw new BridgeFailure(event);
-          }
-          handleEvent(event);
-        }
+    function handle(events, index) {
+      if (index >= events.length) {
         return poll();
-      });
+      }
+      var event = events[index];
+      after = event.seq;
+      if (event.type === "done" || event.type === "error") {
+        if (currentOperation === operationId) {
+          currentOperation = null;
+        }
+        if (event.type === "error") {
+          throw fromBridge(event);
+        }
+        return event.result;
+      }
+      if (event.type === "card_read" && onCardRead) {
+        return onCardRead(event).then(function () {
+          return handle(events, index + 1);
+        });
+      }
+      handleEvent(event);
+      return handle(events, index + 1);
+    }
+    function poll() {
+      return bridgeRequest(operationPath(operationId, "/events?after=" + after + "&wait=20"))
+        .then(function (answer) {
+          if (!answer.ok) {
+            throw fromBridge(answer.body);
+          }
+          return handle(answer.body.events || [], 0);
+        });
     }
     return poll();
-  }
-
-  function bridgeMessage(error) {
-    if (error instanceof BridgeFailure) {
-      var event = error.event || {};
-      if (event.error === "card_blocked") {
-        return "Your card's PIN is blocked after too many wrong tries. Please go to a card service counter " +
-               "with your card and your ID card to unblock it.";
-      }
-      return event.error_description || "The card operation did not work. Please try again.";
-    }
-    return "The connection to the OneCard reader program was lost. Check that it is running and try again.";
   }
 
   function startOperation(path, body) {
@@ -251,9 +354,49 @@
       body: JSON.stringify(body)
     }).then(function (answer) {
       if (!answer.ok) {
-        throw new BridgeFailure(answer.body);
+        throw fromBridge(answer.body);
       }
+      currentOperation = answer.body.operation_id;
+      cancelButton.hidden = false;
       return answer.body.operation_id;
+    });
+  }
+
+  /* The IdP's pre-check of the card the bridge read; on "usable" the bridge may ask the PIN. */
+  function checkCard(operationId, challenge, event) {
+    step("step-card");
+    say("Checking that this card can be used here…");
+    return idpPost(root.getAttribute("data-precheck-url"), {
+      challenge: challenge,
+      card_certificate: event.card_certificate
+    }).then(function (answer) {
+      if (!answer.ok || answer.body.usable !== true) {
+        throw fromIdp(answer.body, "This card cannot be used to log in here.");
+      }
+      return operationAction(operationId, "/continue").then(function (reply) {
+        if (!reply.ok) {
+          throw fromBridge(reply.body);
+        }
+      });
+    });
+  }
+
+  /* After a failure: cancel what still runs on the bridge, then say what happened (or, after Cancel, just
+     offer to start again). */
+  function settle(error) {
+    var failure = error instanceof Failure
+      ? error
+      : new Failure("Something went wrong. Please try again.", {nextStep: OTHER_WAY});
+    return cancelCurrent(false).then(function () {
+      if (cancelRequested) {
+        cancelRequested = false;
+        busy = false;
+        hidePinWindow();
+        step(null);
+        return findBridge();
+      }
+      fail(failure);
+      return null;
     });
   }
 
@@ -261,33 +404,28 @@
     var challenge = null;
     return idpPost(root.getAttribute("data-challenge-url"), {}).then(function (answer) {
       if (!answer.ok) {
-        fail(answer.body.error_description || "The login could not start. Please reload the page.");
-        return null;
+        throw fromIdp(answer.body, "The login could not start. Please reload the page.");
       }
       challenge = answer.body.challenge;
-      return startOperation("/v1/authenticate", {nonce: challenge}).then(follow).then(function (token) {
-        hidePinWindow();
-        showTries(null);
-        step("step-done");
-        say("Checking your card with the server…");
-        return idpPost(root.getAttribute("data-verify-url"), {challenge: challenge, token: token});
-      }, function (error) {
-        fail(bridgeMessage(error));
-        return null;
+      return startOperation("/v1/authenticate", {nonce: challenge, card_check: true});
+    }).then(function (operationId) {
+      return follow(operationId, function (event) {
+        return checkCard(operationId, challenge, event);
       });
+    }).then(function (token) {
+      hidePinWindow();
+      showTries(null);
+      cancelButton.hidden = true;
+      step("step-done");
+      say("Checking your card with the server…");
+      return idpPost(root.getAttribute("data-verify-url"), {challenge: challenge, token: token});
     }).then(function (answer) {
-      if (!answer) {
-        return;
-      }
       if (!answer.ok) {
-        fail(answer.body.error_description || "The card could not be verified.");
-        return;
+        throw fromIdp(answer.body, "The card could not be verified.");
       }
       say("Done: you are logged in. Taking you back to the service…");
       window.location.assign(answer.body.redirect_to);
-    }, function () {
-      fail("The connection to the server was lost. Please try again.");
-    });
+    }).catch(settle);
   }
 
   function changePin() {
@@ -295,12 +433,11 @@
       busy = false;
       hidePinWindow();
       showTries(null);
+      cancelButton.hidden = true;
       step(null);
       warn("");
       say("Your PIN has been changed. Use the new PIN from now on.");
-    }, function (error) {
-      fail(bridgeMessage(error));
-    });
+    }).catch(settle);
   }
 
   startButton.addEventListener("click", function () {
@@ -308,9 +445,11 @@
       return;
     }
     busy = true;
+    cancelRequested = false;
     startButton.hidden = true;
     retryButton.hidden = true;
     warn("");
+    showNextStep(null);
     say("Starting…");
     (mode === "login" ? login() : changePin());
   });
@@ -319,6 +458,18 @@
     if (!busy) {
       findBridge();
     }
+  });
+
+  cancelButton.addEventListener("click", function () {
+    cancelRequested = true;
+    cancelButton.hidden = true;
+    say("Cancelling…");
+    cancelCurrent(false);
+  });
+
+  // Leaving the page (closing the tab, going back, following a link) ends the bridge operation too.
+  window.addEventListener("pagehide", function () {
+    cancelCurrent(true);
   });
 
   findBridge();

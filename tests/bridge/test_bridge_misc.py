@@ -59,10 +59,13 @@ class _PinPad:
     """A reader keypad: types ``pin`` into the template and sends it to the card."""
 
     def __init__(self, emulator: CardEmulator, pin: str) -> None:
-        self.emulator, self.pin, self.templates = emulator, pin, []  # type: ignore[var-annotated]
+        self.emulator, self.pin = emulator, pin
+        self.templates: list[bytes] = []
+        self.timeouts: list[int] = []
 
-    def verify_pin(self, command_template: bytes) -> bytes:
+    def verify_pin(self, command_template: bytes, *, timeout_s: int) -> bytes:
         self.templates.append(command_template)
+        self.timeouts.append(timeout_s)
         return self.emulator.process(command_template[:5] + bytes.fromhex(self.pin))
 
 
@@ -110,6 +113,7 @@ def test_secure_pin_entry_on_a_pinpad(card: VirtualCardFile) -> None:
     )
     assert token["card_id"] == card.card_id.hex().upper()
     assert pinpad.templates == [VERIFY_TEMPLATE]
+    assert pinpad.timeouts == [int(Settings().pin_timeout)]  # the reader waits as long as the dialog would
     assert [e.type for e in operation.events_after(0, 0)] == ["reading_card", "enter_pin"]
     assert operation.events_after(0, 0)[1].data == {"tries_left": 3, "pinpad": True}
 
@@ -168,6 +172,20 @@ def test_cli_arguments(card_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "--dev" in capsys.readouterr().err
     args = build_parser().parse_args(["emulate", str(card_path), "--protocol", "T=0"])
     assert (args.port, args.protocol) == (35963, "T=0")
+
+
+def test_cli_pin_timeout(card_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reader_bridge.cli import bridge_config
+
+    base = ["serve", "--origin", "https://login.onecard.test", "--dev", "--virtual-card", str(card_path)]
+    args = build_parser().parse_args(base)
+    assert bridge_config(args, frozenset()).settings.pin_timeout == Settings().pin_timeout == 60
+    args = build_parser().parse_args([*base, "--pin-timeout", "45"])
+    assert bridge_config(args, frozenset()).settings.pin_timeout == 45
+    for bad in ("nan", "inf", "0", "-5", "601", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*base, "--pin-timeout", bad])
+    assert "--pin-timeout" in capsys.readouterr().err
 
 
 def test_cli_status_without_a_bridge(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,21 +7,25 @@ import dataclasses
 import pytest
 from cryptography import x509
 
-from reader_bridge.apdu import CommandAPDU, ResponseAPDU, check_status, error_for_status
+from reader_bridge.apdu import CommandAPDU, Protocol, ResponseAPDU, check_status, error_for_status
 from reader_bridge.card import SocialSecurityCard, encode_pin
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.errors import (
     ApplicationLockedError,
+    CardRemovedError,
+    CardResponseError,
     ConditionsNotSatisfiedError,
     InvalidPinFormatError,
     PinBlockedError,
     SecurityStatusError,
     UnexpectedStatusError,
+    UnsupportedCardError,
     WrongPinError,
 )
 from reader_bridge.virtual import VIRTUAL_READER_NAME, VirtualTerminal
 from sdk.card_auth import create_card_auth_token, signed_data, verify_card_auth_token
 from sdk.card_file import VirtualCardFile
+from tests.bridge.faulty_cards import CardWithoutAcse
 from tests.bridge.pki import NOW, TestCA
 
 ORIGIN = "https://login.onecard.test"
@@ -141,3 +145,36 @@ def test_expired_card_date_is_reported(ca: TestCA, card: VirtualCardFile) -> Non
     terminal, _ = _session_card(older, "T=1")
     with terminal.connect(VIRTUAL_READER_NAME) as session:
         assert SocialSecurityCard(session).read_card_info().version == "2.00"
+
+
+class _AnsweringChannel:
+    """A reader that hands back ``answer`` for every command, whatever the card would have said."""
+
+    protocol: Protocol = "T=1"
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+
+    def transmit(self, apdu: bytes) -> bytes:
+        return self.answer
+
+
+def test_no_answer_at_all_means_the_card_was_removed() -> None:
+    # pcscd's SCardTransmit "succeeds" with zero bytes when the card is pulled mid-command (see test_pcsc).
+    with pytest.raises(CardRemovedError) as removed:
+        SocialSecurityCard(_AnsweringChannel(b"")).select_ssse()
+    assert removed.value.error == "card_removed"
+    # Less than a status word, but something: a card that answers wrongly, not a missing one.
+    with pytest.raises(CardResponseError):
+        SocialSecurityCard(_AnsweringChannel(b"\x90")).select_ssse()
+
+
+def test_select_acse_not_found_is_an_unsupported_card(card: VirtualCardFile) -> None:
+    terminal = VirtualTerminal(CardWithoutAcse(dataclasses.replace(card, version="2.00")))
+    with terminal.connect(VIRTUAL_READER_NAME) as session:
+        ssc = SocialSecurityCard(session)
+        assert ssc.read_card_info().version == "2.00"
+        with pytest.raises(UnsupportedCardError) as unsupported:
+            ssc.read_certificate()
+    assert unsupported.value.to_dict()["error"] == "unsupported_card"
+    assert "does not support online login" in unsupported.value.description

@@ -14,7 +14,9 @@ from reader_bridge.errors import (
     NoCardError,
     NoReaderError,
     PinBlockedError,
+    PinCancelledError,
     ReaderBusyError,
+    SecurityStatusError,
     VirtualReaderRefusedError,
     WrongPinError,
 )
@@ -22,6 +24,7 @@ from reader_bridge.operations import Operation, Settings, authenticate, find_car
 from reader_bridge.pin import PinRequest
 from sdk.card_auth import create_card_auth_token, signed_data, verify_card_auth_token
 from sdk.card_file import VirtualCardFile, load_card_file, save_card_file
+from tests.bridge.faulty_cards import PulledMidCommand, StickyPinCard
 from tests.bridge.pcsc_env import inserted
 from tests.bridge.pki import NOW, TestCA
 
@@ -161,6 +164,8 @@ class _ScriptedPins:
         assert callable(announce)
         announce({})
         self.asked.append(request.tries_left)
+        if not self.pins:
+            raise PinCancelledError("the cardholder cancelled")
         return self.pins.pop(0)
 
     def ask_pin_change(self, request: PinRequest, announce: object) -> tuple[str, str]:
@@ -186,3 +191,68 @@ def test_authenticate_operation_over_pcsc(card_path: Path, ca: TestCA, slot: tup
     verify_card_auth_token(
         token, expected_origin=ORIGIN, expected_nonce=NONCE, trusted_issuers=[ca.certificate], now=NOW
     )
+
+
+def test_card_pulled_during_a_command(card_path: Path, slot: tuple[str, int]) -> None:
+    """Pulled while the card works on READ BINARY: pcscd's transmit "succeeds" with no bytes at all."""
+    reader, port = slot
+    emulator = PulledMidCommand(load_card_file(card_path), ins=0xB0)
+    with inserted(emulator, reader, port) as client:
+        emulator.pull = client.stop
+        with pytest.raises(CardRemovedError) as removed, _terminal(reader).connect(reader) as session:
+            card = SocialSecurityCard(session)
+            card.read_card_info()
+            card.read_certificate()
+        assert removed.value.error == "card_removed"
+        client.start()  # put it back so the fixture's removal check sees the same card leave
+
+
+def test_a_card_claiming_a_verified_pin_gets_the_typed_pin_over_pcsc(
+    card_path: Path, slot: tuple[str, int]
+) -> None:
+    reader, port = slot
+    emulator = StickyPinCard(load_card_file(card_path))
+    with inserted(emulator, reader, port):
+        terminal = _terminal(reader)
+        first = Operation("op1", "authenticate", ORIGIN)
+        authenticate(terminal, _ScriptedPins("123456"), first, origin=ORIGIN, nonce=NONCE)
+        resets = emulator.resets
+        with terminal.connect(reader) as session:
+            assert emulator.resets > resets  # the bridge reset the card before its first command
+            card = SocialSecurityCard(session)
+            card.select_acse()
+            assert card.pin_status().verified  # ...and the faulty card kept its PIN state all the same
+        pins = _ScriptedPins()  # the cardholder types nothing
+        second = Operation("op2", "authenticate", ORIGIN)
+        with pytest.raises(PinCancelledError):
+            authenticate(terminal, pins, second, origin=ORIGIN, nonce=NONCE)
+        assert pins.asked == [3]
+        assert "enter_pin" in [event.type for event in second.events_after(0, 0)]
+
+
+def test_a_pin_another_program_left_verified_is_forgotten(card_path: Path, slot: tuple[str, int]) -> None:
+    """Another program verifies the PIN in a shared connection and leaves the card as it is (no reset):
+    the bridge's session starts from a reset card all the same."""
+    from smartcard import scard
+
+    reader, port = slot
+    with inserted(_emulator(card_path), reader, port):
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        assert hresult == scard.SCARD_S_SUCCESS
+        try:
+            hresult, handle, _protocol = scard.SCardConnect(
+                context, reader, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T1
+            )
+            assert hresult == scard.SCARD_S_SUCCESS
+            pci = scard.SCARD_PCI_T1
+            for apdu in ("00A4040009D15600000541435345", "0020000003123456"):
+                hresult, response = scard.SCardTransmit(handle, pci, list(bytes.fromhex(apdu)))
+                assert hresult == scard.SCARD_S_SUCCESS and bytes(response) == b"\x90\x00"
+            scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+        finally:
+            scard.SCardReleaseContext(context)
+        with _terminal(reader).connect(reader) as session:
+            card = SocialSecurityCard(session)
+            card.select_acse()
+            with pytest.raises(SecurityStatusError):
+                card.internal_authenticate(signed_data(ORIGIN, NONCE))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -93,6 +96,19 @@ def terminal(card: VirtualCardFile) -> VirtualTerminal:
     return VirtualTerminal(CardEmulator(card))
 
 
+@contextmanager
+def _serving(config: BridgeConfig) -> Iterator[Client]:
+    server = create_server(config, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Client(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 @pytest.fixture
 def client(terminal: VirtualTerminal) -> Iterator[Client]:
     config = BridgeConfig(
@@ -102,13 +118,8 @@ def client(terminal: VirtualTerminal) -> Iterator[Client]:
         settings=Settings(card_timeout=5, pin_timeout=10),
         dev_mode=True,
     )
-    server = create_server(config, port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield Client(server)
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with _serving(config) as client:
+        yield client
 
 
 def test_origin_not_allowed(client: Client) -> None:
@@ -303,3 +314,112 @@ def test_server_refuses_non_loopback(card: VirtualCardFile) -> None:
         "https://a.example",
         "http://127.0.0.1:8000",
     }
+
+
+# --- the long poll's wait --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "-1", "1e999", "soon"])
+def test_wait_must_be_finite_and_not_negative(client: Client, wait: str) -> None:
+    operation_id = client.start_authenticate()
+    status, _, body = client.json("GET", f"/v1/operations/{operation_id}/events?after=99&wait={wait}")
+    assert status == 400 and body["error"] == "invalid_request", body
+    client.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
+
+
+def test_wait_is_capped(terminal: VirtualTerminal) -> None:
+    """A huge wait is held to the cap: the poll answers (with no events) after the cap, not after 1e300 s."""
+    config = BridgeConfig(
+        allowed_origins=parse_origins([ORIGIN]),
+        terminal=terminal,
+        pin_source=DialogPinSource(),
+        settings=Settings(card_timeout=5, pin_timeout=10),
+        dev_mode=True,
+        max_wait=0.3,
+    )
+    with _serving(config) as capped:
+        operation_id = capped.start_authenticate()
+        started = time.monotonic()
+        status, _, body = capped.json("GET", f"/v1/operations/{operation_id}/events?after=99&wait=1e300")
+        assert status == 200 and body["events"] == [] and time.monotonic() - started < 5
+        capped.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
+
+
+# --- leaving and cancelling ------------------------------------------------------------------------------
+
+
+def _until(client: Client, operation_id: str, kind: str) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] != kind:
+        assert event["type"] not in ("done", "error"), event
+    return event
+
+
+def test_a_cancelled_operation_frees_the_bridge_at_once(client: Client) -> None:
+    operation_id = client.start_authenticate()
+    event = _until(client, operation_id, "enter_pin")
+    # What a page being left sends: fetch(…, {method: "POST", keepalive: true}), no body, no Content-Type.
+    status, _, body = client.json("POST", f"/v1/operations/{operation_id}/cancel")
+    assert status == 200 and body["state"] == "error" and body["error"]["error"] == "cancelled"
+    # The next page starts straight away, and the abandoned PIN dialog is closed.
+    second = client.start_authenticate()
+    assert second != operation_id
+    status, _, _ = client.request("GET", urllib.parse.urlsplit(event["pin_url"]).path, origin=None)
+    assert status == 404
+    client.json("POST", f"/v1/operations/{second}/cancel")
+
+
+def test_cancel_is_only_for_the_operation_s_own_origin(client: Client) -> None:
+    operation_id = client.start_authenticate()
+    _until(client, operation_id, "enter_pin")
+    status, _, _ = client.json("POST", f"/v1/operations/{operation_id}/cancel", origin=EVIL)
+    assert status == 403
+    status, _, body = client.json("GET", "/v1/status")
+    assert body["busy"] is True
+    client.json("POST", f"/v1/operations/{operation_id}/cancel")
+
+
+def test_a_pin_prompt_left_unanswered_times_out_and_frees_the_bridge(terminal: VirtualTerminal) -> None:
+    assert Settings().pin_timeout <= 60  # a page left without cancelling holds the bridge a minute at most
+    config = BridgeConfig(
+        allowed_origins=parse_origins([ORIGIN]),
+        terminal=terminal,
+        pin_source=DialogPinSource(),
+        settings=Settings(card_timeout=5, pin_timeout=0.5),
+        dev_mode=True,
+    )
+    with _serving(config) as quick:
+        operation_id = quick.start_authenticate()
+        event = _until(quick, operation_id, "error")
+        assert event["error"] == "timeout"
+        assert quick.start_authenticate()
+
+
+# --- the page's card check before the PIN ----------------------------------------------------------------
+
+
+def test_card_check_pauses_until_the_page_continues(client: Client, card: VirtualCardFile) -> None:
+    status, _, body = client.json(
+        "POST", "/v1/authenticate", body={"nonce": b64url(NONCE), "card_check": True}
+    )
+    assert status == 202
+    operation_id = body["operation_id"]
+    read = _until(client, operation_id, "card_read")
+    assert base64.b64decode(read["card_certificate"]) == card.certificate_der
+    status, _, body = client.json("GET", f"/v1/operations/{operation_id}/events?after={read['seq']}&wait=0.5")
+    assert body["events"] == []  # no PIN asked before the page says so
+    status, _, body = client.json("POST", f"/v1/operations/{operation_id}/continue", origin=EVIL)
+    assert status == 403
+    status, _, body = client.json("POST", f"/v1/operations/{operation_id}/continue")
+    assert status == 200 and body["state"] == "running"
+    assert _until(client, operation_id, "enter_pin")["tries_left"] == 3
+    client.json("POST", f"/v1/operations/{operation_id}/cancel")
+
+
+def test_card_check_must_be_a_boolean(client: Client) -> None:
+    status, _, body = client.json(
+        "POST", "/v1/authenticate", body={"nonce": b64url(NONCE), "card_check": "yes"}
+    )
+    assert status == 400 and body["error"] == "invalid_request"
+    status, _, body = client.json("GET", "/v1/status")
+    assert body["busy"] is False

@@ -75,11 +75,15 @@ class BridgeClient:
         pins: Sequence[dict[str, str]] = (),
         *,
         on_event: Any = None,
+        on_start: Any = None,
     ) -> Outcome:
-        """Start an operation and follow it to its end, typing ``pins`` into the PIN dialog one by one."""
+        """Start an operation and follow it to its end, typing ``pins`` into the PIN dialog one by one.
+        ``on_start`` gets the operation id, ``on_event`` every event as it comes."""
         status, started = self.start(path, body)
         assert status == 202, started
         operation_id = started["operation_id"]
+        if on_start is not None:
+            on_start(operation_id)
         outcome = Outcome()
         queue = list(pins)
         while True:
@@ -110,7 +114,7 @@ def running_bridge(
         allowed_origins=parse_origins(origins),
         terminal=terminal,
         pin_source=DialogPinSource(),
-        settings=settings or Settings(card_timeout=5, pin_timeout=30),
+        settings=settings or Settings(card_timeout=5, pin_timeout=30, card_check_timeout=10),
         dev_mode=True,
     )
     server = create_server(config, port=port)

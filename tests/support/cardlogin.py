@@ -4,6 +4,7 @@ browser would (cookies, CSRF token, JSON calls)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Mapping
@@ -63,6 +64,11 @@ class VirtualCard:
     def card_id(self) -> str:
         return self.card_file.card_id.hex().upper()
 
+    @property
+    def certificate_b64(self) -> str:
+        """The certificate as the bridge's ``card_read`` event carries it (and the page pre-checks it)."""
+        return base64.b64encode(self.card_file.certificate_der).decode("ascii")
+
     def sign(self, origin: str, challenge: str, *pins: str) -> dict[str, Any]:
         """What the bridge hands the page: the card-auth token for ``challenge`` at ``origin``."""
         from sdk.keys import b64url_decode
@@ -103,6 +109,7 @@ def issue_test_card(
             pin=pin,
             protocol=protocol,
             replace=replace,
+            pii=svc.pii_cipher(),
         )
     refresh_trust(idp)
     return VirtualCard(issued.card_file)
@@ -132,6 +139,7 @@ class CardLoginPage:
     tx: str
     csrf: str
     challenge_url: str
+    precheck_url: str
     verify_url: str
 
 
@@ -166,6 +174,7 @@ class CardBrowser:
             tx=tx,
             csrf=_attribute(page.text, "data-csrf"),
             challenge_url=urljoin(url, _attribute(page.text, "data-challenge-url")),
+            precheck_url=urljoin(url, _attribute(page.text, "data-precheck-url")),
             verify_url=urljoin(url, _attribute(page.text, "data-verify-url")),
         )
 
@@ -182,6 +191,13 @@ class CardBrowser:
         assert response.status_code == 200, response.text
         value: str = response.json()["challenge"]
         return value
+
+    def precheck(
+        self, page: CardLoginPage, challenge: str, card_certificate: str, **kwargs: Any
+    ) -> requests.Response:
+        """The page's question after the bridge read the card: can it log in here?"""
+        body = {"challenge": challenge, "card_certificate": card_certificate}
+        return self._post(page, page.precheck_url, body, **kwargs)
 
     def verify(
         self, page: CardLoginPage, challenge: str, token: Mapping[str, Any], **kwargs: Any
