@@ -4,7 +4,7 @@
 setup:
 	@bash scripts/setup.sh
 
-# The complete demo (idp/demo.py): IdP + wallet on :8000, example portal on :8001, reader bridge with a virtual
+# The complete demo (demo/): IdP + wallet on :8000, example portal on :8001, reader bridge with a virtual
 # card on :47400; migrates and seeds first; Ctrl-C stops everything.
 run: setup
 	@.venv/bin/onecard demo run
@@ -13,4 +13,4 @@ test: setup
 	@bash scripts/test.sh
 
 lint: setup
-	@.venv/bin/ruff check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet
+	@.venv/bin/ruff check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo

@@ -52,7 +52,13 @@ def seed(app: Any, *, cards: int) -> dict[str, Any]:
                 session, svc.pii_cipher(), f"测试{index}", first17 + check_character(first17), now=svc.now()
             )
             issued = issue_card(
-                session, svc.keks, citizen_id=citizen.id, actor="bench", now=svc.now(), pin=PIN
+                session,
+                svc.keks,
+                citizen_id=citizen.id,
+                actor="bench",
+                now=svc.now(),
+                pin=PIN,
+                pii=svc.pii_cipher(),
             )
             files.append(dump_card_file(issued.card_file).decode())
     return {"client_id": client.client_id, "secret": secret, "cards": files}

@@ -15,7 +15,7 @@ One round trip is everything a real scan-to-login costs the server, over HTTP:
     desktop  POST …/collect                      → decision taken once, SSO session created
     desktop  GET  /authorize/resume/<tx>         → 302 to the portal with the authorization code
 
-The passkey is a software authenticator (tests/test_wallet_support.SoftAuthenticator), one per client process,
+The passkey is a software authenticator (tests/support/wallet.SoftAuthenticator), one per client process,
 each bound to its own citizen so concurrent assertions never race on one sign counter. The load runs in other
 processes; every loop is bounded by time. SQLite store and database (the embedded default).
 """
@@ -54,8 +54,8 @@ def seed(app: Any, citizens: int = 32) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
 
     from idp.clients.service import ClientRegistration, create_client
-    from tests.test_qrlogin import bind_soft_passkey, seed_citizen_with_ecard
-    from tests.test_wallet_support import SoftAuthenticator
+    from tests.support.qrlogin import bind_soft_passkey, seed_citizen_with_ecard
+    from tests.support.wallet import SoftAuthenticator
 
     svc = app.extensions["onecard"]
     issuer = svc.settings.issuer
@@ -131,7 +131,7 @@ def round_trip(base: str, client_id: str, authenticator: Any) -> None:
 def _worker(args: tuple[str, str, Any, float, Any]) -> list[float]:
     from cryptography.hazmat.primitives import serialization
 
-    from tests.test_wallet_support import SoftAuthenticator
+    from tests.support.wallet import SoftAuthenticator
 
     base, client_id, phone, seconds, barrier = args
     key, credential_id, user_handle = phone

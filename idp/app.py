@@ -1,5 +1,6 @@
-"""The composition root: ``create_app`` builds the settings, database, store, key ring and every blueprint,
-and registers the login methods and plug-ins (DESIGN.md §1). Nothing happens at import time.
+"""The composition root: ``create_app`` builds the settings, database, store, key ring, the typed
+``Services`` and every blueprint, registers the login methods and plug-ins (DESIGN.md §1), and starts
+nothing; ``start_background_work`` is what a serving process adds. Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from idp.cardlogin.context import create_card_login_context
 from idp.config import Settings, load_settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.db import Database
+from idp.keys.pkcs11 import Pkcs11Backend
+from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler
 from idp.keys.service import CORE_KEY_SETS, KeyRing, ensure_key_sets
 from idp.login.authenticators import AuthenticatorRegistry
+from idp.oauth.server import create_authorization_server
+from idp.realname.service import create_realname_context
 from idp.services import Services
 from idp.stores.factory import create_store
-from idp.web import MAX_FORM_BYTES, install_request_hooks, json_error
+from idp.web import MAX_FORM_BYTES, error_page, install_request_hooks, json_error, wants_page
 from sdk.clock import Clock, system_clock
 from sdk.errors import OneCardError
 
@@ -53,45 +59,59 @@ def create_app(
     )
     database = Database(settings.database_url)
     keks = KeyEncryptionKeys.from_strings(settings.key_encryption_keys())
+    store = create_store(settings, database)
+    keyring = KeyRing(database, keks)
+    hsm = Pkcs11Backend.from_settings(settings)  # None unless ONECARD_PKCS11_* name one
+    keyring.hsm = hsm
     svc = Services(
         settings=settings,
         database=database,
-        store=create_store(settings, database),
+        store=store,
         keks=keks,
-        keyring=KeyRing(database, keks),
+        keyring=keyring,
         clock=clock,
         authenticators=AuthenticatorRegistry(),
+        authorization_server=create_authorization_server(),
+        card_login=create_card_login_context(settings, database, store, keyring),
+        realname=create_realname_context(store, per_minute=settings.rate_limit_per_minute),
+        hsm=hsm,
     )
     app.extensions["onecard"] = svc
+    svc.authorization_server.init_app(app)
 
-    from idp.oauth.server import create_authorization_server
-
-    server = create_authorization_server()
-    server.init_app(app)
-    svc.extras["authorization_server"] = server
-
+    # Blueprints are imported here, not at module level: importing idp.app builds nothing.
     from idp.admin.views import bp as admin_bp
+    from idp.cardlogin.views import CARD_METHOD
+    from idp.cardlogin.views import bp as card_login_bp
+    from idp.cards.views import bp as cards_admin_bp
+    from idp.keys.views import bp as keys_bp
     from idp.login.views import bp as login_bp
     from idp.oauth.views import bp as oidc_bp
+    from idp.realname.views import bp as realname_bp
 
-    app.register_blueprint(oidc_bp)
-    app.register_blueprint(login_bp)
-    app.register_blueprint(admin_bp)
-    from idp.cardlogin.views import install_card_login  # card + PIN login and the card register (DESIGN §4)
-
-    install_card_login(app)
-    from idp.keys.views import install_key_management  # key admin API, QR key set, scheduler (DESIGN §7)
-
-    install_key_management(app)
-    from idp.realname.views import install_realname  # real-name verification API (DESIGN §6)
-
-    install_realname(app)
+    # Everything the provider serves, in one list (DESIGN.md §3, §4, §6, §7).
+    for blueprint in (oidc_bp, login_bp, admin_bp, card_login_bp, cards_admin_bp, keys_bp, realname_bp):
+        app.register_blueprint(blueprint)
+    svc.authenticators.register(CARD_METHOD)
     install_request_hooks(app)
     _install_error_handlers(app)
 
     for plugin in plugins if plugins is not None else _entry_point_plugins():
         plugin(app)
     return app
+
+
+def start_background_work(app: Flask) -> None:
+    """What only a serving process runs: the key scheduler's thread (``ONECARD_KEY_TICK_INTERVAL``), one
+    tick at a time across nodes. CLI commands and tests build the app without it."""
+    svc: Services = app.extensions["onecard"]
+    if svc.settings.key_tick_interval > 0 and svc.scheduler is None:
+        from idp.keys.views import key_actor
+
+        svc.scheduler = KeyScheduler(
+            svc, key_actor(svc, SCHEDULER_ACTOR), interval=svc.settings.key_tick_interval
+        )
+        svc.scheduler.start()
 
 
 def initialise_keys(app: Flask) -> list[str]:
@@ -112,6 +132,8 @@ def _install_error_handlers(app: Flask) -> None:
     def _onecard_error(error: OneCardError) -> Response:
         if error.status_code >= 500:
             log.error("%s: %s", type(error).__name__, error.detail)
+        if wants_page():  # a person's browser navigated here: a page in words, not JSON
+            return error_page("This did not work", error.description, error.status_code)
         return json_error(error)
 
     @app.errorhandler(OAuth2Error)
@@ -140,8 +162,4 @@ def _install_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         # Never a stack trace to the caller; the log line carries the type, not the data.
         log.exception("unhandled %s", type(error).__name__)
-        return Response(
-            '{"error":"server_error","error_description":"Something went wrong."}',
-            status=500,
-            mimetype="application/json",
-        )
+        return json_error(OneCardError("unhandled"))  # the base class: server_error, 500

@@ -66,6 +66,11 @@ class Settings:
     pkcs11_pin: str = ""
     pkcs11_pin_file: str = ""
     pkcs11_key_sets: str = ""
+    # Where the login page looks for the citizen's reader bridge (reader_bridge.server.DEFAULT_PORT); a
+    # developer's bridge may listen on another loopback port.
+    card_bridge_url: str = "http://127.0.0.1:47400"
+    # How long one QR-login status long-poll may wait for a change, seconds.
+    qr_login_poll_seconds: float = 20.0
 
     @property
     def is_production(self) -> bool:
@@ -181,6 +186,14 @@ def validate_settings(settings: Settings) -> None:
             raise ConfigError(f"ONECARD_{name.upper()} must not be negative")
     if settings.card_certificate_days <= 0:
         raise ConfigError("ONECARD_CARD_CERTIFICATE_DAYS must be positive")
+    bridge = urlsplit(settings.card_bridge_url)
+    if bridge.scheme != "http" or bridge.hostname not in ("127.0.0.1", "localhost", "::1") or bridge.path:
+        raise ConfigError(
+            "ONECARD_CARD_BRIDGE_URL must be http://127.0.0.1:PORT (the bridge is local): "
+            f"{settings.card_bridge_url!r}"
+        )
+    if not 0 < settings.qr_login_poll_seconds <= 60:
+        raise ConfigError("ONECARD_QR_LOGIN_POLL_SECONDS must be between 0 and 60")
     if settings.pkcs11_key_sets.strip(" ,") and not (settings.pkcs11_module and settings.pkcs11_token_label):
         raise ConfigError("ONECARD_PKCS11_KEY_SETS needs ONECARD_PKCS11_MODULE and _TOKEN_LABEL")
     if settings.is_production:

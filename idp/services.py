@@ -6,7 +6,7 @@ login methods — hangs here, so protocol code gets its collaborators passed in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -15,12 +15,17 @@ from idp.config import Settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.crypto.pii import PiiCipher
 from idp.db import Database
-from idp.keys.service import DATA_KEYS, INDEX_KEYS, KeyRing
+from idp.keys.service import KeyRing, pii_cipher_of
 from idp.stores.base import EphemeralStore
 from sdk.clock import Clock
 
 if TYPE_CHECKING:
+    from idp.cardlogin.context import CardLoginContext
+    from idp.keys.pkcs11 import Pkcs11Backend
+    from idp.keys.schedule import KeyScheduler
     from idp.login.authenticators import AuthenticatorRegistry
+    from idp.oauth.server import OneCardAuthorizationServer
+    from idp.realname.service import RealnameContext
 
 
 @dataclass
@@ -32,17 +37,18 @@ class Services:
     keyring: KeyRing
     clock: Clock
     authenticators: AuthenticatorRegistry
-    extras: dict[str, object] = field(default_factory=dict)
+    authorization_server: OneCardAuthorizationServer
+    card_login: CardLoginContext
+    realname: RealnameContext
+    hsm: Pkcs11Backend | None = None  # signing keys in a PKCS#11 HSM (ONECARD_PKCS11_*)
+    scheduler: KeyScheduler | None = None  # started by ``start_background_work`` in a server process only
 
     def now(self) -> float:
         return self.clock()
 
     def pii_cipher(self) -> PiiCipher:
         """The PII cipher over the current data keys (the active key encrypts, retired ones decrypt)."""
-        now = self.now()
-        data_keys = self.keyring.secrets(DATA_KEYS.name, now=now)
-        index_keys = self.keyring.secrets(INDEX_KEYS.name, now=now)
-        return PiiCipher(data_keys, index_keys[0][1])
+        return pii_cipher_of(self.keyring, now=self.now())
 
 
 def services() -> Services:

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from sqlalchemy.orm import Session
 
+from idp.clients.errors import ClientAuthenticationError
 from idp.keys.service import COOKIE_KEYS
 from idp.services import services
 from sdk.errors import InvalidRequestError, OneCardError
@@ -217,9 +218,7 @@ def _basic_credentials() -> Iterator[str]:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidRequestError(
-            "basic credentials", description="The Basic credentials are not base64-encoded UTF-8."
-        ) from None
+        raise ClientAuthenticationError("Basic credentials not base64-encoded UTF-8") from None
     user, _, password = decoded.partition(":")
     yield unquote(user)
     yield unquote(password)
@@ -230,7 +229,7 @@ def _validate_request_text() -> Response | None:
     every OneCard and OAuth endpoint answers with (``{"error": "invalid_request", ...}``)."""
     try:
         validate_text(_request_text())
-    except InvalidRequestError as error:
+    except (InvalidRequestError, ClientAuthenticationError) as error:
         if wants_page():
             return error_page(
                 "This link is not valid", "The address contains characters that are not allowed."

@@ -14,7 +14,7 @@ Importing this module builds the application from the ``ONECARD_*`` settings: th
 
 from __future__ import annotations
 
-from idp.app import create_app, initialise_keys
+from idp.app import create_app, initialise_keys, start_background_work
 from idp.dbadmin import require_current
 from idp.services import Services
 
@@ -24,3 +24,4 @@ require_current(_services.settings.database_url)
 initialise_keys(app)
 # With --preload the master built the app; its start-up connections must not be inherited by the workers.
 _services.database.dispose()
+start_background_work(app)  # a serving process: the key scheduler, if ONECARD_KEY_TICK_INTERVAL asks for it

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PIN = "123456"  # idp.demo.DEMO_PIN
+PIN = "123456"  # demo.data.DEMO_PIN
 DESKTOP: ViewportSize = {"width": 1000, "height": 800}
 PHONE: ViewportSize = {"width": 412, "height": 800}
 

@@ -65,7 +65,9 @@ class RateLimitedError(OneCardError):
     description = "Too many attempts. Please wait a moment and try again."
     status_code = 429
 
-    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str = "", *, retry_after: int | None = None, description: str | None = None
+    ) -> None:
+        super().__init__(detail, description=description)
         self.retry_after = retry_after
         self.headers: dict[str, str] = {} if retry_after is None else {"Retry-After": str(retry_after)}

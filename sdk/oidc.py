@@ -54,6 +54,7 @@ SCOPE_CLAIMS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 TRUST_FRAMEWORK: Final = "cn_social_security_card"
 EVIDENCE_DOCUMENT: Final = "document"  # evidence[].type
 DOCUMENT_SOCIAL_SECURITY_CARD: Final = "social_security_card"  # evidence[].document_details.type
+VERIFIED_CLAIM_NAMES: Final = ("name", "birthdate")  # verified_claims.claims: what the card's evidence backs
 
 # --- assurance levels -----------------------------------------------------------------------------------
 

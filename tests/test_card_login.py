@@ -11,11 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -36,10 +33,16 @@ from sdk.card_auth import create_card_auth_token, signed_data
 from sdk.card_file import generate_card_id
 from sdk.keys import Key, b64url_decode
 from tests.bridge.pki import make_ca, make_card
-from tests.support.cardlogin import PIN, CardBrowser, CardLoginPage, VirtualCard, issue_test_card, use_policy
-from tests.support.live import LiveIdp, query_of, running_idp
-
-REDIRECT = "https://portal.example.gov.cn/callback"
+from tests.support.cardlogin import (
+    PIN,
+    CardBrowser,
+    Flow,
+    VirtualCard,
+    issue_test_card,
+    refused,
+    use_policy,
+)
+from tests.support.live import LiveIdp, running_idp
 
 
 @pytest.fixture
@@ -53,46 +56,6 @@ def card(idp: LiveIdp) -> VirtualCard:
     return issue_test_card(idp)
 
 
-def portal(idp: LiveIdp) -> OAuth2Session:
-    client_id, secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid profile")
-    return OAuth2Session(
-        client_id, secret, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256"
-    )
-
-
-class Flow:
-    """One portal's code + PKCE flow up to the card login page."""
-
-    def __init__(self, idp: LiveIdp, client: OAuth2Session | None = None, **params: Any) -> None:
-        self.idp = idp
-        self.client = client or portal(idp)
-        self.verifier = generate_token(48)
-        self.nonce = generate_token(16)
-        self.url, _ = self.client.create_authorization_url(
-            f"{idp.base_url}/authorize", code_verifier=self.verifier, nonce=self.nonce, **params
-        )
-        self.browser = CardBrowser(idp)
-        self.page: CardLoginPage = self.browser.open(self.url)
-
-    def id_token_claims(self, final_url: str) -> dict[str, Any]:
-        assert "code=" in final_url, final_url
-        assert query_of(final_url)["iss"] == self.idp.base_url
-        token = self.client.fetch_token(
-            f"{self.idp.base_url}/token", authorization_response=final_url, code_verifier=self.verifier
-        )
-        jwks = requests.get(f"{self.idp.base_url}/jwks.json", timeout=5).json()
-        key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token["id_token"])["kid"]]
-        claims: dict[str, Any] = jwt.decode(
-            token["id_token"],
-            key.key,
-            algorithms=["RS256", "ES256"],
-            audience=self.client.client_id,
-            issuer=self.idp.base_url,
-        )
-        assert claims["nonce"] == self.nonce
-        return claims
-
-
 def sessions_count(idp: LiveIdp) -> int:
     with idp.services.database.session() as session:
         return int(session.scalar(select(func.count()).select_from(SsoSession)) or 0)
@@ -101,14 +64,6 @@ def sessions_count(idp: LiveIdp) -> int:
 def audit_actions(idp: LiveIdp) -> list[str]:
     with idp.services.database.session() as session:
         return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
-
-
-def refused(response: requests.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == error, body
-    assert body["error_description"]
-    assert "ocss" not in response.cookies
 
 
 # --- the happy path ----------------------------------------------------------------------------------------
@@ -131,7 +86,12 @@ def test_card_login_gives_loa_high_with_sc_pin_mfa(idp: LiveIdp, card: VirtualCa
 def test_card_method_is_offered_for_both_assurance_levels(idp: LiveIdp) -> None:
     for acr in (ACR_HIGH, ACR_SUBSTANTIAL):
         flow = Flow(idp, acr_values=acr)
-        assert flow.page.tx
+        # The login page a citizen chooses on lists the card (it meets both levels) ...
+        chooser = flow.browser.http.get(f"{idp.base_url}/login/{flow.page.tx}", timeout=5)
+        assert chooser.status_code == 200, acr
+        assert f'href="/login/{flow.page.tx}/card"' in chooser.text, acr
+        # ... and its card page is the one the flow reached.
+        assert flow.page.url.endswith(f"/login/{flow.page.tx}/card"), acr
 
 
 def test_the_page_is_accessible_and_loads_its_script(idp: LiveIdp) -> None:

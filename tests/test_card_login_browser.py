@@ -9,27 +9,22 @@ tests/test_card_login_pcsc.py). Screenshots go to $ONECARD_TEST_ARTIFACTS or /tm
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from idp.cardlogin.views import BRIDGE_URL_CONFIG
 from idp.scopes import ACR_HIGH
 from reader_bridge.virtual import VirtualTerminal
 from tests.support.bridge import BridgeClient, running_bridge
+from tests.support.browser import ARTIFACTS, type_pin_in_bridge_dialog
 from tests.support.cardlogin import PIN, VirtualCard, issue_test_card
-from tests.support.live import LiveIdp, query_of, running_idp
-from tests.test_card_login import REDIRECT
+from tests.support.live import REDIRECT, LiveIdp, query_of, running_idp
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(os.environ.get("ONECARD_TEST_ARTIFACTS", "/tmp/onecard-artifacts"))
 
 
 @pytest.fixture
@@ -46,7 +41,7 @@ def card(idp: LiveIdp) -> VirtualCard:
 @pytest.fixture
 def bridge(idp: LiveIdp, card: VirtualCard) -> Iterator[BridgeClient]:
     with running_bridge(VirtualTerminal(card.emulator), [idp.base_url]) as client:
-        idp.app.config[BRIDGE_URL_CONFIG] = client.url
+        idp.services.settings = idp.services.settings.replace(card_bridge_url=client.url)
         yield client
 
 
@@ -75,22 +70,6 @@ def _start(idp: LiveIdp, page: Any) -> tuple[OAuth2Session, str, str]:
     return client, verifier, nonce
 
 
-def _type_pin_in_bridge_dialog(page: Any, pin: str) -> None:
-    page.wait_for_selector("#pin-link", state="visible")
-    href = page.get_attribute("#pin-link", "href")
-    assert href and href.startswith("http://127.0.0.1:")
-    with page.context.expect_page() as opened:
-        page.click("#pin-link")
-    dialog = opened.value
-    dialog.wait_for_load_state()
-    assert urlsplit(dialog.url).netloc != urlsplit(page.url).netloc  # the bridge's origin, not the IdP's
-    dialog.fill("#pin", pin)
-    dialog.click("button[value=submit]")
-    dialog.wait_for_load_state()
-    assert "Thank you" in dialog.content(), dialog.content()
-    dialog.close()
-
-
 def test_card_login_in_chromium(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
     client, verifier, nonce = _start(idp, page)
     page.wait_for_selector("#start", state="visible")
@@ -104,7 +83,7 @@ def test_card_login_in_chromium(idp: LiveIdp, bridge: BridgeClient, page: Any) -
     assert page.get_attribute("#step-pin", "aria-current") == "step"
     page.screenshot(path=str(ARTIFACTS / "card-login-enter-pin.png"), full_page=True)
     assert page.locator("input[type=password]").count() == 0  # no PIN field on the IdP page
-    _type_pin_in_bridge_dialog(page, PIN)
+    type_pin_in_bridge_dialog(page, PIN)
     page.wait_for_selector("#allow")  # consent, after the login
     page.click("#allow")
     page.wait_for_url("https://portal.example.gov.cn/**")
@@ -121,12 +100,12 @@ def test_wrong_pin_and_tries_left_are_shown(idp: LiveIdp, bridge: BridgeClient, 
     _start(idp, page)
     page.wait_for_selector("#start", state="visible")
     page.click("#start")
-    _type_pin_in_bridge_dialog(page, "000000")
+    type_pin_in_bridge_dialog(page, "000000")
     page.wait_for_selector("#alert", state="visible")
     assert "2 tries left" in page.inner_text("#alert")
     page.wait_for_function("document.querySelector('#tries').textContent.includes('2 tries left')")
     page.screenshot(path=str(ARTIFACTS / "card-login-wrong-pin.png"), full_page=True)
-    _type_pin_in_bridge_dialog(page, PIN)
+    type_pin_in_bridge_dialog(page, PIN)
     page.wait_for_selector("#allow")
 
 
@@ -180,14 +159,14 @@ def test_the_last_wrong_pin_shows_only_the_blocked_message(idp: LiveIdp, page: A
     card = issue_test_card(idp)
     last_try = VirtualCard(card.card_file.with_pin_state(pin=PIN, tries_left=1))
     with running_bridge(VirtualTerminal(last_try.emulator), [idp.base_url]) as bridge:
-        idp.app.config[BRIDGE_URL_CONFIG] = bridge.url
+        idp.services.settings = idp.services.settings.replace(card_bridge_url=bridge.url)
         _start(idp, page)
         page.wait_for_selector("#start", state="visible")
         page.evaluate(_RECORD_TEXTS)
         page.click("#start")
         page.wait_for_selector("#tries", state="visible")
         assert "1 try left" in page.inner_text("#tries")
-        _type_pin_in_bridge_dialog(page, "000000")
+        type_pin_in_bridge_dialog(page, "000000")
         page.wait_for_function("document.querySelector('#alert').textContent.includes('service counter')")
         page.wait_for_selector("#other-way", state="visible")
     alert = page.inner_text("#alert")
@@ -204,7 +183,7 @@ def test_a_refused_signature_gets_a_next_step(idp: LiveIdp, card: VirtualCard, p
     is 127.0.0.1, so the card signs another origin than the IdP expects (a proxy set up wrongly)."""
     elsewhere = idp.base_url.replace("127.0.0.1", "localhost")
     with running_bridge(VirtualTerminal(card.emulator), [idp.base_url, elsewhere]) as bridge:
-        idp.app.config[BRIDGE_URL_CONFIG] = bridge.url
+        idp.services.settings = idp.services.settings.replace(card_bridge_url=bridge.url)
         client_id, _secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid")
         client = OAuth2Session(client_id, scope="openid", redirect_uri=REDIRECT, code_challenge_method="S256")
         url, _ = client.create_authorization_url(
@@ -214,7 +193,7 @@ def test_a_refused_signature_gets_a_next_step(idp: LiveIdp, card: VirtualCard, p
         page.click("#start-card")
         page.wait_for_selector("#start", state="visible")
         page.click("#start")
-        _type_pin_in_bridge_dialog(page, PIN)
+        type_pin_in_bridge_dialog(page, PIN)
         page.wait_for_selector("#retry", state="visible")
     assert "Try again" in page.inner_text("#alert") and "card reader" in page.inner_text("#alert")
     assert page.is_visible("#other-way") and page.evaluate("document.activeElement.id") == "alert"
@@ -235,7 +214,7 @@ def test_leaving_the_page_during_pin_entry_frees_the_bridge(
     _start(idp, page)
     page.wait_for_selector("#start", state="visible", timeout=5000)
     page.click("#start")
-    _type_pin_in_bridge_dialog(page, PIN)
+    type_pin_in_bridge_dialog(page, PIN)
     page.wait_for_selector("#allow")
 
 
@@ -251,7 +230,9 @@ def test_the_cancel_button_ends_the_operation(idp: LiveIdp, bridge: BridgeClient
 
 
 def test_bridge_not_running_explains_what_to_do(idp: LiveIdp, page: Any) -> None:
-    idp.app.config[BRIDGE_URL_CONFIG] = "http://127.0.0.1:9"  # nothing listens there
+    idp.services.settings = idp.services.settings.replace(
+        card_bridge_url="http://127.0.0.1:9"
+    )  # nothing listens there
     _start(idp, page)
     page.wait_for_selector("#no-bridge", state="visible")
     assert "onecard-bridge serve" in page.inner_text("#no-bridge")

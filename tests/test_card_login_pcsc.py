@@ -12,20 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from idp import dbadmin
 from idp.cardlogin.challenge import CHALLENGE_TTL
-from idp.cli import cli
 from idp.scopes import ACR_HIGH
-from reader_bridge.emulator import CardEmulator
 from reader_bridge.operations import Settings
-from sdk.card_file import VirtualCardFile, load_card_file, save_card_file
+from sdk.card_file import load_card_file
 from sdk.keys import b64url
 from tests.support.bridge import BridgeClient, Outcome, running_bridge
-from tests.support.cardlogin import PIN, refresh_trust
+from tests.support.cardlogin import PIN, Flow, emulator, issue, onecard, refused
 from tests.support.live import LiveIdp, running_idp
-from tests.test_card_login import Flow, refused
 
 pytestmark = pytest.mark.pcsc
 
@@ -38,43 +34,6 @@ def idp(tmp_path: Path) -> Iterator[LiveIdp]:
     dbadmin.upgrade(url)  # the CLI insists on a migrated database
     with running_idp(url, create_schema=False) as live:
         yield live
-
-
-def onecard(idp: LiveIdp, *args: str) -> str:
-    env = {
-        "ONECARD_DATABASE_URL": idp.services.settings.database_url,
-        "ONECARD_ENV": "test",
-        "ONECARD_ISSUER": idp.base_url,
-    }
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def issue(idp: LiveIdp, tmp_path: Path, protocol: str = "T=1") -> Path:
-    path = tmp_path / f"card-{protocol.replace('=', '')}.json"
-    onecard(
-        idp,
-        "cards",
-        "issue",
-        "--citizen",
-        idp.citizens["zhang"],
-        "--out",
-        str(path),
-        "--pin",
-        PIN,
-        "--protocol",
-        protocol,
-    )
-    refresh_trust(idp)
-    return path
-
-
-def emulator(path: Path) -> CardEmulator:
-    def store(card: VirtualCardFile) -> None:
-        save_card_file(path, card)  # tries and PIN changes persist, like the chip's EEPROM
-
-    return CardEmulator(load_card_file(path), store=store)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from idp.citizens.service import (
 from idp.crypto.errors import DecryptionError
 from idp.crypto.pii import PiiCipher
 from idp.db import Database
-from tests.test_idnumber import make_id_number
+from tests.support.idnumbers import make_id_number
 
 NOW = 1_750_000_000.0  # 2025-06-15 UTC
 INDEX_KEY = os.urandom(32)

@@ -20,14 +20,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from idp import cli as cli_module
-from idp import dbadmin
+from demo.data import DEMO_CITIZENS, DEMO_PORTAL_SECRET
+from idp import cli_support, dbadmin, serve_cli
 from idp.audit.model import AuditEvent
 from idp.audit.service import verify_chain
-from idp.cli import DEMO_CITIZENS, DEMO_PORTAL_SECRET, cli
+from idp.cli import cli
 from idp.clients.model import Client
 from idp.db import Database
-from tests.test_idnumber import make_id_number
+from tests.support.idnumbers import make_id_number
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_clients_add_list_show_remove(migrated: str) -> None:
     result = run("clients", "show", client_id)
     assert result.exit_code == 1 and result.stderr == f"Error: No such client: {client_id}\n"
 
-    actor = cli_module.cli_actor()
+    actor = cli_support.cli_actor()
     assert actor.startswith("cli:")
     assert audit_actions(migrated) == [
         (actor, "client.create", client_id),
@@ -445,7 +445,7 @@ def test_serve_runs_gunicorn_with_the_workers_asked_for(
     def fake_gunicorn(app: Any, *, bind: str, workers: int) -> None:
         seen.update(app=app, bind=bind, workers=workers)
 
-    monkeypatch.setattr(cli_module, "_run_gunicorn", fake_gunicorn)
+    monkeypatch.setattr(serve_cli, "_run_gunicorn", fake_gunicorn)
     result = run("serve", "--host", "::1", "--port", "9000", "--workers", "3")
     assert result.exit_code == 0, result.output
     assert seen["bind"] == "[::1]:9000" and seen["workers"] == 3

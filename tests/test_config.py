@@ -208,3 +208,29 @@ def test_production_is_validated_after_the_file_is_read(tmp_path: Path) -> None:
     environ = write_config(tmp_path, 'env = "production"\nissuer = "http://id.example"\n')
     with pytest.raises(ConfigError, match="ONECARD_ISSUER must use https"):
         load_settings(environ)
+
+
+def test_the_bridge_url_and_the_qr_poll_are_settings_not_app_config(tmp_path: Path) -> None:
+    """Exporting ONECARD_CARD_BRIDGE_URL used to make the server refuse to start (an unknown setting)."""
+    settings = load_settings(
+        {"ONECARD_CARD_BRIDGE_URL": "http://127.0.0.1:47401", "ONECARD_QR_LOGIN_POLL_SECONDS": "5"}
+    )
+    assert settings.card_bridge_url == "http://127.0.0.1:47401" and settings.qr_login_poll_seconds == 5.0
+    for url in ("https://127.0.0.1:47400", "http://bridge.example.com:47400", "http://127.0.0.1:47400/x"):
+        with pytest.raises(ConfigError, match="ONECARD_CARD_BRIDGE_URL"):
+            load_settings({"ONECARD_CARD_BRIDGE_URL": url})
+    with pytest.raises(ConfigError, match="ONECARD_QR_LOGIN_POLL_SECONDS"):
+        load_settings({"ONECARD_QR_LOGIN_POLL_SECONDS": "0"})
+    from idp.app import create_app
+
+    app = create_app(
+        load_settings(
+            {
+                "ONECARD_CARD_BRIDGE_URL": "http://127.0.0.1:47401",
+                "ONECARD_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            }
+        ),
+        plugins=[],
+    )
+    page = app.test_client().get("/card/pin")  # the page that sends the citizen to their bridge
+    assert page.status_code == 200 and "http://127.0.0.1:47401" in page.get_data(as_text=True)

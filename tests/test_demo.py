@@ -27,8 +27,9 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from demo.data import DEMO_PIN
+from demo.runner import HostDispatcher
 from idp.cli import cli
-from idp.demo import DEMO_PIN, HostDispatcher
 from sdk.card_file import load_card_file
 from sdk.gate_cli import main as gate_main
 

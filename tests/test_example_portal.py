@@ -4,46 +4,18 @@ logging in again → "log out everywhere", with the back-channel logout reaching
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
-from examples.portal.app import PortalSettings, create_portal_app
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from tests.support.live import Browser, LiveIdp, running_idp
-
-
-@contextmanager
-def running_portal(idp: LiveIdp, name: str) -> Iterator[str]:
-    """An example portal registered at ``idp`` as its own client; yields its base URL."""
-    holder: list[Any] = []
-    server = make_server("127.0.0.1", 0, lambda env, start: holder[0](env, start), threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    client_id, secret = idp.register_client(
-        name=name,
-        redirect_uris=(f"{base}/callback",),
-        post_logout_redirect_uris=(f"{base}/",),
-        backchannel_logout_uri=f"{base}/backchannel-logout",
-        scope="openid profile realname idcard",
-        id_number_allowed=True,  # like the demo portal
-    )
-    settings = PortalSettings(idp.base_url, client_id, str(secret), base, "test-secret-" + name, name)
-    holder.append(create_portal_app(settings))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        server.shutdown()
-        thread.join(5)
+from tests.support.portal import running_portal
 
 
 @pytest.fixture

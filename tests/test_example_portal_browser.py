@@ -21,14 +21,12 @@ from typing import Any
 import pytest
 
 from idp import dbadmin
-from idp.cardlogin.views import BRIDGE_URL_CONFIG
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from tests.support.bridge import BridgeClient, running_bridge
-from tests.support.cardlogin import PIN
+from tests.support.browser import ARTIFACTS, type_pin_in_bridge_dialog
+from tests.support.cardlogin import PIN, emulator, issue
 from tests.support.live import LiveIdp, running_idp
-from tests.test_card_login_browser import ARTIFACTS, _type_pin_in_bridge_dialog
-from tests.test_card_login_pcsc import emulator, issue
-from tests.test_example_portal import running_portal
+from tests.support.portal import running_portal
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.browser]
 
@@ -57,7 +55,7 @@ def bridge(idp: LiveIdp, slot: tuple[str, int], card_in_reader: Path) -> Iterato
 
     reader, _port = slot
     with running_bridge(PcscTerminal(dev_mode=True, reader_names=[reader]), [idp.base_url]) as client:
-        idp.app.config[BRIDGE_URL_CONFIG] = client.url
+        idp.services.settings = idp.services.settings.replace(card_bridge_url=client.url)
         yield client
 
 
@@ -100,7 +98,7 @@ def log_in_with_card(page: Any, idp: LiveIdp, portal: str, button: str) -> None:
     page.click("#start")
     page.wait_for_selector("#tries", state="visible")
     assert page.locator("input[type=password]").count() == 0  # the PIN is never typed into the IdP page
-    _type_pin_in_bridge_dialog(page, PIN)
+    type_pin_in_bridge_dialog(page, PIN)
     allow_consent(page, portal)
 
 

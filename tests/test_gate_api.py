@@ -31,7 +31,7 @@ from sdk.gate import (
 from sdk.gate_cli import main as gate_main
 from sdk.keys import KeySet, generate_key
 from sdk.qr_token import PREFIX, QrTokenError, QrTokenReason, issue_qr_token, parse_qr_token
-from tests.test_wallet_support import REGION, LiveWallet, WalletUser, running_wallet
+from tests.support.wallet import REGION, LiveWallet, WalletUser, running_wallet
 from wallet.scans.model import ScanRecord
 
 QR_KEYS = "/.well-known/onecard-qr-keys.json"

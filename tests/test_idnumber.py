@@ -1,13 +1,13 @@
 """GB 11643-1999 ID numbers: validation reasons, normalisation, masking and the derived fields.
 
 The check characters used here come from the standard's own examples and from an independent
-implementation below (the recursive form of ISO 7064 MOD 11-2), not from the code under test.
+implementation in tests/support/idnumbers.py (the recursive form of ISO 7064 MOD 11-2), not from the code
+under test.
 """
 
 from __future__ import annotations
 
-import random
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
@@ -21,35 +21,10 @@ from idp.citizens.idnumber import (
     region_of,
     validate_id_number,
 )
-
-
-def iso7064_mod11_2(digits: str) -> str:
-    """Check character by ISO 7064's recursive method: P = 2(P + a) mod 11, then P + c ≡ 1 (mod 11)."""
-    p = 0
-    for digit in digits:
-        p = (p + int(digit)) * 2 % 11
-    c = (1 - p) % 11
-    return "X" if c == 10 else str(c)
-
-
-def make_id_number(region: str, born: date, sequence: int) -> str:
-    body = f"{region}{born:%Y%m%d}{sequence:03d}"
-    return body + iso7064_mod11_2(body)
-
-
-def random_id_numbers(count: int, seed: int = 11643) -> list[tuple[str, str, date, int]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        region = f"{rng.randint(110000, 829999):06d}"
-        born = date(1900, 1, 1) + timedelta(days=rng.randint(0, 45000))
-        sequence = rng.randint(0, 999)
-        out.append((make_id_number(region, born, sequence), region, born, sequence))
-    return out
-
+from tests.support.idnumbers import iso7064_mod11_2, make_id_number, random_id_numbers
 
 # (number, region, birth date, gender): the first two are the examples printed in GB 11643-1999 itself,
-# the others were completed with iso7064_mod11_2 above.
+# the others were completed with iso7064_mod11_2.
 KNOWN_GOOD = [
     ("11010519491231002X", "110105", date(1949, 12, 31), Gender.FEMALE),
     ("440524188001010014", "440524", date(1880, 1, 1), Gender.MALE),

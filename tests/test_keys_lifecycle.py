@@ -17,6 +17,7 @@ from idp.config import DEVELOPMENT_KEK, Settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.crypto.pii import PiiCipher
 from idp.db import Database
+from idp.keys.actor import KeyActor
 from idp.keys.errors import (
     KeyInUseError,
     KeySetNotRotatableError,
@@ -24,19 +25,10 @@ from idp.keys.errors import (
     PrepublicationError,
     RetentionError,
 )
-from idp.keys.lifecycle import (
-    KeyActor,
-    activate,
-    policy_for,
-    reencrypt_pii,
-    remove,
-    retire,
-    revoke,
-    rewrap_all,
-    rotate,
-    tick,
-)
+from idp.keys.lifecycle import activate, remove, retire, revoke, rotate, tick
 from idp.keys.model import KeyRecord, KeyState
+from idp.keys.policy import policy_for
+from idp.keys.reencrypt import reencrypt_pii, rewrap_all
 from idp.keys.service import (
     CORE_KEY_SETS,
     DATA_KEYS,

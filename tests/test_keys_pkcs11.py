@@ -57,7 +57,7 @@ def live(softhsm: str, tmp_path: Path) -> Iterator[LiveIdp]:
         pkcs11_key_sets="oidc-rs256,oidc-es256",
     ) as idp:
         yield idp
-        hsm = idp.services.extras.get("key_hsm")
+        hsm = idp.services.hsm
         if isinstance(hsm, Pkcs11Backend):
             hsm.close()
 
@@ -106,7 +106,7 @@ def test_hsm_keys_sign_tokens_that_validate_via_jwks(live: LiveIdp) -> None:
         successor = get_key(session, changes[-1].kid)
         assert is_reference(unwrap_secret(svc.keks, successor))  # the emergency successor is in the HSM too
     svc.keyring.invalidate()
-    hsm = svc.extras["key_hsm"]
+    hsm = svc.hsm
     assert isinstance(hsm, Pkcs11Backend)
     import pkcs11
 

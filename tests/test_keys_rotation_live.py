@@ -35,8 +35,10 @@ from idp.citizens.idnumber import check_character
 from idp.citizens.model import Citizen
 from idp.citizens.service import create_citizen, decrypt_profile
 from idp.db import Base
-from idp.keys.lifecycle import KeyActor, activate, reencrypt_pii, revoke, rotate
+from idp.keys.actor import KeyActor
+from idp.keys.lifecycle import activate, revoke, rotate
 from idp.keys.model import KeyRecord, KeyState
+from idp.keys.reencrypt import reencrypt_pii
 from idp.keys.service import KeyRing
 from sdk.gate import GateVerifier, KeySetSync, parse_max_age
 from sdk.jwks_cache import JwksCache

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 import re
 import secrets
@@ -24,7 +23,8 @@ import requests
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from idp.stores.base import EphemeralStore
 from tests.support.live import Browser, query_of
-from tests.test_wallet_support import LiveWallet, SoftAuthenticator, WalletUser, running_wallet
+from tests.support.qrlogin import CHALLENGE, VERIFIER, bind_soft_passkey, seed_citizen_with_ecard
+from tests.support.wallet import LiveWallet, SoftAuthenticator, WalletUser, running_wallet
 from wallet.qrlogin import channel as ch
 from wallet.qrlogin import service
 from wallet.qrlogin.errors import (
@@ -39,11 +39,8 @@ from wallet.qrlogin.errors import (
     MatchRequiredError,
     WrongMatchCodeError,
 )
-from wallet.qrlogin.views import POLL_SECONDS_CONFIG
 
 REDIRECT = "http://localhost:9/cb"
-VERIFIER = "qr-login-test-verifier-" + "x" * 30
-CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
 REQUESTER = ch.Requester(
     "portal", "Provincial Tax Portal", ("openid", "profile"), "127.0.0.1", "Chrome/1 Linux"
 )
@@ -239,7 +236,7 @@ def test_service_refuses_malformed_ids(store: EphemeralStore) -> None:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveWallet]:
     with running_wallet(f"sqlite:///{tmp_path}/qr.sqlite3", host="localhost") as server:
-        server.app.config[POLL_SECONDS_CONFIG] = 2
+        server.services.settings = server.services.settings.replace(qr_login_poll_seconds=2)
         server.add_card("zhang")
         yield server
 
@@ -423,7 +420,9 @@ def test_scan_to_login_end_to_end(live: LiveWallet, phone: WalletUser) -> None:
     opened_at = time.monotonic()
     page = handset.open(qr.channel_url)
     poller.join(5)
-    assert not poller.is_alive() and time.monotonic() - opened_at < 3  # answered on the change, not at timeout
+    assert (
+        not poller.is_alive() and time.monotonic() - opened_at < 3
+    )  # answered on the change, not at timeout
     assert polled["state"] == "scanned"
     assert "Provincial Tax Portal" in page.text
     assert "Your name, gender and date of birth" in page.text  # the requested claims in plain words
@@ -638,69 +637,6 @@ def test_reloading_the_qr_page_opens_a_new_channel(live: LiveWallet) -> None:
 
 
 # --- two server processes on PostgreSQL + Redis ------------------------------------------------------------
-
-
-def seed_citizen_with_ecard(svc: Any, *, name: str = "张三", id_number: str = "11010519491231002X") -> str:
-    """A citizen with an active card and its e-card, straight into the register; returns the citizen id."""
-    import datetime as dt
-
-    from idp.cards.model import Card, CardStatus
-    from idp.citizens.service import create_citizen
-    from idp.db import utc_from_timestamp
-    from wallet.ecards.service import activate_ecard
-
-    now = svc.now()
-    at = utc_from_timestamp(now)
-    with svc.database.session() as session:
-        citizen = create_citizen(session, svc.pii_cipher(), name, id_number, now=now)
-        card_id = secrets.token_hex(16).upper()
-        session.add(
-            Card(
-                card_id=card_id,
-                card_number="Q" + secrets.token_hex(4).upper(),
-                citizen_id=citizen.id,
-                region="420100",
-                status=CardStatus.ACTIVE.value,
-                issuer_kid="test-ca",
-                certificate_serial="01",
-                certificate_fingerprint=secrets.token_hex(32),
-                issued_on=at.date(),
-                expires_on=at.date() + dt.timedelta(days=3650),
-                created_at=at,
-                updated_at=at,
-            )
-        )
-        session.flush()
-        activate_ecard(session, citizen_id=citizen.id, card_id=card_id, now=now)
-        return str(citizen.id)
-
-
-def bind_soft_passkey(svc: Any, citizen_id: str, authenticator: SoftAuthenticator, issuer: str) -> None:
-    """Bind ``authenticator`` to the citizen through the wallet's own registration ceremony."""
-    from wallet.devices.service import RelyingParty, create_registration_options, verify_registration
-
-    rp = RelyingParty.for_issuer(issuer)
-    with svc.database.session() as session:
-        ceremony = create_registration_options(
-            session,
-            svc.store,
-            rp=rp,
-            citizen_id=citizen_id,
-            user_name="OneCard test",
-            browser="seed",
-            now=svc.now(),
-        )
-        verify_registration(
-            session,
-            svc.store,
-            rp=rp,
-            ceremony_id=ceremony.id,
-            credential_json=authenticator.create(json.loads(ceremony.options_json)),
-            citizen_id=citizen_id,
-            browser="seed",
-            name="Test phone",
-            now=svc.now(),
-        )
 
 
 @pytest.mark.postgres

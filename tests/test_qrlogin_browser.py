@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from idp.scopes import ACR_HIGH
-from tests.test_qrlogin import CHALLENGE
-from tests.test_wallet_browser import decode_qr
-from tests.test_wallet_support import LiveWallet, running_wallet
-from wallet.qrlogin.views import POLL_SECONDS_CONFIG
+from tests.support.qrimage import decode_qr
+from tests.support.qrlogin import CHALLENGE
+from tests.support.wallet import LiveWallet, running_wallet
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +29,7 @@ SHOTS = os.environ.get("ONECARD_TEST_SCREENSHOT_DIR")
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveWallet]:
     with running_wallet(f"sqlite:///{tmp_path}/qr-browser.sqlite3", host="localhost") as server:
-        server.app.config[POLL_SECONDS_CONFIG] = 3
+        server.services.settings = server.services.settings.replace(qr_login_poll_seconds=3)
         server.add_card("zhang")
         yield server
 

@@ -42,8 +42,8 @@ from idp.web import SESSION_COOKIE
 from tests.fixtures.services import delete_redis_keys
 from tests.support.nodes import running_nodes
 from tests.support.proxy import ProxiedRequest, ReverseProxy, Routed
-from tests.test_qrlogin import CHALLENGE, VERIFIER, seed_citizen_with_ecard
-from tests.test_wallet_browser import decode_qr
+from tests.support.qrimage import decode_qr
+from tests.support.qrlogin import CHALLENGE, VERIFIER, seed_citizen_with_ecard
 from wallet.plugin import init_app as install_wallet
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]

@@ -18,7 +18,6 @@ from idp.cards.model import CardStatus
 from idp.citizens.idnumber import check_character
 from idp.citizens.service import create_citizen, set_citizen_status
 from idp.ratelimit import RateLimiter
-from idp.realname.views import HANDLE_RESOLVER, LIMITER, set_rate_limit
 from sdk.realname import (
     RealnameClient,
     RealnameCodesNotSupportedError,
@@ -32,7 +31,7 @@ from sdk.realname import (
     RealnameUnauthorizedError,
 )
 from tests.support.live import CITIZENS
-from tests.test_wallet_support import LiveWallet, WalletUser, running_wallet
+from tests.support.wallet import LiveWallet, WalletUser, running_wallet
 
 VERIFY = "/api/v1/realname/verify"
 ZHANG_NAME, ZHANG_ID = CITIZENS["zhang"]
@@ -42,14 +41,18 @@ PURPOSE = "Opening a library account"
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveWallet]:
     with running_wallet(f"sqlite:///{tmp_path}/realname.sqlite3") as server:
-        assert HANDLE_RESOLVER in server.services.extras  # the wallet plug-in registers it
-        limiter = server.services.extras[LIMITER]
+        assert server.services.realname.handle_resolver is not None  # the wallet plug-in registers it
+        limiter = server.services.realname.limiter
         assert (
             isinstance(limiter, RateLimiter)
             and limiter.limit == server.services.settings.rate_limit_per_minute
         )
-        set_rate_limit(server.app, limit=1000, window=60)  # tests other than the rate limit's make many calls
+        set_rate_limit(server, limit=1000, window=60)  # tests other than the rate limit's make many calls
         yield server
+
+
+def set_rate_limit(live: LiveWallet, *, limit: int, window: float) -> None:
+    live.services.realname.limiter = RateLimiter(live.services.store, "realname", limit, window)
 
 
 def operator(live: LiveWallet, scope: str = "realname:verify") -> RealnameClient:
@@ -143,7 +146,7 @@ def test_bad_input_is_an_error_not_a_no_match(live: LiveWallet) -> None:
 
 
 def test_rate_limited_per_client(live: LiveWallet) -> None:
-    set_rate_limit(live.app, limit=3, window=60)
+    set_rate_limit(live, limit=3, window=60)
     client, other = operator(live), operator(live)
     for _ in range(3):
         client.verify_name(PURPOSE, ZHANG_NAME, ZHANG_ID)
@@ -248,6 +251,6 @@ def test_codes_need_the_wallet_hook(live: LiveWallet) -> None:
     live.add_card("zhang")
     citizen = WalletUser(live, "zhang")
     citizen.set_up()
-    live.services.extras.pop(HANDLE_RESOLVER)
+    live.services.realname.handle_resolver = None
     with pytest.raises(RealnameCodesNotSupportedError):
         operator(live).verify_code(PURPOSE, citizen.code()["text"])

@@ -16,7 +16,7 @@ from idp import dbadmin
 from idp.cli import cli
 from sdk.gate import GateAuthError, OnlineGateClient
 from sdk.qr_token import QrTokenError
-from tests.test_wallet_support import LiveWallet, WalletUser, running_wallet
+from tests.support.wallet import LiveWallet, WalletUser, running_wallet
 
 # The command line -------------------------------------------------------------------------------------
 

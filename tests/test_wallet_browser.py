@@ -20,7 +20,8 @@ from idp.scopes import ACR_HIGH
 from sdk.gate import GateVerifier, OnlineGateClient
 from sdk.keys import KeySet
 from sdk.qr_token import QrTokenError, QrTokenReason, parse_qr_token
-from tests.test_wallet_support import REGION, LiveWallet, running_wallet
+from tests.support.qrimage import decode_qr
+from tests.support.wallet import REGION, LiveWallet, running_wallet
 
 pytestmark = pytest.mark.browser
 
@@ -55,13 +56,6 @@ def page(chromium: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
-
-
-def decode_qr(png: bytes) -> str:
-    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    texts = [r.text for r in results if r.format == zxingcpp.BarcodeFormat.QRCode]
-    assert len(texts) == 1, f"expected one QR code in the screenshot, found {len(texts)}"
-    return texts[0]
 
 
 def test_bind_sign_in_show_scan(live: LiveWallet, page: Any, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from idp.sessions.model import SsoSession
 from sdk.gate import GateVerifier
 from sdk.keys import KeySet
 from sdk.qr_token import QrTokenError, QrTokenReason, parse_qr_token
-from tests.test_wallet_support import REGION, LiveWallet, WalletUser, csrf_of, running_wallet
+from tests.support.wallet import REGION, LiveWallet, WalletUser, csrf_of, running_wallet
 from wallet.devices.errors import PasskeyReason
 from wallet.devices.model import WalletDevice
 from wallet.ecards.model import ECard

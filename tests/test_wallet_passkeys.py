@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from idp.cards.model import CardStatus
 from idp.db import Database
 from idp.stores.sql import EphemeralEntry, SqlStore
-from tests.test_wallet_support import LiveWallet, SoftAuthenticator, WalletUser, running_wallet
+from tests.support.wallet import LiveWallet, SoftAuthenticator, WalletUser, running_wallet
 from wallet.devices.errors import PasskeyError, PasskeyReason
 from wallet.devices.service import (
     RelyingParty,

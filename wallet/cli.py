@@ -1,17 +1,16 @@
 """``onecard venues``: add, list, show and remove venues (scenario operators) and their gate credentials.
 
 Registered on the ``onecard`` command through the ``onecard.cli`` entry point group, which ``idp.cli`` loads
-(idp never imports the wallet). Uses ``idp.cli``'s plumbing — the unit of work, output helpers, the audit
-actor — looked up when a command runs. Output names venues, categories and client ids; the one secret
+(idp never imports the wallet). Uses the plumbing every command group shares, ``idp.cli_support`` — the unit
+of work, output helpers, the audit actor. Output names venues, categories and client ids; the one secret
 printed is a new venue's client secret, once.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
 from wallet.venues.service import (
     VENUE_CATEGORIES,
     VENUE_CLAIMS,
@@ -22,18 +21,6 @@ from wallet.venues.service import (
     list_venues,
     remove_venue,
 )
-
-
-class _OneCardCli:
-    """``idp.cli``'s helpers, imported when a command runs (``idp.cli`` imports this module)."""
-
-    def __getattr__(self, name: str) -> Any:
-        import idp.cli
-
-        return getattr(idp.cli, name)
-
-
-onecard_cli = _OneCardCli()
 
 
 @click.group()
@@ -65,19 +52,19 @@ def venues_add(
     as_json: bool,
 ) -> None:
     """Register a venue and print its gate credentials (the secret is shown only now)."""
-    with onecard_cli._unit_of_work() as (svc, session):
+    with unit_of_work() as (svc, session):
         created = create_venue(
             session,
             VenueRegistration(name, category, claims, regions, venue_id),
-            actor=onecard_cli.cli_actor(),
+            actor=cli_actor(),
             now=svc.now(),
         )
         fields = describe_venue(created.venue)
     fields["client_secret"] = created.client_secret
     if as_json:
-        onecard_cli._echo_json(fields)
+        echo_json(fields)
     else:
-        onecard_cli._echo_fields(fields)
+        echo_fields(fields)
         click.echo("Store the client secret now: it is not shown again.", err=True)
 
 
@@ -86,10 +73,10 @@ def venues_add(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def venues_list(include_removed: bool, as_json: bool) -> None:
     """List venues."""
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         rows = [describe_venue(v) for v in list_venues(session, include_removed=include_removed)]
     if as_json:
-        onecard_cli._echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         removed = "  (removed)" if row["removed_at"] else ""
@@ -102,18 +89,18 @@ def venues_list(include_removed: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def venues_show(venue_id: str, as_json: bool) -> None:
     """Show one venue."""
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         fields = describe_venue(get_venue(session, venue_id))
     if as_json:
-        onecard_cli._echo_json(fields)
+        echo_json(fields)
     else:
-        onecard_cli._echo_fields(fields)
+        echo_fields(fields)
 
 
 @venues.command("remove")
 @click.argument("venue_id")
 def venues_remove(venue_id: str) -> None:
     """Remove a venue: its gate credentials stop working; its scan records stay for the statistics."""
-    with onecard_cli._unit_of_work() as (svc, session):
-        remove_venue(session, venue_id, actor=onecard_cli.cli_actor(), now=svc.now())
+    with unit_of_work() as (svc, session):
+        remove_venue(session, venue_id, actor=cli_actor(), now=svc.now())
     click.echo(f"removed  venue {venue_id}")

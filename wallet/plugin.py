@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from idp.realname.views import register_handle_resolver
 from idp.services import Services
 from wallet.ecards.service import citizen_of_usable_handle
+from wallet.services import WALLET_EXTENSION, WalletServices
 
 
 def init_app(app: Flask) -> None:
@@ -17,7 +17,8 @@ def init_app(app: Flask) -> None:
     from wallet.devices.views import bp as devices_bp
     from wallet.ecards.views import bp as ecards_bp
     from wallet.qr.views import bp as qr_bp
-    from wallet.qrlogin.views import install_qr_login
+    from wallet.qrlogin.views import QR_METHOD
+    from wallet.qrlogin.views import bp as qrlogin_bp
     from wallet.scans.views import bp as gate_bp
     from wallet.stats.views import bp as stats_bp
     from wallet.venues.views import bp as venues_bp
@@ -29,10 +30,11 @@ def init_app(app: Flask) -> None:
         static_folder="static",
         static_url_path="/wallet/static",
     )
-    for blueprint in (assets, ecards_bp, devices_bp, qr_bp, gate_bp, venues_bp, stats_bp):
+    app.extensions[WALLET_EXTENSION] = WalletServices()
+    for blueprint in (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp):
         app.register_blueprint(blueprint)
     svc: Services = app.extensions["onecard"]
     svc.authenticators.register(ECARD_METHOD)
-    install_qr_login(app)
+    svc.authenticators.register(QR_METHOD)
     # Presented ESSC1 codes at the real-name API resolve through the wallet (idp cannot import it).
-    register_handle_resolver(app, citizen_of_usable_handle)
+    svc.realname.handle_resolver = citizen_of_usable_handle

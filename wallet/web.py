@@ -12,7 +12,7 @@ from typing import TypeVar
 from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.oauth.views import current_sso_session
+from idp.login.service import current_sso_session
 from idp.scopes import ACR_HIGH, acr_rank
 from idp.services import services
 from idp.sessions.model import SsoSession

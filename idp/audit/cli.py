@@ -7,7 +7,7 @@
 The exported file's format and how its chain hash is computed are in docs/runbook.md, "The exported audit
 file".
 
-Registered on the ``onecard`` group by ``idp.cli`` (through ``idp.keys.cli.register_key_commands``).
+Registered on the ``onecard`` group by ``idp.cli``.
 """
 
 from __future__ import annotations
@@ -27,16 +27,7 @@ from idp.audit.service import (
     verify_chain,
     verify_export_lines,
 )
-
-
-class _OneCardCli:
-    def __getattr__(self, name: str) -> Any:
-        import idp.cli
-
-        return getattr(idp.cli, name)
-
-
-onecard_cli = _OneCardCli()
+from idp.cli_support import echo_json
 
 
 def _database() -> Any:
@@ -101,7 +92,7 @@ def audit_verify(head: AuditHead | None, export_file: Path | None, as_json: bool
         result = verify_chain(session, expected_head=head)
         current = chain_head(session)
     if as_json:
-        onecard_cli._echo_json(
+        echo_json(
             {
                 "ok": result.ok,
                 "events_checked": result.events_checked,
@@ -137,7 +128,7 @@ def _verify_export_file(path: Path, head: AuditHead | None, *, as_json: bool) ->
     with path.open(encoding="utf-8", errors="replace") as lines:
         result: ExportVerification = verify_export_lines(lines, expected_head=head)
     if as_json:
-        onecard_cli._echo_json(
+        echo_json(
             {
                 "ok": result.ok,
                 "events_checked": result.events_checked,

@@ -48,7 +48,7 @@ from idp.cardlogin.errors import (
     CardSuspendedError,
     ChallengeInvalidError,
     CitizenDisabledError,
-    TooManyAttemptsError,
+    too_many_attempts,
 )
 from idp.cards.issuance import certificate_fingerprint
 from idp.cards.model import Card, CardStatus
@@ -233,9 +233,7 @@ class FailureLimits:
     def check_allowed(self, *, card_id: str | None, client_ip: str, now: float) -> None:
         for key in (f"ip:{client_ip}", f"card:{card_id}" if card_id else None):
             if key is not None and self.store.get(self.BLOCKED_NAMESPACE, key, now=now) is not None:
-                raise TooManyAttemptsError(
-                    f"{key.split(':')[0]} blocked", retry_after=int(self.policy.window)
-                )
+                raise too_many_attempts(f"{key.split(':')[0]} blocked", retry_after=int(self.policy.window))
 
     def record_failure(self, *, card_id: str | None, client_ip: str, now: float) -> None:
         checks = [(self._per_ip, f"ip:{client_ip}", client_ip)]
@@ -371,7 +369,7 @@ def precheck_card(
     register's card if so, ``CardNotUsableError`` (reason inside) if not.
 
     For a live challenge of this transaction and browser, which stays usable for the login. Refused with
-    ``TooManyAttemptsError`` while the client IP or the card is blocked for card login, or once the IP has
+    ``RateLimitedError`` while the client IP or the card is blocked for card login, or once the IP has
     used its pre-checks for the window.
     """
     get_live_challenge(
@@ -380,7 +378,7 @@ def precheck_card(
     limits.check_allowed(card_id=None, client_ip=client_ip, now=now)
     decision = prechecks.check(client_ip, now)
     if not decision.allowed:
-        raise TooManyAttemptsError("too many pre-checks from this address", retry_after=decision.retry_after)
+        raise too_many_attempts("too many pre-checks from this address", retry_after=decision.retry_after)
     try:
         verified = verify_card_certificate(
             decode_card_certificate(card_certificate), trusted_issuers=trusted_issuers, now=now

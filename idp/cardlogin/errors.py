@@ -8,7 +8,7 @@ outward a forged or mis-addressed answer is just ``invalid_card_auth``.
 from __future__ import annotations
 
 from sdk.card_auth import CardAuthFailure
-from sdk.errors import ForbiddenError, InvalidRequestError, OneCardError
+from sdk.errors import ForbiddenError, InvalidRequestError, RateLimitedError
 
 
 class ChallengeInvalidError(InvalidRequestError):
@@ -100,11 +100,11 @@ class CardNotUsableError(ForbiddenError):
         self.reason = reason
 
 
-class TooManyAttemptsError(OneCardError):
-    error = "rate_limited"
-    description = "Too many failed attempts. Please wait a few minutes and try again."
-    status_code = 429
-
-    def __init__(self, detail: str = "", *, retry_after: int = 60) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
+def too_many_attempts(detail: str, *, retry_after: int) -> RateLimitedError:
+    """Card login's refusal while an address, a card or a transaction is over its limit: the one
+    ``rate_limited`` error, in card login's words."""
+    return RateLimitedError(
+        detail,
+        retry_after=retry_after,
+        description="Too many failed attempts. Please wait a few minutes and try again.",
+    )

@@ -29,21 +29,8 @@ from idp.cards.service import (
     list_cards,
     parse_status,
 )
+from idp.cli_support import cli_actor, echo_fields, echo_json, fail, unit_of_work
 from sdk.card_file import save_card_file
-
-
-class _OneCardCli:
-    """``idp.cli``'s shared plumbing (unit of work, output, audit actor), looked up when a command runs:
-    ``idp.cli`` imports this module to register the group, so importing it back at load time would be
-    circular."""
-
-    def __getattr__(self, name: str) -> Any:
-        import idp.cli
-
-        return getattr(idp.cli, name)
-
-
-onecard_cli = _OneCardCli()
 
 
 @click.group()
@@ -69,15 +56,15 @@ def cards_issue(
     The file holds the card's private key and PIN: a development and test artefact, never for a real citizen.
     """
     if out.exists() and not force:
-        onecard_cli._fail(f"{out} exists; pass --force to overwrite it")
+        fail(f"{out} exists; pass --force to overwrite it")
     if not out.parent.is_dir():
-        onecard_cli._fail(f"no such directory: {out.parent}")
-    with onecard_cli._unit_of_work(keys=True) as (svc, session):
+        fail(f"no such directory: {out.parent}")
+    with unit_of_work(keys=True) as (svc, session):
         issued = issue_card(
             session,
             svc.keks,
             citizen_id=citizen_id,
-            actor=onecard_cli.cli_actor(),
+            actor=cli_actor(),
             now=svc.now(),
             region=region,
             pin=pin,
@@ -96,9 +83,9 @@ def cards_issue(
 
 
 def _change(reference: str, to: CardStatus) -> None:
-    with onecard_cli._unit_of_work() as (svc, session):
+    with unit_of_work() as (svc, session):
         card = get_card_by_reference(session, reference)
-        change_status(session, card, to, actor=onecard_cli.cli_actor(), now=svc.now())
+        change_status(session, card, to, actor=cli_actor(), now=svc.now())
         row = describe_card(card)
     click.echo(f"card {row['card_id']} ({row['card_number']}) is now {row['status']}")
 
@@ -139,12 +126,12 @@ def cards_cancel(card: str, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cards_show(card: str, as_json: bool) -> None:
     """Show CARD (card id or card number)."""
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         row = describe_card(get_card_by_reference(session, card))
     if as_json:
-        onecard_cli._echo_json(row)
+        echo_json(row)
     else:
-        onecard_cli._echo_fields(row)
+        echo_fields(row)
 
 
 @cards.command("list")
@@ -155,7 +142,7 @@ def cards_show(card: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cards_list(citizen_id: str | None, status: str | None, offset: int, limit: int, as_json: bool) -> None:
     """List cards, oldest first."""
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         total, rows = list_cards(
             session,
             citizen_id=citizen_id,
@@ -165,7 +152,7 @@ def cards_list(citizen_id: str | None, status: str | None, offset: int, limit: i
         )
         described = [describe_card(card) for card in rows]
     if as_json:
-        onecard_cli._echo_json({"total": total, "offset": offset, "cards": described})
+        echo_json({"total": total, "offset": offset, "cards": described})
         return
     click.echo(f"{total} card(s); showing {offset + 1 if described else offset}–{offset + len(described)}")
     for row in described:
@@ -209,8 +196,8 @@ def _describe_ca(record: Any) -> dict[str, Any]:
 @click.option("--region", required=True, help="GB/T 2260 division code, e.g. 420100.")
 def ca_create(region: str) -> None:
     """Create a region's CA: active if the region has none, otherwise pending (trusted, not yet signing)."""
-    with onecard_cli._unit_of_work(keys=True) as (svc, session):
-        record = create_issuer_ca(session, svc.keks, region, actor=onecard_cli.cli_actor(), now=svc.now())
+    with unit_of_work(keys=True) as (svc, session):
+        record = create_issuer_ca(session, svc.keks, region, actor=cli_actor(), now=svc.now())
         row = _describe_ca(record)
     click.echo(f"created {row['state']} CA {row['kid']} in key set {row['key_set']}")
 
@@ -230,14 +217,14 @@ def ca_cert(region: str, out: Path | None) -> None:
     While the region's CA is being rotated, every CA certificate verifiers accept is written, the active
     one first. Public data: no key, nothing about any citizen.
     """
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         certificates = issuer_ca_certificates(session, region)
     pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certificates)
     if out is None:
         click.echo(pem, nl=False)
         return
     if not out.parent.is_dir():
-        onecard_cli._fail(f"no such directory: {out.parent}")
+        fail(f"no such directory: {out.parent}")
     out.write_text(pem, encoding="ascii")
     click.echo(f"wrote {len(certificates)} CA certificate(s) of region {region} to {out}", err=True)
 
@@ -246,10 +233,10 @@ def ca_cert(region: str, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ca_list(as_json: bool) -> None:
     """List the card-issuer CAs of every region."""
-    with onecard_cli._unit_of_work() as (_svc, session):
+    with unit_of_work() as (_svc, session):
         rows = [_describe_ca(record) for record in list_issuer_cas(session)]
     if as_json:
-        onecard_cli._echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         click.echo(f"{row['key_set']:<16} {row['kid']:<12} {row['state']:<8} {row['created_at']}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sdk.errors import ConflictError, InvalidRequestError, NotFoundError
+from typing import ClassVar
+
+from sdk.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
 
 
 class ClientNotFoundError(NotFoundError):
@@ -18,3 +20,11 @@ class ClientExistsError(ConflictError):
 class InvalidClientMetadataError(InvalidRequestError):
     error = "invalid_client_metadata"
     description = "The client registration is not valid."
+
+
+class ClientAuthenticationError(UnauthorizedError):
+    """Client credentials missing, unreadable or wrong (RFC 6749 §5.2 ``invalid_client``)."""
+
+    error = "invalid_client"
+    description = "Client authentication failed."
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Basic realm="onecard"'}

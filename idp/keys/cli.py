@@ -16,7 +16,7 @@
 
 Every change is an audit event with the actor ``cli:<os user>`` and the ``--reason`` (one option, the same
 ``KeyActor.reason`` the admin API sets, recorded by ``idp.keys.lifecycle.record_key_event``). Registered on
-the ``onecard`` group by ``idp.cli`` together with ``onecard audit`` (idp.audit.cli).
+the ``onecard`` group by ``idp.cli``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import click
 
-from idp.audit.cli import audit
+from idp.cli_support import cli_actor, echo_fields, echo_json, fail, open_app
 from idp.keys.lifecycle import (
     KeyActor,
     KeyChange,
@@ -49,33 +49,15 @@ from idp.services import Services
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 
-class _OneCardCli:
-    """``idp.cli``'s shared plumbing, looked up when a command runs (``idp.cli`` imports this module to
-    register the groups, so importing it back at load time would be circular)."""
-
-    def __getattr__(self, name: str) -> Any:
-        import idp.cli
-
-        return getattr(idp.cli, name)
-
-
-onecard_cli = _OneCardCli()
-
-
-def register_key_commands(root: click.Group) -> None:
-    root.add_command(keys)
-    root.add_command(audit)
-
-
 def _open() -> Services:
-    _app, svc = onecard_cli._open_app(keys=True)
-    return svc  # type: ignore[no-any-return]
+    _app, svc = open_app(keys=True)
+    return svc
 
 
 def _who(svc: Services, reason: str = "") -> KeyActor:
     from idp.keys.views import key_actor
 
-    return key_actor(svc, onecard_cli.cli_actor(), reason)
+    return key_actor(svc, cli_actor(), reason)
 
 
 def _report(changes: list[KeyChange], *, quiet: bool = False) -> None:
@@ -115,7 +97,7 @@ def keys_list(key_set: str | None, include_gone: bool, as_json: bool) -> None:
     with svc.database.session() as session:
         described = list_described(session, _who(svc), key_set, now=svc.now(), include_gone=include_gone)
     if as_json:
-        onecard_cli._echo_json(described)
+        echo_json(described)
         return
     for item in described:
         step = item["next"]
@@ -135,14 +117,14 @@ def keys_show(kid: str, as_json: bool) -> None:
     with svc.database.session() as session:
         described = describe_key(session, _who(svc), get_key(session, kid), now=svc.now())
     if as_json:
-        onecard_cli._echo_json(described)
+        echo_json(described)
         return
     described = {
         **described,
         "next": described["next"] and " ".join(f"{k}={v}" for k, v in described["next"].items()),
     }
     described.pop("public_jwk", None)
-    onecard_cli._echo_fields(described)
+    echo_fields(described)
 
 
 @keys.command("policy")
@@ -154,7 +136,7 @@ def keys_policy(as_json: bool) -> None:
     with svc.database.session() as session:
         policies = [describe_policy(who.policy(name)) for name in key_set_names(session)]
     if as_json:
-        onecard_cli._echo_json(policies)
+        echo_json(policies)
         return
     for policy in policies:
         interval = policy["rotation_interval_seconds"]
@@ -309,4 +291,4 @@ def keys_reencrypt(batch_size: int, quiet: bool, reason: str) -> None:
             bar.close()
     click.echo(f"re-encrypted {report.reencrypted} row(s) under {report.data_key}; {report.remaining} left")
     if not report.complete:
-        onecard_cli._fail("rows were written under another key meanwhile; run it again")
+        fail("rows were written under another key meanwhile; run it again")

@@ -18,7 +18,8 @@ import os
 import socket
 import threading
 
-from idp.keys.lifecycle import KeyActor, KeyChange, tick
+from idp.keys.actor import KeyActor
+from idp.keys.lifecycle import KeyChange, tick
 from idp.services import Services
 
 log = logging.getLogger(__name__)

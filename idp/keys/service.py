@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from idp.config import ConfigError
 from idp.crypto.errors import DecryptionFailure, UnwrapError
 from idp.crypto.kek import KeyEncryptionKeys, kek_id_of_blob
+from idp.crypto.pii import PiiCipher
 from idp.db import Database, lock_transaction, utc_from_timestamp
 from idp.keys.errors import HsmError, KeyNotFoundError, KeyStateError
 from idp.keys.model import PUBLISHED_STATES, KeyRecord, KeyState
@@ -348,6 +349,13 @@ class KeyRing:
 
     def certificates(self, name: str, *, now: float) -> tuple[str, ...]:
         return self._load(name, now).certificates
+
+
+def pii_cipher_of(keyring: KeyRing, *, now: float) -> PiiCipher:
+    """The PII cipher over the current data keys (the active key encrypts, retired ones decrypt)."""
+    data_keys = keyring.secrets(DATA_KEYS.name, now=now)
+    index_keys = keyring.secrets(INDEX_KEYS.name, now=now)
+    return PiiCipher(data_keys, index_keys[0][1])
 
 
 def transition(record: KeyRecord, to: KeyState, *, now: float) -> None:

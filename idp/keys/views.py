@@ -1,5 +1,5 @@
 """Key management over HTTP: the admin API (``/api/v1/admin/keys``, ``admin`` scope) and the published QR key
-set (``/.well-known/onecard-qr-keys.json``), plus the app wiring of the HSM backend and the scheduler.
+set (``/.well-known/onecard-qr-keys.json``); ``key_actor`` builds who a change is recorded as.
 
 The admin API mirrors ``onecard keys``: every change names the calling client (``client:<id>``) and the
 ``reason`` from the body in its audit event. Changes run in their own unit of work, committed before this
@@ -11,24 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, jsonify, request
 
 from idp.keys import QR_KEYS_PATH
-from idp.keys.lifecycle import (
-    KeyActor,
-    KeyChange,
-    activate,
-    describe_key,
-    describe_policy,
-    list_described,
-    remove,
-    retire,
-    revoke,
-    rotate,
-)
-from idp.keys.pkcs11 import Pkcs11Backend
-from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler, run_tick
+from idp.keys.actor import KeyActor
+from idp.keys.describe import describe_key, describe_policy, list_described
+from idp.keys.lifecycle import KeyChange, activate, remove, retire, revoke, rotate
+from idp.keys.schedule import run_tick
 from idp.keys.service import QR_SIGNING, get_key, key_set_names
 from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
@@ -39,34 +28,13 @@ from sdk.errors import InvalidRequestError
 bp = Blueprint("keys", __name__)
 
 
-def install_key_management(app: Flask) -> None:
-    """Register the blueprint; the HSM backend and the scheduler are set up when it is registered."""
-    app.register_blueprint(bp)
-
-
-@bp.record_once
-def _setup(state: BlueprintSetupState) -> None:
-    svc: Services = state.app.extensions["onecard"]
-    hsm = Pkcs11Backend.from_settings(svc.settings)
-    if hsm is not None:
-        svc.keyring.hsm = hsm
-        svc.extras["key_hsm"] = hsm
-    if svc.settings.key_tick_interval > 0:
-        scheduler = KeyScheduler(
-            svc, key_actor(svc, SCHEDULER_ACTOR), interval=svc.settings.key_tick_interval
-        )
-        svc.extras["key_scheduler"] = scheduler
-        scheduler.start()
-
-
 def key_actor(svc: Services, actor: str, reason: str = "") -> KeyActor:
-    hsm = svc.extras.get("key_hsm")
     return KeyActor(
         svc.settings,
         svc.keks,
         actor,
         reason,
-        hsm=hsm if isinstance(hsm, Pkcs11Backend) else None,
+        hsm=svc.hsm,
         cache_seconds=svc.keyring.cache_seconds,
     )
 

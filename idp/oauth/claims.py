@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from idp.citizens.facts import citizen_facts
 from idp.citizens.service import CitizenProfile
 from idp.scopes import ACR_HIGH, IDCARD, MASKED_ID_CLAIM, PROFILE, REALNAME, SCOPE_CLAIMS
 from sdk.oidc import (
@@ -19,6 +20,7 @@ from sdk.oidc import (
     EVIDENCE_DOCUMENT,
     ID_NUMBER_CLAIM,
     TRUST_FRAMEWORK,
+    VERIFIED_CLAIM_NAMES,
     VERIFIED_CLAIMS,
 )
 
@@ -57,10 +59,10 @@ def build_claims(
     only: set[str] | None = None,
 ) -> dict[str, Any]:
     """The claims the scopes release; ``only`` narrows them (the id_token gets just what it asked for)."""
+    facts = citizen_facts(profile, now=auth_time)
     released: dict[str, Any] = {}
-    gender = {"1": "male", "2": "female"}.get(profile.gender, profile.gender)
     if PROFILE in scopes:
-        released.update(name=profile.name, gender=gender, birthdate=profile.birthdate.isoformat())
+        released.update({name: facts[name] for name in SCOPE_CLAIMS[PROFILE]})
     if REALNAME in scopes:
         released[VERIFIED_CLAIMS] = {
             "verification": {
@@ -71,13 +73,13 @@ def build_claims(
                     {"type": EVIDENCE_DOCUMENT, "document_details": {"type": DOCUMENT_SOCIAL_SECURITY_CARD}}
                 ],
             },
-            "claims": {"name": profile.name, "birthdate": profile.birthdate.isoformat()},
+            "claims": {name: facts[name] for name in VERIFIED_CLAIM_NAMES},
         }
-        released[MASKED_ID_CLAIM] = profile.masked_id_number
+        released[MASKED_ID_CLAIM] = facts[MASKED_ID_CLAIM]
     if IDCARD in scopes:
         if id_number_allowed:
-            released[ID_NUMBER_CLAIM] = profile.id_number
-        released[MASKED_ID_CLAIM] = profile.masked_id_number
+            released[ID_NUMBER_CLAIM] = facts[ID_NUMBER_CLAIM]
+        released[MASKED_ID_CLAIM] = facts[MASKED_ID_CLAIM]
     if only is not None:
         released = {name: value for name, value in released.items() if name in only}
     return released

@@ -14,6 +14,7 @@ from idp.oauth.server import (
     AuthorizationCodeGrant,
 )
 from idp.scopes import ACR_LEVELS, ALL_SCOPES, MASKED_ID_CLAIM, SCOPE_CLAIMS
+from sdk.oidc import DOCUMENT_SOCIAL_SECURITY_CARD, EVIDENCE_DOCUMENT, TRUST_FRAMEWORK, VERIFIED_CLAIM_NAMES
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -72,8 +73,8 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "claim_types_supported": ["normal"],
         "ui_locales_supported": ["zh-CN", "en"],
         "verified_claims_supported": True,
-        "trust_frameworks_supported": ["cn_social_security_card"],
-        "evidence_supported": ["document"],
-        "documents_supported": ["social_security_card"],
-        "claims_in_verified_claims_supported": ["name", "birthdate"],
+        "trust_frameworks_supported": [TRUST_FRAMEWORK],
+        "evidence_supported": [EVIDENCE_DOCUMENT],
+        "documents_supported": [DOCUMENT_SOCIAL_SECURITY_CARD],
+        "claims_in_verified_claims_supported": list(VERIFIED_CLAIM_NAMES),
     }

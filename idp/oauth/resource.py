@@ -20,6 +20,8 @@ from authlib.oauth2.rfc6749 import MissingAuthorizationError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import g, request
 
+from idp.clients.errors import ClientAuthenticationError
+from idp.clients.model import Client
 from idp.oauth.bearer import AccessContext, authenticate_access_token
 from idp.oauth.tokens import InvalidTokenError
 from idp.services import services
@@ -92,6 +94,19 @@ citizen_tokens = CitizenTokens()
 citizen_tokens.register_token_validator(AccessTokenValidator(citizen=True))
 service_tokens = ServiceTokens()
 service_tokens.register_token_validator(AccessTokenValidator(citizen=False))
+
+
+def authenticate_basic_client(*, endpoint: str) -> Client:
+    """The client whose ``client_secret_basic`` credentials the request carries (Authlib's RFC 6749 §2.3.1
+    client authentication, registered method checked for ``endpoint``); else ``ClientAuthenticationError``."""
+    server = services().authorization_server
+    try:
+        client: Client = server.authenticate_client(
+            server.create_oauth2_request(request), ["client_secret_basic"], endpoint
+        )
+    except OAuth2Error as error:
+        raise ClientAuthenticationError(error.error) from error
+    return client
 
 
 def require_scope(scope: str) -> Callable[[F], F]:

@@ -242,6 +242,7 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43
+    nonce: str | None = None  # of the code being exchanged, for the id_token (set in authenticate_user)
 
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
@@ -326,7 +327,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             ttl=USED_CODE_TTL,
             now=now,
         )
-        self.request.nonce = code.nonce
+        self.nonce = code.nonce
         return grant
 
 
@@ -364,7 +365,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         outcome = redeem_refresh_token(db_session(), credential.token, now=svc.now())
         if outcome.grant is None:
             raise InvalidGrantError("The refresh token was used already.")
-        self.request.nonce = None
         return outcome.grant
 
     def revoke_old_credential(self, credential: PresentedRefreshToken) -> None:
@@ -460,7 +460,8 @@ class OpenIDConnect:
             auth_time=user.auth_time,
             acr=user.acr,
             amr=user.amr,
-            nonce=getattr(grant.request, "nonce", None),
+            # A refreshed id_token carries no nonce (OIDC Core §12.2); only the code's exchange does.
+            nonce=grant.nonce if isinstance(grant, AuthorizationCodeGrant) else None,
             sid=user.sid,
             access_token=token.get("access_token"),
             extra_claims=extra,

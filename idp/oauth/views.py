@@ -15,9 +15,7 @@ from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.clients.service import find_client
 from idp.consents.service import has_consent
-from idp.grants.model import Grant
-from idp.grants.service import grants_of_session, revoke_grant
-from idp.keys.service import OIDC_ES256, OIDC_RS256
+from idp.login.service import current_sso_session
 from idp.login.transactions import (
     LoginTransaction,
     create_transaction,
@@ -27,9 +25,9 @@ from idp.login.transactions import (
 )
 from idp.oauth.authorize import CurrentLogin, Step, decide, parse_authorization_options
 from idp.oauth.bearer import AccessContext, oidc_keys
-from idp.oauth.claims import build_claims, subject_for
+from idp.oauth.claims import build_claims
 from idp.oauth.discovery import provider_metadata
-from idp.oauth.logout import LogoutDelivery, deliver_logout_tokens
+from idp.oauth.logout import end_sso_session
 from idp.oauth.resource import REALM, citizen_tokens
 from idp.oauth.server import (
     AuthorizedCitizen,
@@ -37,11 +35,10 @@ from idp.oauth.server import (
     StoredAuthorizationRequest,
     with_issuer,
 )
-from idp.oauth.tokens import InvalidTokenError, issue_logout_token, verify_jwt
-from idp.scopes import CITIZEN_SCOPES, OFFLINE_ACCESS, OPENID
+from idp.oauth.tokens import InvalidTokenError, verify_jwt
+from idp.scopes import CITIZEN_SCOPES, OPENID
 from idp.services import services
-from idp.sessions.model import SsoSession
-from idp.sessions.service import add_participant, end_session, find_session_by_cookie
+from idp.sessions.service import add_participant
 from idp.web import (
     SESSION_COOKIE,
     browser_binding,
@@ -57,7 +54,7 @@ ID_TOKEN_HINT_MAX_AGE = 30 * 86400  # an expired id_token still identifies the s
 
 
 def _server() -> OneCardAuthorizationServer:
-    return services().extras["authorization_server"]  # type: ignore[return-value]
+    return services().authorization_server
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -71,11 +68,6 @@ def discovery() -> Response:
 def jwks() -> Response:
     svc = services()
     return cacheable_json(oidc_keys(svc.keyring, now=svc.now()).to_jwks(), svc.settings.jwks_max_age)
-
-
-def current_sso_session() -> SsoSession | None:
-    svc = services()
-    return find_session_by_cookie(db_session(), request.cookies.get(SESSION_COOKIE), now=svc.now())
 
 
 def error_redirect(
@@ -294,34 +286,3 @@ def logout() -> Response:
         response = make_response(render_template("logged_out.html"))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-def end_sso_session(sso: SsoSession, *, now: float) -> None:
-    """End the session, revoke the grants made in it (except offline access), notify every portal."""
-    svc = services()
-    session = db_session()
-    participants = end_session(session, sso, now=now)
-    for grant_id in grants_of_session(session, sso.sid):
-        grant = session.get(Grant, grant_id)
-        if grant is not None and OFFLINE_ACCESS not in grant.scope.split():
-            revoke_grant(session, grant_id, reason="logout", now=now)
-    deliveries = []
-    for client_id in participants:
-        client = find_client(session, client_id)
-        if client is None or not client.backchannel_logout_uri:
-            continue
-        key_set = OIDC_ES256 if client.id_token_signed_response_alg == "ES256" else OIDC_RS256
-        logout_token = issue_logout_token(
-            keys=svc.keyring.key_set(key_set.name, now=now),
-            alg=key_set.alg,  # type: ignore[arg-type]
-            issuer=svc.settings.issuer,
-            client_id=client.client_id,
-            subject=subject_for(
-                client, sso.citizen_id, salt=svc.settings.pairwise_salt or svc.settings.issuer
-            ),
-            sid=sso.sid,
-            now=now,
-        )
-        deliveries.append(LogoutDelivery(client.client_id, client.backchannel_logout_uri, logout_token))
-    session.commit()  # the session is over before any portal hears of it
-    deliver_logout_tokens(deliveries, timeout=svc.settings.back_channel_logout_timeout)

@@ -32,6 +32,7 @@ from idp.citizens.idnumber import validate_id_number
 from idp.citizens.service import decrypt_profile, find_by_id_number, find_citizen, validate_name
 from idp.crypto.pii import PiiCipher
 from idp.keys.service import QR_SIGNING, KeyRing
+from idp.ratelimit import RateLimiter
 from idp.realname.errors import CodesNotSupportedError, InvalidCodeError, InvalidPurposeError
 from idp.stores.base import EphemeralStore
 from sdk.errors import InvalidRequestError
@@ -47,6 +48,20 @@ Assurance = Literal["high", "substantial"]
 Method = Literal["id_number", "code"]
 # (session, e-card handle) → the citizen id of a usable e-card, or None (unknown, suspended, cancelled).
 HandleResolver = Callable[[Session, str], "str | None"]
+REQUESTS_WINDOW: Final = 60.0
+
+
+@dataclass
+class RealnameContext:
+    """The API's per-client rate limit (its count in the shared store, so it holds across nodes) and the
+    wallet's resolver of presented codes (idp never imports the wallet: it registers itself)."""
+
+    limiter: RateLimiter
+    handle_resolver: HandleResolver | None = None
+
+
+def create_realname_context(store: EphemeralStore, *, per_minute: int) -> RealnameContext:
+    return RealnameContext(RateLimiter(store, "realname", per_minute, REQUESTS_WINDOW))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,19 @@ each test opens its own context."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.fixtures.services import service_unavailable
+
+# Where browser tests leave screenshots of failures.
+ARTIFACTS = Path(os.environ.get("ONECARD_TEST_ARTIFACTS", "/tmp/onecard-artifacts"))
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,3 +42,20 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def type_pin_in_bridge_dialog(page: Any, pin: str) -> None:
+    """Type ``pin`` into the reader bridge's own PIN window, opened from the card login page."""
+    page.wait_for_selector("#pin-link", state="visible")
+    href = page.get_attribute("#pin-link", "href")
+    assert href and href.startswith("http://127.0.0.1:")
+    with page.context.expect_page() as opened:
+        page.click("#pin-link")
+    dialog = opened.value
+    dialog.wait_for_load_state()
+    assert urlsplit(dialog.url).netloc != urlsplit(page.url).netloc  # the bridge's origin, not the IdP's
+    dialog.fill("#pin", pin)
+    dialog.click("button[value=submit]")
+    dialog.wait_for_load_state()
+    assert "Thank you" in dialog.content(), dialog.content()
+    dialog.close()

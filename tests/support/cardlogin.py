@@ -9,20 +9,26 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import jwt
 import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from click.testing import CliRunner
 
 from idp.cardlogin.challenge import CardLoginPolicy, origin_of
-from idp.cardlogin.views import card_login_context, set_policy
+from idp.cardlogin.context import create_card_login_context
 from idp.cards.issuance import issue_card
+from idp.cli import cli
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.operations import Operation, authenticate, change_pin
 from reader_bridge.pin import Announce, PinRequest
 from reader_bridge.virtual import VirtualTerminal
-from sdk.card_file import Protocol, VirtualCardFile
-from tests.support.live import Browser, LiveIdp
+from sdk.card_file import Protocol, VirtualCardFile, load_card_file, save_card_file
+from tests.support.live import REDIRECT, Browser, LiveIdp, query_of
 
 PIN = "123456"
 
@@ -118,11 +124,12 @@ def issue_test_card(
 def refresh_trust(idp: LiveIdp) -> None:
     svc = idp.services
     svc.keyring.invalidate()
-    card_login_context(svc).trust_list.invalidate()
+    svc.card_login.trust_list.invalidate()
 
 
 def use_policy(idp: LiveIdp, policy: CardLoginPolicy) -> None:
-    set_policy(idp.services, policy)
+    svc = idp.services
+    svc.card_login = create_card_login_context(svc.settings, svc.database, svc.store, svc.keyring, policy)
 
 
 def _attribute(page: str, name: str) -> str:
@@ -212,3 +219,89 @@ class CardBrowser:
     def login(self, page: CardLoginPage, card: VirtualCard, *pins: str) -> str:
         challenge = self.challenge(page)
         return self.finish(self.verify(page, challenge, card.sign(self.origin, challenge, *pins)))
+
+
+def card_portal(idp: LiveIdp) -> OAuth2Session:
+    """A portal registered for the card-login tests, and an Authlib client session for it."""
+    client_id, secret = idp.register_client(redirect_uris=(REDIRECT,), scope="openid profile")
+    return OAuth2Session(
+        client_id, secret, scope="openid profile", redirect_uri=REDIRECT, code_challenge_method="S256"
+    )
+
+
+class Flow:
+    """One portal's code + PKCE flow up to the card login page."""
+
+    def __init__(self, idp: LiveIdp, client: OAuth2Session | None = None, **params: Any) -> None:
+        self.idp = idp
+        self.client = client or card_portal(idp)
+        self.verifier = generate_token(48)
+        self.nonce = generate_token(16)
+        self.url, _ = self.client.create_authorization_url(
+            f"{idp.base_url}/authorize", code_verifier=self.verifier, nonce=self.nonce, **params
+        )
+        self.browser = CardBrowser(idp)
+        self.page: CardLoginPage = self.browser.open(self.url)
+
+    def id_token_claims(self, final_url: str) -> dict[str, Any]:
+        assert "code=" in final_url, final_url
+        assert query_of(final_url)["iss"] == self.idp.base_url
+        token = self.client.fetch_token(
+            f"{self.idp.base_url}/token", authorization_response=final_url, code_verifier=self.verifier
+        )
+        jwks = requests.get(f"{self.idp.base_url}/jwks.json", timeout=5).json()
+        key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token["id_token"])["kid"]]
+        claims: dict[str, Any] = jwt.decode(
+            token["id_token"],
+            key.key,
+            algorithms=["RS256", "ES256"],
+            audience=self.client.client_id,
+            issuer=self.idp.base_url,
+        )
+        assert claims["nonce"] == self.nonce
+        return claims
+
+
+def refused(response: requests.Response, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert body["error_description"]
+    assert "ocss" not in response.cookies
+
+
+def onecard(idp: LiveIdp, *args: str) -> str:
+    env = {
+        "ONECARD_DATABASE_URL": idp.services.settings.database_url,
+        "ONECARD_ENV": "test",
+        "ONECARD_ISSUER": idp.base_url,
+    }
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def issue(idp: LiveIdp, tmp_path: Path, protocol: str = "T=1") -> Path:
+    path = tmp_path / f"card-{protocol.replace('=', '')}.json"
+    onecard(
+        idp,
+        "cards",
+        "issue",
+        "--citizen",
+        idp.citizens["zhang"],
+        "--out",
+        str(path),
+        "--pin",
+        PIN,
+        "--protocol",
+        protocol,
+    )
+    refresh_trust(idp)
+    return path
+
+
+def emulator(path: Path) -> CardEmulator:
+    def store(card: VirtualCardFile) -> None:
+        save_card_file(path, card)  # tries and PIN changes persist, like the chip's EEPROM
+
+    return CardEmulator(load_card_file(path), store=store)

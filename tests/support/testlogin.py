@@ -10,12 +10,13 @@ from flask import Blueprint, Flask, request
 from werkzeug.wrappers import Response
 
 from idp.login.authenticators import LoginMethod
-from idp.login.views import complete_login, current_transaction
+from idp.login.service import LoginTooWeakError, complete_login, current_transaction
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from idp.sessions.service import Authentication
 from idp.web import error_page
+from sdk.oidc import AMR_CARD_LOGIN, AMR_ECARD_LOGIN
 
-AMR = {ACR_HIGH: ("sc", "pin", "mfa"), ACR_SUBSTANTIAL: ("hwk", "mfa")}
+AMR = {ACR_HIGH: AMR_CARD_LOGIN, ACR_SUBSTANTIAL: AMR_ECARD_LOGIN}
 
 
 def install_test_login(app: Flask) -> None:
@@ -28,7 +29,10 @@ def install_test_login(app: Flask) -> None:
         acr = request.args.get("acr", ACR_HIGH)
         if transaction is None or not citizen or acr not in AMR:
             return error_page("test login", "bad test login request")
-        return complete_login(transaction, Authentication(citizen, acr, AMR[acr]))
+        try:
+            return complete_login(transaction, Authentication(citizen, acr, AMR[acr])).redirect()
+        except LoginTooWeakError as error:
+            return error_page("A stronger login is needed", error.description, 403)
 
     app.register_blueprint(bp)
     registry = app.extensions["onecard"].authenticators

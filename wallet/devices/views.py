@@ -15,8 +15,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.citizens.service import decrypt_profile, find_citizen
 from idp.login.authenticators import LoginMethod
-from idp.login.views import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
-from idp.oauth.views import end_sso_session
+from idp.login.service import (
+    EXPIRED_MESSAGE,
+    EXPIRED_TITLE,
+    complete_login,
+    current_transaction,
+    end_sso_session,
+)
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL
 from idp.services import services
@@ -191,7 +196,7 @@ def ecard_login_finish(tx: str) -> BaseResponse:
         require_usable_ecard(db_session(), verified.citizen_id)
     except EcardNotUsableError as exc:
         return error_page("Your electronic card cannot be used", exc.description, 403)
-    return complete_login(transaction, Authentication(verified.citizen_id, ACR_SUBSTANTIAL, AMR))
+    return complete_login(transaction, Authentication(verified.citizen_id, ACR_SUBSTANTIAL, AMR)).redirect()
 
 
 # Devices ----------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from idp.audit.service import record_event
 from idp.cards.model import Card, CardStatus
 from idp.cards.service import cards_of_citizen, find_card
+from idp.citizens.facts import age_facts
 from idp.citizens.model import Citizen
-from idp.citizens.service import find_citizen, local_date
+from idp.citizens.service import find_citizen
 from idp.db import utc_from_timestamp
 from sdk.qr_token import generate_qr_handle
 from wallet.ecards.errors import (
@@ -209,27 +210,12 @@ def set_disclosures(session: Session, view: EcardView, names: Iterable[str], *, 
     session.flush()
 
 
-def age_on(birthdate: date, today: date) -> int:
-    years = today.year - birthdate.year
-    return years - ((today.month, today.day) < (birthdate.month, birthdate.day))
-
-
 def disclosure_values(
     names: Iterable[str], *, birthdate: date, region: str, now: float
 ) -> Mapping[str, bool | str]:
-    """The chosen facts, computed from the register at ``now`` (China's date for ages)."""
-    age = age_on(birthdate, local_date(now))
-    values: dict[str, bool | str] = {}
-    for name in names:
-        if name == "age_over_60":
-            values[name] = age >= 60
-        elif name == "age_over_65":
-            values[name] = age >= 65
-        elif name == "age_over_18":
-            values[name] = age >= 18
-        elif name == "resident":
-            values[name] = bool(region)
-    return values
+    """The chosen facts, computed from the register at ``now`` (``idp.citizens.facts``)."""
+    facts: dict[str, bool | str] = {"resident": bool(region), **age_facts(birthdate, now=now)}
+    return {name: facts[name] for name in names if name in facts}
 
 
 def suspended_handles(session: Session, *, now: float) -> list[str]:

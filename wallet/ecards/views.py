@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.cards.service import cards_of_citizen
 from idp.clients.service import ClientRegistration, create_client, find_client
-from idp.oauth.views import end_sso_session
+from idp.login.service import end_sso_session
 from idp.scopes import ACR_HIGH, OPENID
 from idp.services import services
 from idp.sessions.service import list_citizen_sessions

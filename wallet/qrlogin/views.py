@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from flask import Blueprint, Flask, current_app, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.cardlogin.errors import CsrfError, LoginExpiredError
 from idp.clients.service import find_client
 from idp.login.authenticators import LoginMethod
+from idp.login.service import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
 from idp.login.transactions import LoginTransaction
-from idp.login.views import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL, SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
@@ -55,7 +55,6 @@ from wallet.qr.service import qr_data_url
 from wallet.qrlogin.channel import CHANNEL_TTL, COLLECT_GRACE, ChannelState, Requester
 from wallet.qrlogin.errors import LevelTooLowError
 from wallet.qrlogin.service import (
-    Locator,
     approve_channel,
     collect_channel,
     create_channel,
@@ -67,6 +66,7 @@ from wallet.qrlogin.service import (
     start_approval,
     watch_channel,
 )
+from wallet.services import wallet_services
 from wallet.web import CSRF_HEADER, no_store, relying_party
 
 bp = Blueprint("wallet_qrlogin", __name__)
@@ -80,9 +80,6 @@ QR_METHOD: Final = LoginMethod(
     amr=AMR,
     start_endpoint="wallet_qrlogin.start",
 )
-POLL_SECONDS_CONFIG: Final = "ONECARD_QRLOGIN_POLL_SECONDS"  # app.config: how long one long-poll may wait
-DEFAULT_POLL_SECONDS: Final = 20.0
-LOCATOR_EXTRA: Final = "qrlogin_locator"  # Services.extras: optional ``Locator`` (a GeoIP lookup)
 COOKIE_PREFIX: Final = "ocqr-"
 CHANNELS_PER_TRANSACTION: Final = 30
 # Passkey ceremonies per channel: a few retries for a person; a channel lives 2 minutes and is bound to one
@@ -181,7 +178,7 @@ def status(tx: str, channel_id: str) -> BaseResponse:
         clock=svc.now,
         monotonic=time.monotonic,
         sleep=time.sleep,
-        timeout=float(current_app.config.get(POLL_SECONDS_CONFIG, DEFAULT_POLL_SECONDS)),
+        timeout=svc.settings.qr_login_poll_seconds,
     )
     body = {"state": view.state.value, "expires_in": max(0, int(view.channel.expires_at - svc.now()))}
     return _json(body)
@@ -202,25 +199,13 @@ def collect(tx: str, channel_id: str) -> BaseResponse:
         now=svc.now(),
     )
     assert approval.citizen_id is not None
-    finished = complete_login(transaction, Authentication(approval.citizen_id, ACR_SUBSTANTIAL, AMR))
+    finished = complete_login(transaction, Authentication(approval.citizen_id, ACR_SUBSTANTIAL, AMR)).json()
     finished.delete_cookie(_cookie_name(channel_id), path=url_for("wallet_qrlogin.start", tx=transaction.id))
-    return _as_json(finished)
+    return finished
 
 
 def _json(body: dict[str, Any], status: int = 200) -> BaseResponse:
     response = make_response(json.dumps(body, separators=(",", ":")), status)
-    response.mimetype = "application/json"
-    return no_store(response)
-
-
-def _as_json(response: BaseResponse) -> BaseResponse:
-    """``complete_login`` answers a navigation (303 + the session cookie); the page called with fetch, so
-    it gets the same cookies and the place to go as JSON."""
-    if response.status_code not in (302, 303):
-        return response
-    location = response.headers.pop("Location")
-    response.status_code = 200
-    response.set_data(json.dumps({"redirect_to": location}))
     response.mimetype = "application/json"
     return no_store(response)
 
@@ -256,7 +241,7 @@ def scan_page(channel_id: str) -> BaseResponse:
     except OneCardError as exc:
         return _refused(exc)
     requester = view.channel.requester
-    locator = cast("Locator | None", svc.extras.get(LOCATOR_EXTRA))
+    locator = wallet_services().qr_login_locator
     return no_store(
         make_response(
             render_template(
@@ -354,9 +339,3 @@ def deny(channel_id: str) -> BaseResponse:
         "Nobody was logged in. If you did not start this, someone may have shown you their code: "
         "you were right to refuse.",
     )
-
-
-def install_qr_login(app: Flask) -> None:
-    """Register the blueprint and the "qr" login method (called from ``wallet.plugin``)."""
-    app.register_blueprint(bp)
-    app.extensions["onecard"].authenticators.register(QR_METHOD)

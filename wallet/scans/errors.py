@@ -5,14 +5,10 @@ A verdict — pass or reject with a ``QrTokenReason`` — is never an error: it 
 
 from __future__ import annotations
 
-from sdk.errors import ForbiddenError, UnauthorizedError
+from sdk.errors import ForbiddenError
 
-
-class GateClientError(UnauthorizedError):
-    """Credentials missing or wrong; answered with ``WWW-Authenticate: Basic``."""
-
-    error = "invalid_client"
-    description = "Client authentication failed."
+# Credentials missing or wrong: idp.clients.errors.ClientAuthenticationError (invalid_client, 401), the one
+# class for that code, raised by idp's client authentication.
 
 
 class GateForbiddenError(ForbiddenError):

@@ -19,6 +19,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.citizens.facts import PROFILE_FACTS, citizen_facts
 from idp.citizens.service import decrypt_profile, find_citizen, local_date
 from idp.crypto.pii import PiiCipher
 from idp.db import utc_from_timestamp
@@ -32,7 +33,7 @@ from sdk.qr_token import (
     parse_qr_token,
     verify_qr_token,
 )
-from wallet.ecards.service import EcardView, age_on, find_by_handle, usable_citizen
+from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
 
@@ -43,9 +44,6 @@ MAX_GATE_ID: Final = 64
 # the scan can go into that e-card's history.
 _SIGNED_REASONS: Final = frozenset(
     {QrTokenReason.WRONG_ISSUER, QrTokenReason.EXPIRED, QrTokenReason.NOT_YET_VALID}
-)
-_PROFILE_CLAIMS: Final = frozenset(
-    {"age_over_18", "age_over_60", "age_over_65", "gender", "name", "id_number_masked"}
 )
 
 
@@ -97,33 +95,12 @@ def venue_claims(
 ) -> dict[str, Any]:
     """What the venue's policy lets it learn; the register is decrypted only when the policy needs it."""
     policy = list(venue.claims)
-    claims: dict[str, Any] = {}
-    profile = None
-    if _PROFILE_CLAIMS.intersection(policy):
+    facts: dict[str, Any] = {"valid_resident": True, "region": view.region}
+    if PROFILE_FACTS.intersection(policy):
         citizen = find_citizen(session, view.ecard.citizen_id)
         if citizen is not None:
-            profile = decrypt_profile(cipher_factory(), citizen)
-    age = age_on(profile.birthdate, local_date(now)) if profile is not None else None
-    for name in policy:
-        if name == "valid_resident":
-            claims[name] = True
-        elif name == "region":
-            claims[name] = view.region
-        elif profile is None or age is None:
-            continue
-        elif name == "age_over_18":
-            claims[name] = age >= 18
-        elif name == "age_over_60":
-            claims[name] = age >= 60
-        elif name == "age_over_65":
-            claims[name] = age >= 65
-        elif name == "gender":
-            claims[name] = profile.gender.value
-        elif name == "name":
-            claims[name] = profile.name
-        elif name == "id_number_masked":
-            claims[name] = profile.masked_id_number
-    return claims
+            facts.update(citizen_facts(decrypt_profile(cipher_factory(), citizen), now=now))
+    return {name: facts[name] for name in policy if name in facts}
 
 
 def verify_gate_code(

@@ -7,22 +7,19 @@ A verdict is always HTTP 200; 400/401/403/429 mean "no verdict".
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Final
-from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from idp.clients.service import find_client
+from idp.oauth.resource import authenticate_basic_client
 from idp.ratelimit import RateLimiter
 from idp.scopes import GATE_VERIFY
 from idp.services import services
 from idp.web import conditional_json, db_session, json_body, json_error
 from sdk.errors import InvalidRequestError, OneCardError
 from wallet.ecards.service import suspended_handles
-from wallet.scans.errors import GateClientError, GateForbiddenError
+from wallet.scans.errors import GateForbiddenError
 from wallet.scans.service import MAX_GATE_ID, suspended_handles_document, verify_gate_code
 from wallet.venues.model import Venue
 from wallet.venues.service import find_venue_by_client
@@ -36,24 +33,10 @@ SUSPENDED_LIST_MAX_AGE: Final = 60
 
 def authenticate_venue() -> Venue:
     """The live venue whose gate credentials the request carries; else a 401 or 403 error."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not value.strip():
-        raise GateClientError("no basic credentials")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise GateClientError("credentials not base64 UTF-8") from exc
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        raise GateClientError("credentials without ':'")
-    client_id, secret = unquote_plus(user), unquote_plus(password)
-    session = db_session()
-    client = find_client(session, client_id)
-    if client is None or not client.check_client_secret(secret):
-        raise GateClientError("unknown client or wrong secret")
+    client = authenticate_basic_client(endpoint="gate")
     if client.kind != "venue" or GATE_VERIFY not in client.allowed_scopes:
         raise GateForbiddenError("not a venue client with gate:verify")
-    venue = find_venue_by_client(session, client.client_id)
+    venue = find_venue_by_client(db_session(), client.client_id)
     if venue is None:
         raise GateForbiddenError("no live venue for this client")
     return venue
@@ -61,8 +44,6 @@ def authenticate_venue() -> Venue:
 
 def _no_verdict(error: OneCardError) -> Response:
     response = json_error(error)
-    if isinstance(error, GateClientError):
-        response.headers["WWW-Authenticate"] = 'Basic realm="onecard-gate"'
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -1,5 +1,5 @@
-"""Shared helpers for the wallet's tests (no tests here): a live server on ``localhost`` with the wallet and
-the test login, a software WebAuthn authenticator, and register fixtures (cards, venues).
+"""Helpers for the wallet's tests: a live server on ``localhost`` with the wallet and the test login, a
+software WebAuthn authenticator, and register fixtures (cards, venues).
 
 The server is reached as ``http://localhost:<port>``: WebAuthn needs a secure context and a valid RP id,
 and Chromium accepts ``localhost`` for both but not ``127.0.0.1`` as an RP id.

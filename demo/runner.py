@@ -24,8 +24,8 @@ The children run in their own process group, so Ctrl-C or SIGTERM reaches this p
 each child by its PID. If one child dies, the others are stopped too. Development only: refused with
 ``ONECARD_ENV=production`` (the demo secrets are published).
 
-idp never imports the wallet or the bridge (import-linter): the venue is added by running ``onecard venues
-add`` and the bridge by running ``python -m reader_bridge.cli``.
+The demo imports neither the wallet nor the bridge: the venue is added by running ``onecard venues add`` and
+the bridge by running ``python -m reader_bridge.cli``, as an operator would.
 """
 
 from __future__ import annotations
@@ -46,11 +46,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-DEMO_PIN = "123456"  # public on purpose: the demo card's PIN (development only)
-DEMO_VENUE_ID = "vn_demo-museum"
-DEMO_VENUE_NAME = "Demo city museum"
-DEMO_VENUE_CLAIMS = ("valid_resident", "age_over_60")
-DEMO_REGION = "420100"  # the card-issuer region of the demo card (Wuhan)
+from demo.data import (
+    DEMO_PIN,
+    DEMO_PORTAL,
+    DEMO_PORTAL_SECRET,
+    DEMO_REGION,
+    DEMO_VENUE_CLAIMS,
+    DEMO_VENUE_ID,
+    DEMO_VENUE_NAME,
+)
+
 DEFAULT_IDP_PORT = 8000
 DEFAULT_PORTAL_PORT = 8001
 DEFAULT_BRIDGE_PORT = 47400  # reader_bridge.server.DEFAULT_PORT, the port the card login page looks at
@@ -158,6 +163,7 @@ def ensure_demo_card(svc: Any, session: Any, citizen_id: str, path: Path, *, act
         region=DEMO_REGION,
         pin=DEMO_PIN,
         protocol="T=1",
+        pii=svc.pii_cipher(),  # EF06 carries the register's cardholder data, as a real card does
         replace=bool(cards_of_citizen(session, citizen_id, live_only=True)),
     )
     save_card_file(path, issued.card_file)  # before the commit: no card registered without its file
@@ -170,7 +176,6 @@ def ensure_demo_portal_uris(svc: Any, session: Any, layout: DemoLayout, *, actor
     Idempotent: nothing changes (and nothing is audited) when they already do. Returns one line.
     """
     from idp.audit.service import record_event
-    from idp.cli import DEMO_PORTAL
     from idp.clients.service import get_client, validate_registration
 
     base = layout.portal_url
@@ -277,8 +282,7 @@ def create_demo_wsgi(issuers: Iterable[str], bridge_url: str) -> HostDispatcher:
     salt = settings.pairwise_salt or issuers[0]
     apps = {}
     for issuer in issuers:
-        app = create_app(settings.replace(issuer=issuer, pairwise_salt=salt))
-        app.config["ONECARD_CARD_BRIDGE_URL"] = bridge_url  # idp.cardlogin.views.BRIDGE_URL_CONFIG
+        app = create_app(settings.replace(issuer=issuer, pairwise_salt=salt, card_bridge_url=bridge_url))
         apps[urlsplit(issuer).netloc] = app
     return HostDispatcher(apps, apps[urlsplit(issuers[0]).netloc])
 
@@ -382,7 +386,7 @@ def plan_children(layout: DemoLayout, env: Mapping[str, str], *, open_pin_dialog
         [
             sys.executable,
             "-m",
-            "idp.demo",
+            "demo.runner",
             "--port",
             str(layout.idp_port),
             "--bridge-url",
@@ -398,7 +402,7 @@ def plan_children(layout: DemoLayout, env: Mapping[str, str], *, open_pin_dialog
         "ONECARD_ISSUER": layout.public_issuer,
         "PORTAL_BASE_URL": layout.portal_url,
         "PORTAL_CLIENT_ID": "demo-portal",
-        "PORTAL_CLIENT_SECRET": "occs_demo-portal-secret",  # idp.cli.DEMO_PORTAL_SECRET
+        "PORTAL_CLIENT_SECRET": DEMO_PORTAL_SECRET,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), base_env.get("PYTHONPATH", "")])),
     }
     portal = Child(
@@ -516,10 +520,10 @@ def run_demo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m idp.demo``: the demo's IdP child process (started by ``onecard demo run``)."""
+    """``python -m demo.runner``: the demo's IdP child process (started by ``onecard demo run``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m idp.demo", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.runner", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_IDP_PORT)
     parser.add_argument("--issuer", action="append", required=True, help="an issuer to answer as (repeat)")
