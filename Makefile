@@ -13,4 +13,4 @@ test: setup
 	@bash scripts/test.sh
 
 lint: setup
-	@.venv/bin/ruff check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo
