@@ -4,22 +4,15 @@ and citizen import work through it and are audited (issue #2, item 9)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from idp.audit.model import AuditEvent
-from tests.support.live import LiveIdp, running_idp
+from tests.support.live import LiveIdp
 
 CSV_OK = "name,id_number\n王五,310115195006061230\n赵六,440301199003070027\n".encode()
-
-
-@pytest.fixture
-def idp(tmp_path: Any) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
 
 
 def token_for(idp: LiveIdp, scope: str) -> str:

@@ -7,8 +7,6 @@ import base64
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,13 +40,7 @@ from tests.support.cardlogin import (
     refused,
     use_policy,
 )
-from tests.support.live import LiveIdp, running_idp
-
-
-@pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
+from tests.support.live import LiveIdp
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ tests/test_card_login_pcsc.py). Screenshots go to $ONECARD_TEST_ARTIFACTS or /tm
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +21,9 @@ from reader_bridge.virtual import VirtualTerminal
 from tests.support.bridge import BridgeClient, running_bridge
 from tests.support.browser import ARTIFACTS, type_pin_in_bridge_dialog
 from tests.support.cardlogin import PIN, VirtualCard, issue_test_card
-from tests.support.live import REDIRECT, LiveIdp, query_of, running_idp
+from tests.support.live import REDIRECT, LiveIdp, query_of
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from idp import dbadmin
 from idp.cardlogin.challenge import CHALLENGE_TTL
 from idp.scopes import ACR_HIGH
 from reader_bridge.operations import Settings
@@ -21,7 +20,7 @@ from sdk.card_file import load_card_file
 from sdk.keys import b64url
 from tests.support.bridge import BridgeClient, Outcome, running_bridge
 from tests.support.cardlogin import PIN, Flow, emulator, issue, onecard, refused
-from tests.support.live import LiveIdp, running_idp
+from tests.support.live import LiveIdp
 
 pytestmark = pytest.mark.pcsc
 
@@ -29,11 +28,8 @@ WRONG = "999999"
 
 
 @pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    url = f"sqlite:///{tmp_path}/idp.sqlite3"
-    dbadmin.upgrade(url)  # the CLI insists on a migrated database
-    with running_idp(url, create_schema=False) as live:
-        yield live
+def idp(migrated_idp: LiveIdp) -> LiveIdp:
+    return migrated_idp
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from reader_bridge.profile import EF05, EF05_CARD_ID, EF06
 from reader_bridge.virtual import VIRTUAL_READER_NAME, VirtualTerminal
 from sdk.card_auth import verify_card_auth_token
 from sdk.card_file import InvalidCardFileError, load_card_file
-from tests.support.live import LiveIdp, running_idp
+from tests.support.live import LiveIdp
 
 CITIZEN = ("张三", "11010519491231002X")
 
@@ -408,12 +408,6 @@ def test_cli_errors_are_one_line(cli_env: str, tmp_path: Path) -> None:
 
 
 # --- admin API ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
 
 
 def _admin_token(idp: LiveIdp, scope: str = "admin") -> dict[str, str]:

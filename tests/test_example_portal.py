@@ -5,23 +5,14 @@ logging in again → "log out everywhere", with the back-channel logout reaching
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-import pytest
 import requests
 
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
-from tests.support.live import Browser, LiveIdp, running_idp
+from tests.support.live import Browser, LiveIdp
 from tests.support.portal import running_portal
-
-
-@pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
 
 
 def start_login(browser: Browser, portal: str, acr: str) -> str:

@@ -20,23 +20,19 @@ from typing import Any
 
 import pytest
 
-from idp import dbadmin
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
 from tests.support.bridge import BridgeClient, running_bridge
 from tests.support.browser import ARTIFACTS, type_pin_in_bridge_dialog
 from tests.support.cardlogin import PIN, emulator, issue
-from tests.support.live import LiveIdp, running_idp
+from tests.support.live import LiveIdp
 from tests.support.portal import running_portal
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.browser]
 
 
 @pytest.fixture
-def idp(tmp_path: Path) -> Iterator[LiveIdp]:
-    url = f"sqlite:///{tmp_path}/idp.sqlite3"
-    dbadmin.upgrade(url)  # `onecard cards issue` insists on a migrated database
-    with running_idp(url, create_schema=False) as live:
-        yield live
+def idp(migrated_idp: LiveIdp) -> LiveIdp:
+    return migrated_idp
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,15 +10,9 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.support.live import REDIRECT, Browser, LiveIdp, portal, query_of, running_idp
+from tests.support.live import REDIRECT, Browser, LiveIdp, portal, query_of
 
 pytestmark = pytest.mark.filterwarnings("error")
-
-
-@pytest.fixture
-def idp(tmp_path: Any) -> Iterator[LiveIdp]:
-    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
-        yield live
 
 
 def authorized_code(idp: LiveIdp, client: OAuth2Session, browser: Browser) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
 from werkzeug.serving import make_server
 
-import idp.models  # noqa: F401 - every table on the metadata
+import idp.models
 from idp.app import create_app, initialise_keys
 from idp.citizens.service import create_citizen
 from idp.clients.service import ClientRegistration, create_client
@@ -229,6 +229,25 @@ def _live_on_each_database(
             for key in client.scan_iter(f"{prefix}:*"):
                 client.delete(key)
             client.close()
+
+
+@pytest.fixture(name="idp")  # a function named idp would hide the idp package imported here
+def sqlite_idp(tmp_path: Any) -> Iterator[LiveIdp]:
+    """The shared live provider on a fresh SQLite file, with the test login method; a test module that
+    needs other settings or databases defines its own ``idp``."""
+    with running_idp(f"sqlite:///{tmp_path}/idp.sqlite3") as live:
+        yield live
+
+
+@pytest.fixture
+def migrated_idp(tmp_path: Any) -> Iterator[LiveIdp]:
+    """Like ``idp``, on a database migrated with Alembic (the CLI insists on one) instead of create_all."""
+    from idp import dbadmin
+
+    url = f"sqlite:///{tmp_path}/idp.sqlite3"
+    dbadmin.upgrade(url)
+    with running_idp(url, create_schema=False) as live:
+        yield live
 
 
 @pytest.fixture(params=["sqlite", "postgres-redis"])
