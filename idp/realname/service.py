@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -31,17 +31,17 @@ from sqlalchemy.orm import Session
 from idp.citizens.idnumber import validate_id_number
 from idp.citizens.service import decrypt_profile, find_by_id_number, find_citizen, validate_name
 from idp.crypto.pii import PiiCipher
-from idp.keys.service import QR_SIGNING, KeyRing
+from idp.keys.service import KeyRing
+from idp.presented_codes import use_once, verify_presented_code
 from idp.ratelimit import RateLimiter
 from idp.realname.errors import CodesNotSupportedError, InvalidCodeError, InvalidPurposeError
 from idp.stores.base import EphemeralStore
 from sdk.errors import InvalidRequestError
-from sdk.qr_token import DEFAULT_CLOCK_SKEW, PREFIX, QrTokenError, QrTokenReason, verify_qr_token
+from sdk.qr_token import PREFIX, QrTokenError, QrTokenReason
 
 MAX_PURPOSE_LENGTH: Final = 200
 MAX_CODE_LENGTH: Final = 1024
 REALNAME_CTI_NAMESPACE: Final = "realname_cti"
-CLOCK_SKEW: Final = DEFAULT_CLOCK_SKEW
 
 Result = Literal["match", "no_match"]
 Assurance = Literal["high", "substantial"]
@@ -133,19 +133,6 @@ def names_match(registered: str, given: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
-class _EveryRegion(Collection[str]):
-    """Codes of any region this server issues for (its own key set is the real check)."""
-
-    def __contains__(self, value: object) -> bool:
-        return isinstance(value, str)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 def verify_realname(
     session: Session,
     query: RealnameQuery,
@@ -206,19 +193,12 @@ def _citizen_of_code(
     if resolver is None:
         raise CodesNotSupportedError("no handle resolver registered")
     try:
-        token = verify_qr_token(
-            code,
-            keys=keyring.key_set(QR_SIGNING.name, now=now),
-            expected_issuers=_EveryRegion(),
-            now=now,
-            clock_skew=CLOCK_SKEW,
-        )
+        token = verify_presented_code(code, keyring=keyring, now=now)
     except QrTokenError as exc:
         raise InvalidCodeError(exc.reason) from exc
     citizen_id = resolver(session, token.handle)
     if citizen_id is None:
         return None  # unknown, suspended or cancelled e-card: the code does not identify anyone now
-    keep = max(1.0, token.expires_at + CLOCK_SKEW - now)
-    if not store.add(REALNAME_CTI_NAMESPACE, token.cti, b"1", ttl=keep, now=now):
+    if not use_once(store, REALNAME_CTI_NAMESPACE, token, now=now):
         raise InvalidCodeError(QrTokenReason.REPLAYED)
     return citizen_id

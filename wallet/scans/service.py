@@ -11,7 +11,7 @@ policy names.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -23,44 +23,26 @@ from idp.citizens.facts import PROFILE_FACTS, citizen_facts
 from idp.citizens.service import decrypt_profile, find_citizen, local_date
 from idp.crypto.pii import PiiCipher
 from idp.db import utc_from_timestamp
-from idp.keys.service import QR_SIGNING, KeyRing
+from idp.keys.service import KeyRing
+from idp.presented_codes import EVERY_REGION, SERVER_CLOCK_SKEW, use_once, verify_presented_code
 from idp.stores.base import EphemeralStore
 from sdk.qr_token import (
-    DEFAULT_CLOCK_SKEW,
     QrTokenError,
     QrTokenReason,
     VerifiedQrToken,
     parse_qr_token,
-    verify_qr_token,
 )
 from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
 
 GATE_CTI_NAMESPACE: Final = "gate_cti"
-SERVER_CLOCK_SKEW: Final = DEFAULT_CLOCK_SKEW  # 30 s, stated in docs/venues.md
 MAX_GATE_ID: Final = 64
 # Reasons that are decided after the signature held: the handle in the code is then the issuer's own, and
 # the scan can go into that e-card's history.
 _SIGNED_REASONS: Final = frozenset(
     {QrTokenReason.WRONG_ISSUER, QrTokenReason.EXPIRED, QrTokenReason.NOT_YET_VALID}
 )
-
-
-class _EveryRegion(Collection[str]):
-    """The issuers a venue without a region list accepts: every region this server issues for."""
-
-    def __contains__(self, value: object) -> bool:
-        return isinstance(value, str)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-EVERY_REGION: Final = _EveryRegion()
 
 
 @dataclass(frozen=True)
@@ -119,12 +101,8 @@ def verify_gate_code(
     expected_issuers: Collection[str] = list(venue.regions) or EVERY_REGION
     view: EcardView | None = None
     try:
-        token = verify_qr_token(
-            text,
-            keys=keyring.key_set(QR_SIGNING.name, now=now),
-            expected_issuers=expected_issuers,
-            now=now,
-            clock_skew=clock_skew,
+        token = verify_presented_code(
+            text, keyring=keyring, now=now, expected_issuers=expected_issuers, clock_skew=clock_skew
         )
     except QrTokenError as exc:
         if exc.reason in _SIGNED_REASONS:
@@ -133,9 +111,8 @@ def verify_gate_code(
     view = find_by_handle(session, token.handle)
     if view is None or usable_citizen(session, view) is None:
         return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
-    # Last: one scan per code across every node. Kept until the code would be refused as expired anyway.
-    keep = max(1.0, token.expires_at + clock_skew - now)
-    if not store.add(GATE_CTI_NAMESPACE, token.cti, b"1", ttl=keep, now=now):
+    # Last: one scan per code across every node.
+    if not use_once(store, GATE_CTI_NAMESPACE, token, now=now, clock_skew=clock_skew):
         return _record(session, venue, view, QrTokenReason.REPLAYED, gate_id=gate_id, now=now)
     claims = venue_claims(venue, view, cipher_factory=cipher_factory, session=session, now=now)
     return _record(session, venue, view, None, gate_id=gate_id, now=now, token=token, claims=claims)
