@@ -144,3 +144,18 @@ def test_citizen_import_without_a_header_row_names_no_one(idp: LiveIdp) -> None:
     assert report["imported"] == 0
     assert [(p["line"], p["reason"]) for p in report["problems"]] == [(1, "bad_header")]
     assert "header row is probably missing" in report["problems"][0]["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/admin/clients", "/api/v1/admin/keys", "/api/v1/admin/citizens"])
+def test_401s_say_how_to_authenticate(idp: LiveIdp, path: str) -> None:
+    """RFC 6750 §3: a 401 names the scheme (Bearer) and realm; OneCard's JSON error shape otherwise."""
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}):
+        response = requests.get(f"{idp.base_url}{path}", headers=headers, timeout=5)
+        assert response.status_code == 401, (headers, response.text)
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="onecard"'
+        assert response.json()["error"] == "unauthorized"
+
+
+def test_realname_401_says_how_to_authenticate(idp: LiveIdp) -> None:
+    response = requests.post(f"{idp.base_url}/api/v1/realname/verify", json={"purpose": "x"}, timeout=5)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="onecard"'
