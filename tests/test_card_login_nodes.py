@@ -11,22 +11,15 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-import redis
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from idp import dbadmin
-from idp.app import create_app, initialise_keys
 from idp.cardlogin.challenge import origin_of
 from idp.cards.issuance import issue_card
 from idp.citizens.service import create_citizen
 from idp.clients.service import ClientRegistration, create_client
-from idp.db import Database
-from idp.models import Base
-from idp.services import Services
-from tests.fixtures.services import delete_redis_keys
 from tests.support.cardlogin import PIN, VirtualCard
-from tests.support.nodes import Node, running_nodes
+from tests.support.nodes import Node, migrated_deployment, running_nodes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 REDIRECT = "https://portal.example.gov.cn/callback"
@@ -34,35 +27,19 @@ REDIRECT = "https://portal.example.gov.cn/callback"
 
 @pytest.fixture
 def deployment(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    dbadmin.upgrade(postgres_url)
-    prefix = "oc-nodes-" + secrets.token_hex(4)
-    app = create_app(
-        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=[]
-    )
-    initialise_keys(app)
-    svc: Services = app.extensions["onecard"]
-    with svc.database.session() as session:
-        citizen = create_citizen(session, svc.pii_cipher(), "张三", "11010519491231002X", now=svc.now())
-        card = issue_card(session, svc.keks, citizen_id=citizen.id, actor="test", now=svc.now(), pin=PIN)
-        client, secret = create_client(
-            session,
-            ClientRegistration(name="Portal", redirect_uris=(REDIRECT,), scope="openid"),
-            now=svc.now(),
-        )
-        seeded = {"card": VirtualCard(card.card_file), "client_id": client.client_id, "secret": secret}
-    svc.database.dispose()
-    try:
+    with migrated_deployment(postgres_url, redis_url, label="oc-nodes") as (svc, prefix):
+        with svc.database.session() as session:
+            citizen = create_citizen(session, svc.pii_cipher(), "张三", "11010519491231002X", now=svc.now())
+            card = issue_card(session, svc.keks, citizen_id=citizen.id, actor="test", now=svc.now(), pin=PIN)
+            client, secret = create_client(
+                session,
+                ClientRegistration(name="Portal", redirect_uris=(REDIRECT,), scope="openid"),
+                now=svc.now(),
+            )
+            seeded = {"card": VirtualCard(card.card_file), "client_id": client.client_id, "secret": secret}
+        svc.database.dispose()  # the nodes hold their own connections
         with running_nodes(postgres_url, redis_url, prefix, log_dir=tmp_path) as nodes:
             yield {**seeded, "nodes": nodes}
-    finally:
-        database = Database(postgres_url)
-        Base.metadata.drop_all(database.engine)
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        database.dispose()
-        client_r = redis.Redis.from_url(redis_url)
-        delete_redis_keys(client_r, prefix)
-        client_r.close()
 
 
 def test_challenge_from_node_a_answered_at_node_b_once(deployment: dict[str, Any]) -> None:

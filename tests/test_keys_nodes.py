@@ -9,7 +9,6 @@ lifecycle's timings are tested with a ShiftClock in tests/test_keys_rotation_liv
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,19 +16,12 @@ from typing import Any
 
 import jwt
 import pytest
-import redis
 import requests
 
-from idp import dbadmin
-from idp.app import create_app, initialise_keys
 from idp.clients.service import ClientRegistration, create_client
-from idp.db import Database
 from idp.keys.service import KEY_RING_CACHE_SECONDS, OIDC_ES256
-from idp.models import Base
-from idp.services import Services
 from sdk.keys import KeySet
-from tests.fixtures.services import delete_redis_keys
-from tests.support.nodes import Node, running_nodes
+from tests.support.nodes import Node, migrated_deployment, running_nodes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -118,31 +110,15 @@ def eventually(condition: Callable[[], bool], what: str, within: float = WITHIN)
 
 @pytest.fixture
 def deployment(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    dbadmin.upgrade(postgres_url)
-    prefix = "oc-keys-nodes-" + secrets.token_hex(4)
-    app = create_app(
-        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=[]
-    )
-    initialise_keys(app)
-    svc: Services = app.extensions["onecard"]
-    with svc.database.session() as session:
-        client, secret = create_client(
-            session, ClientRegistration(name="Security", kind="operator", scope="admin"), now=svc.now()
-        )
-        client_id = client.client_id
-    svc.database.dispose()
-    try:
+    with migrated_deployment(postgres_url, redis_url, label="oc-keys-nodes") as (svc, prefix):
+        with svc.database.session() as session:
+            client, secret = create_client(
+                session, ClientRegistration(name="Security", kind="operator", scope="admin"), now=svc.now()
+            )
+            client_id = client.client_id
+        svc.database.dispose()  # the nodes hold their own connections
         with running_nodes(postgres_url, redis_url, prefix, log_dir=tmp_path) as nodes:
             yield Deployment(nodes, client_id, str(secret))
-    finally:
-        database = Database(postgres_url)
-        Base.metadata.drop_all(database.engine)
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        database.dispose()
-        client_r = redis.Redis.from_url(redis_url)
-        delete_redis_keys(client_r, prefix)
-        client_r.close()
 
 
 def test_a_key_activated_on_one_node_is_used_by_both(deployment: Deployment) -> None:

@@ -4,7 +4,6 @@ revoked — 20 rounds, 400 requests."""
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,20 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
-from idp import dbadmin
-from idp.app import create_app, initialise_keys
 from idp.citizens.service import create_citizen
 from idp.clients.service import ClientRegistration, create_client
-from idp.db import Database
 from idp.grants.service import create_grant, issue_refresh_token
-from idp.models import Base
 from idp.scopes import ACR_HIGH
-from idp.services import Services
-from tests.fixtures.services import delete_redis_keys
-from tests.support.nodes import running_nodes
+from tests.support.nodes import migrated_deployment, running_nodes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ROUNDS = 20
@@ -34,49 +26,35 @@ PARALLEL = 20
 
 @pytest.fixture
 def deployment(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    dbadmin.upgrade(postgres_url)
-    prefix = "oc-refresh-" + secrets.token_hex(4)
-    app = create_app(
-        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=[]
-    )
-    initialise_keys(app)
-    svc: Services = app.extensions["onecard"]
-    with svc.database.session() as session:
-        citizen = create_citizen(session, svc.pii_cipher(), "张三", "11010519491231002X", now=svc.now())
-        client, secret = create_client(
-            session,
-            ClientRegistration(name="Portal", redirect_uris=("https://p.example.gov.cn/cb",), scope="openid"),
-            now=svc.now(),
-        )
-        tokens = []
-        for _ in range(ROUNDS):
-            grant = create_grant(
+    with migrated_deployment(postgres_url, redis_url, label="oc-refresh") as (svc, prefix):
+        with svc.database.session() as session:
+            citizen = create_citizen(session, svc.pii_cipher(), "张三", "11010519491231002X", now=svc.now())
+            client, secret = create_client(
                 session,
-                client_id=client.client_id,
-                citizen_id=citizen.id,
-                sid=None,
-                scope="openid",
-                claims=None,
-                acr=ACR_HIGH,
-                amr=("sc", "pin", "mfa"),
-                auth_time=svc.now(),
+                ClientRegistration(
+                    name="Portal", redirect_uris=("https://p.example.gov.cn/cb",), scope="openid"
+                ),
                 now=svc.now(),
             )
-            tokens.append(issue_refresh_token(session, grant.id, ttl=3600, now=svc.now()))
-        seeded = {"client": (client.client_id, secret), "tokens": tokens}
-    svc.database.dispose()
-    try:
+            tokens = []
+            for _ in range(ROUNDS):
+                grant = create_grant(
+                    session,
+                    client_id=client.client_id,
+                    citizen_id=citizen.id,
+                    sid=None,
+                    scope="openid",
+                    claims=None,
+                    acr=ACR_HIGH,
+                    amr=("sc", "pin", "mfa"),
+                    auth_time=svc.now(),
+                    now=svc.now(),
+                )
+                tokens.append(issue_refresh_token(session, grant.id, ttl=3600, now=svc.now()))
+            seeded = {"client": (client.client_id, secret), "tokens": tokens}
+        svc.database.dispose()  # the nodes hold their own connections
         with running_nodes(postgres_url, redis_url, prefix, log_dir=tmp_path) as nodes:
             yield {**seeded, "nodes": nodes, "logs": tmp_path}
-    finally:
-        database = Database(postgres_url)
-        Base.metadata.drop_all(database.engine)
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        database.dispose()
-        client_r = redis.Redis.from_url(redis_url)
-        delete_redis_keys(client_r, prefix)
-        client_r.close()
 
 
 def test_parallel_reuse_of_one_refresh_token_across_two_nodes(deployment: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
 from werkzeug.serving import make_server
 
-import idp.models
+import idp.models  # noqa: F401 - every table on the metadata
 from idp.app import create_app, initialise_keys
 from idp.citizens.service import create_citizen
 from idp.clients.service import ClientRegistration, create_client

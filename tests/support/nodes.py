@@ -15,7 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
+from flask import Flask
+
+from idp import dbadmin
+from idp.app import create_app, initialise_keys
+from idp.db import Database
+from idp.models import Base
+from idp.services import Services
+from tests.fixtures.services import delete_redis_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +123,29 @@ def running_nodes(
     finally:
         for node in nodes:
             _stop(node.process)
+
+
+@contextmanager
+def migrated_deployment(postgres_url: str, redis_url: str, *, label: str) -> Iterator[tuple[Services, str]]:
+    """The shared state of a multi-node deployment: PostgreSQL migrated to head with its first keys, and a
+    Redis key prefix of its own. Yields the services of an app to seed it with (its connections are closed
+    before the nodes start) and the prefix; empties both afterwards."""
+    dbadmin.upgrade(postgres_url)
+    prefix = f"{label}-{os.urandom(4).hex()}"
+    app: Flask = create_app(
+        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=[]
+    )
+    initialise_keys(app)
+    svc: Services = app.extensions["onecard"]
+    try:
+        yield svc, prefix
+    finally:
+        svc.database.dispose()
+        database = Database(postgres_url)
+        Base.metadata.drop_all(database.engine)
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        database.dispose()
+        client = redis.Redis.from_url(redis_url)
+        delete_redis_keys(client, prefix)
+        client.close()
