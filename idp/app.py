@@ -84,13 +84,15 @@ def create_app(
     from idp.cardlogin.views import CARD_METHOD
     from idp.cardlogin.views import bp as card_login_bp
     from idp.cards.views import bp as cards_admin_bp
+    from idp.health import bp as health_bp
     from idp.keys.views import bp as keys_bp
     from idp.login.views import bp as login_bp
     from idp.oauth.views import bp as oidc_bp
     from idp.realname.views import bp as realname_bp
 
     # Everything the provider serves, in one list (DESIGN.md §3, §4, §6, §7).
-    for blueprint in (oidc_bp, login_bp, admin_bp, card_login_bp, cards_admin_bp, keys_bp, realname_bp):
+    blueprints = (oidc_bp, login_bp, admin_bp, card_login_bp, cards_admin_bp, keys_bp, realname_bp, health_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     svc.authenticators.register(CARD_METHOD)
     install_request_hooks(app)

@@ -114,6 +114,11 @@ names = st.sampled_from(HOT_NAMES) | st.sampled_from(PARAMETER_NAMES)
 fields = st.dictionaries(names, text_values, max_size=4)
 
 
+# Routes whose defined answer may be 503: readiness on the test servers' databases, which are created without
+# Alembic and so are "not at head" (tests/test_health.py checks the endpoint itself).
+ANSWERS_503 = {"/readyz"}
+
+
 @dataclass(frozen=True)
 class Credentials:
     portal: tuple[str, str]
@@ -295,6 +300,8 @@ def fuzz_route(
             timeout=30,
         )
         statuses[response.status_code] += 1
+        if route.rule in ANSWERS_503 and response.status_code == 503:
+            return
         assert response.status_code < 500, (route, request, response.status_code, response.text[:300])
         if response.status_code >= 400:
             assert durable_rows(idp) == before, ("a refused request changed rows", route, request)

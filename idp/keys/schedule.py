@@ -66,6 +66,11 @@ class KeyScheduler:
             self._thread = threading.Thread(target=self._run, name="onecard-key-scheduler", daemon=True)
             self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Started and its thread still alive (/readyz)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
