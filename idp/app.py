@@ -135,7 +135,12 @@ def _install_error_handlers(app: Flask) -> None:
         if error.status_code >= 500:
             log.error("%s: %s", type(error).__name__, error.detail)
         if wants_page():  # a person's browser navigated here: a page in words, not JSON
-            return error_page("This did not work", error.description, error.status_code)
+            return error_page(
+                "This did not work",
+                error.description,
+                error.status_code,
+                headers=getattr(error, "headers", {}),
+            )
         return json_error(error)
 
     @app.errorhandler(OAuth2Error)

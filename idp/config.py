@@ -187,7 +187,8 @@ def validate_settings(settings: Settings) -> None:
     if settings.card_certificate_days <= 0:
         raise ConfigError("ONECARD_CARD_CERTIFICATE_DAYS must be positive")
     bridge = urlsplit(settings.card_bridge_url)
-    if bridge.scheme != "http" or bridge.hostname not in ("127.0.0.1", "localhost", "::1") or bridge.path:
+    # 127.0.0.1 only: the pages' Content-Security-Policy lets them reach http://127.0.0.1:* and nothing else.
+    if bridge.scheme != "http" or bridge.hostname != "127.0.0.1" or bridge.path:
         raise ConfigError(
             "ONECARD_CARD_BRIDGE_URL must be http://127.0.0.1:PORT (the bridge is local): "
             f"{settings.card_bridge_url!r}"

@@ -54,7 +54,10 @@ def browser_id() -> str:
     value = request.cookies.get(BROWSER_COOKIE, "")
     random_part, _, mac = value.partition(".")
     keys = _cookie_keys()
-    if not any(hmac.compare_digest(_browser_mac(key, random_part), mac) for _kid, key in keys):
+    # Bytes, not str: compare_digest refuses a non-ASCII str, and a planted cookie may hold anything.
+    if not any(
+        hmac.compare_digest(_browser_mac(key, random_part).encode(), mac.encode()) for _kid, key in keys
+    ):
         if "new_browser_id" not in g:
             fresh = secrets.token_urlsafe(24)
             g.new_browser_id = f"{fresh}.{_browser_mac(keys[0][1], fresh)}"
@@ -90,7 +93,8 @@ def check_csrf(purpose: str, token: str | None) -> bool:
     """Any cookie key still accepted may have made it (keys rotate while forms are open)."""
     if not token or len(token) != 64:
         return False
-    return any(hmac.compare_digest(_csrf_mac(key, purpose), token) for _kid, key in _cookie_keys())
+    given = token.encode()  # bytes: compare_digest refuses a non-ASCII str
+    return any(hmac.compare_digest(_csrf_mac(key, purpose).encode(), given) for _kid, key in _cookie_keys())
 
 
 def client_ip() -> str:
@@ -131,11 +135,16 @@ def json_error(error: OneCardError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status_code
     response.headers.update(getattr(error, "headers", {}))
+    response.headers.setdefault("Cache-Control", "no-store")  # an error is never for a cache (RFC 6749 §5.1)
     return response
 
 
-def error_page(title: str, message: str, status: int = 400) -> Response:
-    return make_response(render_template("error.html", title=title, message=message), status)
+def error_page(
+    title: str, message: str, status: int = 400, *, headers: dict[str, str] | None = None
+) -> Response:
+    response = make_response(render_template("error.html", title=title, message=message), status)
+    response.headers.update(headers or {})
+    return response
 
 
 def wants_page() -> bool:

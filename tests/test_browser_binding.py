@@ -54,3 +54,17 @@ def test_a_tampered_mac_is_replaced(live_idp: LiveIdp) -> None:
         http = requests.Session()
         http.cookies.set(BROWSER_COOKIE, forged)
         assert start_login(idp, http, client.client_id).cookies[BROWSER_COOKIE] not in (forged, first)
+
+
+def test_a_non_ascii_cookie_or_csrf_token_is_replaced_not_a_500(live_idp: LiveIdp) -> None:
+    """compare_digest refuses a non-ASCII str: a planted cookie must not lock a browser out of logging in."""
+    idp = live_idp
+    client = portal(idp)
+    http = requests.Session()
+    http.headers["Cookie"] = f"{BROWSER_COOKIE}=abc.d\xe9f"
+    started = start_login(idp, http, client.client_id)
+    assert started.status_code == 303 and started.cookies[BROWSER_COOKIE] != "abc.d\xe9f"
+    logout = requests.post(
+        f"{idp.base_url}/logout", data={"csrf": "\xe9" * 64}, headers={"Accept": "text/html"}, timeout=5
+    )
+    assert logout.status_code < 500

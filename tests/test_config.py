@@ -216,7 +216,12 @@ def test_the_bridge_url_and_the_qr_poll_are_settings_not_app_config(tmp_path: Pa
         {"ONECARD_CARD_BRIDGE_URL": "http://127.0.0.1:47401", "ONECARD_QR_LOGIN_POLL_SECONDS": "5"}
     )
     assert settings.card_bridge_url == "http://127.0.0.1:47401" and settings.qr_login_poll_seconds == 5.0
-    for url in ("https://127.0.0.1:47400", "http://bridge.example.com:47400", "http://127.0.0.1:47400/x"):
+    for url in (
+        "https://127.0.0.1:47400",
+        "http://bridge.example.com:47400",
+        "http://127.0.0.1:47400/x",
+        "http://localhost:47400",  # the pages' CSP reaches 127.0.0.1 only
+    ):
         with pytest.raises(ConfigError, match="ONECARD_CARD_BRIDGE_URL"):
             load_settings({"ONECARD_CARD_BRIDGE_URL": url})
     with pytest.raises(ConfigError, match="ONECARD_QR_LOGIN_POLL_SECONDS"):

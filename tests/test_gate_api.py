@@ -442,3 +442,18 @@ def test_the_documented_gate_urls_answer(live: LiveWallet) -> None:
         assert answer.status_code == 200, path
     keys = KeySet.from_jwks(requests.get(live.base_url + paths[0], timeout=10).json())
     assert keys and all(key.alg == "EdDSA" for key in keys)
+
+
+def test_a_stored_policy_never_releases_more_than_a_venue_may_learn(
+    live: LiveWallet, user: WalletUser
+) -> None:
+    """Registration refuses id_number and birthdate; a row written some other way still releases neither."""
+    from wallet.venues.model import Venue
+
+    venue_id, secret = live.add_venue("Library", "library", ("name",))
+    with live.services.database.session() as session:
+        venue = session.get(Venue, venue_id)
+        assert venue is not None
+        venue.claims = ["name", "id_number", "birthdate", "id_number_masked"]
+    scan = OnlineGateClient(live.base_url, venue_id, secret).verify(user.code()["text"])
+    assert set(scan.claims) == {"name", "id_number_masked"}

@@ -288,3 +288,22 @@ def test_the_qr_key_set_uri_is_advertised_and_answers(idp: LiveIdp) -> None:
     response = requests.get(uri, timeout=5)
     assert response.status_code == 200 and response.json()["keys"]
     assert {key["alg"] for key in response.json()["keys"]} == {"EdDSA"}
+
+
+def test_userinfo_refusals_are_rfc6750_answers(idp: LiveIdp) -> None:
+    url = f"{idp.base_url}/userinfo"
+    missing = requests.get(url, timeout=5)
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    invalid = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=5)
+    assert invalid.status_code == 401 and invalid.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in invalid.headers["WWW-Authenticate"]
+    operator_id, secret = idp.register_client(name="Operator", kind="operator", scope="realname:verify")
+    token = requests.post(
+        f"{idp.base_url}/token",
+        auth=(operator_id, secret or ""),
+        data={"grant_type": "client_credentials"},
+        timeout=5,
+    ).json()["access_token"]
+    service_token = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert service_token.status_code == 403 and service_token.json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in service_token.headers["WWW-Authenticate"]

@@ -2,7 +2,7 @@
 
 A login method (card + PIN, e-card passkey, QR scan-to-login) registers a ``LoginMethod`` saying which acr
 and amr it yields and which endpoint starts it; it brings its own blueprint for its pages and APIs, and
-when the citizen has proven who they are it calls ``idp.login.views.complete_login``. The login page
+when the citizen has proven who they are it calls ``idp.login.service.complete_login``. The login page
 offers the methods whose acr meets what the client asked for. The shipped package registers no method
 that logs anyone in without a card or a passkey.
 """

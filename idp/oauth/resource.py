@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import MissingAuthorizationError
+from authlib.oauth2.rfc6749 import MissingAuthorizationError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import g, request
 
@@ -71,10 +71,21 @@ class CitizenTokens(ResourceProtector):  # type: ignore[misc]
         return super().parse_request_authorization(oauth_request)  # type: ignore[no-any-return]
 
     def raise_error_response(self, error: OAuth2Error) -> None:
-        if isinstance(error, MissingAuthorizationError):
-            # RFC 6750 §3.1: no credentials, no error code; just how to authenticate.
+        """RFC 6750 §3.1 answers, rendered by the app's OAuth error handler (status, body and headers)."""
+        if isinstance(error, MissingAuthorizationError | UnsupportedTokenTypeError):
+            # No Bearer credentials: no error code, just how to authenticate.
             raise BearerChallenge()
-        super().raise_error_response(error)
+        if isinstance(error, InsufficientScopeError) and not isinstance(error, BearerScopeError):
+            raise BearerScopeError() from error
+        raise error
+
+
+class BearerScopeError(InsufficientScopeError):  # type: ignore[misc]
+    """403 ``insufficient_scope`` with the ``WWW-Authenticate`` header RFC 6750 §3.1 asks for."""
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        challenge = f'Bearer realm="{REALM}", error="{self.error}"'
+        return [*super().get_headers(), ("WWW-Authenticate", challenge)]
 
 
 class BearerChallenge(UnauthorizedError):

@@ -35,6 +35,7 @@ from sdk.qr_token import (
 from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
+from wallet.venues.service import VENUE_CLAIMS
 
 GATE_CTI_NAMESPACE: Final = "gate_cti"
 MAX_GATE_ID: Final = 64
@@ -82,7 +83,9 @@ def venue_claims(
         citizen = find_citizen(session, view.ecard.citizen_id)
         if citizen is not None:
             facts.update(citizen_facts(decrypt_profile(cipher_factory(), citizen), now=now))
-    return {name: facts[name] for name in policy if name in facts}
+    # Only what a venue may ever learn (VENUE_CLAIMS: never the full ID number or the birthdate), whatever
+    # the stored policy says.
+    return {name: facts[name] for name in policy if name in VENUE_CLAIMS and name in facts}
 
 
 def verify_gate_code(
