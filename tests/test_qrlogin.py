@@ -9,7 +9,6 @@ import base64
 import dataclasses
 import json
 import re
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -645,29 +644,14 @@ def test_result_delivered_through_another_node(postgres_url: str, redis_url: str
     """Node A creates the channel and shows the QR; the phone opens, matches and approves at node B; the
     desktop's long-poll and collection go through node B too; the login carries on at node A; a replayed
     collection at node A is refused."""
-    import redis as redis_lib
-
-    from idp import dbadmin
-    from idp.app import create_app, initialise_keys
     from idp.clients.service import ClientRegistration, create_client
-    from idp.db import Database
-    from idp.models import Base
-    from tests.fixtures.services import delete_redis_keys
-    from tests.support.nodes import running_nodes
+    from tests.support.nodes import migrated_deployment, running_nodes
     from wallet.plugin import init_app as install_wallet
 
-    dbadmin.upgrade(postgres_url)
-    prefix = "oc-qr-nodes-" + secrets.token_hex(4)
-    app = create_app(
-        env="test",
-        database_url=postgres_url,
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        plugins=[install_wallet],
-    )
-    initialise_keys(app)  # before the nodes start, so they do not race to create keys
-    svc = app.extensions["onecard"]
-    try:
+    with migrated_deployment(postgres_url, redis_url, label="oc-qr-nodes", plugins=[install_wallet]) as (
+        svc,
+        prefix,
+    ):
         citizen_id = seed_citizen_with_ecard(svc)
         with svc.database.session() as session:
             client, _secret = create_client(
@@ -701,13 +685,3 @@ def test_result_delivered_through_another_node(postgres_url: str, redis_url: str
             assert resumed.status_code in (302, 303)
             replay = desktop.collect(qr, base=node_a.url)
             assert replay.status_code == 404 and replay.json()["error"] == "channel_not_found"
-    finally:
-        svc.database.dispose()
-        database = Database(postgres_url)
-        Base.metadata.drop_all(database.engine)
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        database.dispose()
-        client_r = redis_lib.Redis.from_url(redis_url)
-        delete_redis_keys(client_r, prefix)
-        client_r.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,21 +25,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import redis
 import requests
 
-from idp import dbadmin
-from idp.app import create_app, initialise_keys
 from idp.cardlogin.views import AMR as CARD_AMR
 from idp.clients.service import ClientRegistration, create_client
-from idp.db import Database
-from idp.models import Base
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
-from idp.services import Services
 from idp.sessions.service import Authentication, create_session
 from idp.web import SESSION_COOKIE
-from tests.fixtures.services import delete_redis_keys
-from tests.support.nodes import running_nodes
+from tests.support.nodes import migrated_deployment, running_nodes
 from tests.support.proxy import ProxiedRequest, ReverseProxy, Routed
 from tests.support.qrimage import decode_qr
 from tests.support.qrlogin import CHALLENGE, VERIFIER, seed_citizen_with_ecard
@@ -158,18 +150,12 @@ def test_scan_to_login_delivered_through_another_node(
     portal: tuple[str, list[dict[str, list[str]]]],
 ) -> None:
     redirect_uri, landed = portal
-    dbadmin.upgrade(postgres_url)
-    prefix = "oc-qr-nodes-browser-" + secrets.token_hex(4)
-    app = create_app(
-        env="test",
-        database_url=postgres_url,
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        plugins=[install_wallet],
-    )
-    initialise_keys(app)  # before the nodes start, so they do not race to create keys
-    svc: Services = app.extensions["onecard"]
-    try:
+    with migrated_deployment(
+        postgres_url, redis_url, label="oc-qr-nodes-browser", plugins=[install_wallet]
+    ) as (
+        svc,
+        prefix,
+    ):
         citizen_id = seed_citizen_with_ecard(svc)
         with svc.database.session() as session:
             client, secret = create_client(
@@ -264,13 +250,3 @@ def test_scan_to_login_delivered_through_another_node(
             assert at(NODE_A, "GET", re.compile(r"/authorize(/.*)?"))
             assert [r.status for r in at(NODE_A, "POST", re.compile("/token"))] == [200]
             assert proxy.errors == []
-    finally:
-        svc.database.dispose()
-        database = Database(postgres_url)
-        Base.metadata.drop_all(database.engine)
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        database.dispose()
-        client_r = redis.Redis.from_url(redis_url)
-        delete_redis_keys(client_r, prefix)
-        client_r.close()

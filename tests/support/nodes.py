@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,14 +126,16 @@ def running_nodes(
 
 
 @contextmanager
-def migrated_deployment(postgres_url: str, redis_url: str, *, label: str) -> Iterator[tuple[Services, str]]:
+def migrated_deployment(
+    postgres_url: str, redis_url: str, *, label: str, plugins: Sequence[Callable[[Flask], None]] = ()
+) -> Iterator[tuple[Services, str]]:
     """The shared state of a multi-node deployment: PostgreSQL migrated to head with its first keys, and a
     Redis key prefix of its own. Yields the services of an app to seed it with (its connections are closed
     before the nodes start) and the prefix; empties both afterwards."""
     dbadmin.upgrade(postgres_url)
     prefix = f"{label}-{os.urandom(4).hex()}"
     app: Flask = create_app(
-        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=[]
+        env="test", database_url=postgres_url, redis_url=redis_url, redis_prefix=prefix, plugins=list(plugins)
     )
     initialise_keys(app)
     svc: Services = app.extensions["onecard"]
