@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from alembic.runtime.migration import MigrationContext
 from flask import Blueprint, Response, jsonify
@@ -19,6 +20,10 @@ from idp.keys.service import CORE_KEY_SETS, KeyRing
 from idp.services import Services, services
 
 bp = Blueprint("health", __name__)
+
+
+# The migration scripts ship with the code: their heads are read from disk once, not on every probe.
+_head_revisions = cache(head_revisions)
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ def check_database(svc: Services) -> CheckResult:
             at = set(MigrationContext.configure(connection).get_current_heads())
     except Exception as error:  # any driver error: the database is not reachable
         return CheckResult(False, f"unreachable ({type(error).__name__})")
-    heads = set(head_revisions())
+    heads = set(_head_revisions())
     if at != heads:
         shown = ", ".join(sorted(at)) or "nothing"
         return CheckResult(False, f"schema at {shown}, not at head; run onecard db upgrade")
