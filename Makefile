@@ -1,5 +1,5 @@
 # The two commands of the README. Both do their own set-up (scripts/setup.sh).
-.PHONY: run test lint setup
+.PHONY: run test lint setup bench-peer
 
 setup:
 	@bash scripts/setup.sh
@@ -14,3 +14,9 @@ test: setup
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo
+
+# OneCard beside node-oidc-provider 9 on the token endpoint, discovery and JWKS (bench/side_by_side.py):
+# wrk from Debian, the peer from bench/peer/package-lock.json.
+bench-peer: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
+	@.venv/bin/python -m bench.side_by_side

@@ -31,8 +31,9 @@ def bench_server(
     *,
     threads: int = 8,
     extra_env: dict[str, str] | None = None,
+    cpu: int | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yields (base URL, whatever ``seed(app)`` returned)."""
+    """Yields (base URL, whatever ``seed(app)`` returned); ``cpu`` pins the server to that core."""
     from idp.app import create_app, initialise_keys
     from idp.dbadmin import upgrade
 
@@ -55,8 +56,10 @@ def bench_server(
     initialise_keys(app)
     seeded = seed(app) if seed else {}
     app.extensions["onecard"].database.dispose()
+    pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []
     process = subprocess.Popen(
         [
+            *pinned,
             sys.executable,
             "-m",
             "gunicorn",
