@@ -1,5 +1,5 @@
 # The two commands of the README. Both do their own set-up (scripts/setup.sh).
-.PHONY: run test lint setup bench-peer
+.PHONY: run test lint setup bench-peer messages
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,12 @@ test: setup
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo
+
+# The message catalogues (DESIGN.md §11): extract every text the pages, scripts and the bridge show into each
+# package's messages.pot and merge it into its Chinese .po, which a person then translates (docs/glossary.md);
+# scripts/setup.sh compiles the .mo files, which are never committed.
+messages: setup
+	@bash scripts/messages.sh
 
 # OneCard beside node-oidc-provider 9 on the token endpoint, discovery and JWKS (bench/side_by_side.py):
 # wrk from Debian, the peer from bench/peer/package-lock.json.

@@ -13,7 +13,7 @@ from idp.clients.service import ClientRegistration
 DEMO_PORTAL_SECRET = "occs_demo-portal-secret"  # public on purpose (development only)
 DEMO_ADMIN_SECRET = "occs_demo-admin-secret"  # public on purpose (development only)
 DEMO_PORTAL = ClientRegistration(
-    name="OneCard demo portal",
+    name="一卡通示例门户",  # the demo portal, as a province would register it
     kind="portal",
     redirect_uris=("http://127.0.0.1:8001/callback",),
     post_logout_redirect_uris=("http://127.0.0.1:8001/",),
@@ -47,5 +47,5 @@ DEMO_CITIZENS = (
 DEMO_PIN = "123456"  # public on purpose: the demo card's PIN (development only)
 DEMO_REGION = "420100"  # the card-issuer region of the demo card (Wuhan)
 DEMO_VENUE_ID = "vn_demo-museum"
-DEMO_VENUE_NAME = "Demo city museum"
+DEMO_VENUE_NAME = "示例市博物馆"
 DEMO_VENUE_CLAIMS = ("valid_resident", "age_over_60")

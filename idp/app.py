@@ -14,20 +14,27 @@ from typing import Any
 from authlib.oauth2 import OAuth2Error
 from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from idp.cardlogin.context import create_card_login_context
 from idp.config import Settings, load_settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.db import Database
+from idp.i18n import install_i18n
 from idp.keys.pkcs11 import Pkcs11Backend
 from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler
 from idp.keys.service import CORE_KEY_SETS, KeyRing, ensure_key_sets
 from idp.login.authenticators import AuthenticatorRegistry
 from idp.oauth.server import create_authorization_server
+from idp.observability.database import instrument_engine
+from idp.observability.web import install_request_observation
+from idp.openapi.contract import ApiContract
+from idp.openapi.validation import install_contract_validation
 from idp.realname.service import create_realname_context
 from idp.services import Services
 from idp.stores.factory import create_store
+from idp.stores.timed import TimedStore
 from idp.web import MAX_FORM_BYTES, error_page, install_request_hooks, json_error, wants_page
 from sdk.clock import Clock, system_clock
 from sdk.errors import OneCardError
@@ -58,8 +65,9 @@ def create_app(
         DEBUG=settings.debug,
     )
     database = Database(settings.database_url)
+    instrument_engine(database.engine)  # statement latency (idp.observability)
     keks = KeyEncryptionKeys.from_strings(settings.key_encryption_keys())
-    store = create_store(settings, database)
+    store = TimedStore(create_store(settings, database))  # operation latency (idp.observability)
     keyring = KeyRing(database, keks)
     hsm = Pkcs11Backend.from_settings(settings)  # None unless ONECARD_PKCS11_* name one
     keyring.hsm = hsm
@@ -74,10 +82,12 @@ def create_app(
         authorization_server=create_authorization_server(),
         card_login=create_card_login_context(settings, database, store, keyring),
         realname=create_realname_context(store, per_minute=settings.rate_limit_per_minute),
+        api_contract=ApiContract(),
         hsm=hsm,
     )
     app.extensions["onecard"] = svc
     svc.authorization_server.init_app(app)
+    install_i18n(app)  # Chinese first, English on request (DESIGN.md §11); plug-ins add their catalogues
 
     # Blueprints are imported here, not at module level: importing idp.app builds nothing.
     from idp.admin.views import bp as admin_bp
@@ -88,19 +98,67 @@ def create_app(
     from idp.keys.views import bp as keys_bp
     from idp.login.views import bp as login_bp
     from idp.oauth.views import bp as oidc_bp
+    from idp.observability.views import bp as metrics_bp
+    from idp.openapi.views import bp as openapi_bp
     from idp.realname.views import bp as realname_bp
 
     # Everything the provider serves, in one list (DESIGN.md §3, §4, §6, §7).
-    blueprints = (oidc_bp, login_bp, admin_bp, card_login_bp, cards_admin_bp, keys_bp, realname_bp, health_bp)
+    blueprints = (
+        oidc_bp,
+        login_bp,
+        admin_bp,
+        card_login_bp,
+        cards_admin_bp,
+        keys_bp,
+        realname_bp,
+        health_bp,
+        metrics_bp,
+        openapi_bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     svc.authenticators.register(CARD_METHOD)
+    _register_contract(svc)
     install_request_hooks(app)
+    install_request_observation(app)  # request id, JSON request log, request metrics: first and last hooks
     _install_error_handlers(app)
 
     for plugin in plugins if plugins is not None else _entry_point_plugins():
         plugin(app)
+    install_contract_validation(app)  # seals /api/openapi.json: every plug-in has added its fragment
+    _trust_proxies(app, settings.trusted_proxy_count)
     return app
+
+
+def _trust_proxies(app: Flask, hops: int) -> None:
+    """Behind ``hops`` reverse proxies (``ONECARD_TRUSTED_PROXY_COUNT``), take the client's address and
+    scheme from what those proxies appended to X-Forwarded-For / X-Forwarded-Proto.
+
+    ProxyFix reads the ``hops``-th value from the right: the one our nearest trusted proxy wrote. Anything a
+    client put in front of it (a forged X-Forwarded-For) is ignored, so ``request.remote_addr`` — what the
+    rate limiters key on — cannot be chosen by the client. X-Forwarded-Host, -Port and -Prefix stay untrusted:
+    every URL OneCard emits (discovery, redirects, the card signature's origin) is built from the issuer
+    setting, never from the request's host, so honouring them would only add headers to spoof. Outermost
+    wrapper, applied last, so every other middleware already sees the client's address.
+    """
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0
+        )
+
+
+def _register_contract(svc: Services) -> None:
+    """The JSON APIs' contract (``/api/openapi.json``): one fragment per domain, each beside its views."""
+    from idp.admin.contract import CONTRACT as admin_contract
+    from idp.cardlogin.contract import CONTRACT as card_login_contract
+    from idp.cards.contract import CONTRACT as cards_contract
+    from idp.keys.contract import CONTRACT as keys_contract
+    from idp.login.contract import CONTRACT as login_contract
+    from idp.realname.contract import CONTRACT as realname_contract
+
+    svc.api_contract.register(
+        admin_contract, cards_contract, keys_contract, realname_contract, login_contract, card_login_contract
+    )
 
 
 def start_background_work(app: Flask) -> None:

@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from idp.stores.redis_url import RedisUrlError, is_sentinel_url, parse_sentinel_url
+
 # A key-encryption key anyone can read in this file: fine for a laptop, refused in production.
 DEVELOPMENT_KEK = "ZGV2ZWxvcG1lbnQtb25seS1rZWstZG8tbm90LXVzZS0"
+# `openssl rand -hex 16` makes 32 characters: a token an attacker on the network cannot guess.
+MIN_PRODUCTION_METRICS_TOKEN = 32
 
 
 class ConfigError(Exception):
@@ -71,6 +75,12 @@ class Settings:
     card_bridge_url: str = "http://127.0.0.1:47400"
     # How long one QR-login status long-poll may wait for a change, seconds.
     qr_login_poll_seconds: float = 20.0
+    # Prometheus metrics (idp.observability): a bearer token (or a file holding it) that opens /metrics on
+    # the application (without one, /metrics is 404), and/or host:port of a separate listener `onecard serve`
+    # starts for a private interface, with no token (e.g. 127.0.0.1:9464).
+    metrics_token: str = ""
+    metrics_token_file: str = ""
+    metrics_bind: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -90,6 +100,30 @@ class Settings:
         else:
             raw = self.kek
         return [part.strip() for part in raw.split(",") if part.strip()]
+
+    def metrics_bearer_token(self) -> str:
+        """The token /metrics asks for ("" when /metrics is closed); the file, when named, wins."""
+        if not self.metrics_token_file:
+            return self.metrics_token.strip()
+        try:
+            return Path(self.metrics_token_file).read_text().strip()
+        except OSError as exc:
+            # The file's name and the OS's reason only: never what was read.
+            raise ConfigError(
+                f"ONECARD_METRICS_TOKEN_FILE {self.metrics_token_file}: {exc.strerror or exc}"
+            ) from exc
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``metrics_bind`` as (host, port): ``127.0.0.1:9464``, ``[::1]:9464``; None when unset."""
+        if not self.metrics_bind:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not (port.isascii() and port.isdecimal()) or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"ONECARD_METRICS_BIND must be host:port, e.g. 127.0.0.1:9464: {self.metrics_bind!r}"
+            )
+        return host, int(port)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -197,8 +231,27 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigError("ONECARD_QR_LOGIN_POLL_SECONDS must be between 0 and 60")
     if settings.pkcs11_key_sets.strip(" ,") and not (settings.pkcs11_module and settings.pkcs11_token_label):
         raise ConfigError("ONECARD_PKCS11_KEY_SETS needs ONECARD_PKCS11_MODULE and _TOKEN_LABEL")
+    if settings.trusted_proxy_count < 0:
+        raise ConfigError("ONECARD_TRUSTED_PROXY_COUNT must not be negative")
+    if is_sentinel_url(settings.redis_url):
+        try:
+            parse_sentinel_url(settings.redis_url)
+        except RedisUrlError as exc:  # the message names the wrong part, never the password
+            raise ConfigError(f"ONECARD_REDIS_URL: {exc}") from None
+    elif settings.redis_url and urlsplit(settings.redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("ONECARD_REDIS_URL must be redis://, rediss://, unix:// or redis+sentinel://")
+    metrics_token = settings.metrics_bearer_token()
+    # A header value: printable ASCII without spaces (RFC 6750 b64token and more), so a scraper can send it.
+    if metrics_token and not all("!" <= char <= "~" for char in metrics_token):
+        raise ConfigError("ONECARD_METRICS_TOKEN must be printable ASCII without spaces")
+    settings.metrics_address()  # raises ConfigError for a bind that is not host:port
     if settings.is_production:
         problems = []
+        if metrics_token and len(metrics_token) < MIN_PRODUCTION_METRICS_TOKEN:
+            problems.append(
+                f"ONECARD_METRICS_TOKEN must be at least {MIN_PRODUCTION_METRICS_TOKEN} characters "
+                "(it opens /metrics to anyone who can reach the server)"
+            )
         if settings.debug:
             problems.append("ONECARD_DEBUG must be off")
         if DEVELOPMENT_KEK in settings.key_encryption_keys():

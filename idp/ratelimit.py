@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from idp.observability.metrics import count_rate_limit_refusal
 from idp.stores.base import EphemeralStore
 from sdk.errors import RateLimitedError
 
@@ -45,6 +46,7 @@ class RateLimiter:
             self.store.put(self._opened_namespace, key, repr(now).encode(), ttl=self.window, now=now)
         if count <= self.limit:
             return RateLimitDecision(allowed=True, count=count, remaining=self.limit - count, retry_after=0)
+        count_rate_limit_refusal(self.namespace)  # the limit's name, fixed in code: never the key
         return RateLimitDecision(
             allowed=False, count=count, remaining=0, retry_after=self._retry_after(key, now)
         )

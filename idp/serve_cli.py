@@ -1,5 +1,10 @@
 """``onecard serve``: migrate the database, create any missing keys, and serve the application (gunicorn, or
-werkzeug's development server with ``--dev``). Registered on the ``onecard`` group by ``idp.cli``."""
+werkzeug's development server with ``--dev``). Registered on the ``onecard`` group by ``idp.cli``.
+
+It also runs what operators watch (``idp.observability``): the request log as JSON lines on stderr, and with
+``ONECARD_METRICS_BIND`` a metrics listener of its own — in the gunicorn master, whose workers share their
+metrics through a multiprocess directory prepared before the first fork, or in the development server.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,13 @@ from flask import Flask
 
 from idp import dbadmin
 from idp.app import create_app, initialise_keys, start_background_work
-from idp.config import load_settings
+from idp.config import Settings, load_settings
+from idp.db import Database
+from idp.observability.exposition import MetricsListener, render_metrics, scrape_registry
+from idp.observability.multiprocess import prepare_multiprocess_directory
+from idp.observability.web import request_log_to_stderr
 from idp.services import Services
+from sdk.clock import system_clock
 
 
 def _default_workers() -> int:
@@ -30,8 +40,15 @@ def _default_workers() -> int:
     default=None,
     help="Gunicorn worker processes [default: 2 × CPUs + 1, at most 8].",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Threads per worker; more than 1 runs gunicorn's gthread workers instead of sync ones.",
+)
 @click.option("--dev", is_flag=True, help="Werkzeug's single-process development server instead of gunicorn.")
-def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
+def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
     """Migrate the database, create any missing keys, and serve the application."""
     settings = load_settings()
     if dev and settings.is_production:
@@ -50,27 +67,58 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 
         click.echo(f"OneCard {settings.issuer} (development server) on {where}", err=True)
         start_background_work(app)
-        run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
+        address = settings.metrics_address()
+        listener = None
+        if address is not None:
+            registry = scrape_registry(svc.database, settings, svc.clock)  # one process: its own registry
+            listener = MetricsListener(*address, lambda: render_metrics(registry)).start()
+            click.echo(f"metrics on http://{settings.metrics_bind}/metrics", err=True)
+        try:
+            with request_log_to_stderr():
+                run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
+        finally:
+            if listener is not None:
+                listener.stop()
         return
     count = workers or _default_workers()
-    click.echo(f"OneCard {settings.issuer} on {where} with {count} gunicorn worker(s)", err=True)
-    _run_gunicorn(app, bind=where.removeprefix("http://"), workers=count)
+    per_worker = f" × {threads} threads" if threads > 1 else ""
+    click.echo(f"OneCard {settings.issuer} on {where} with {count} gunicorn worker(s){per_worker}", err=True)
+    _run_gunicorn(app, bind=where.removeprefix("http://"), workers=count, threads=threads)
 
 
-def _run_gunicorn(app: Flask, *, bind: str, workers: int) -> None:
+def _run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int = 1) -> None:
     """Run ``app`` under gunicorn in this process: the master forks ``workers`` copies of it."""
     from gunicorn.app.base import BaseApplication
+
+    settings: Settings = app.extensions["onecard"].settings
+    # Before the first fork: every worker writes its metrics into this directory, and a scrape of any of
+    # them (or of the master's listener) adds them all up.
+    metrics_directory = prepare_multiprocess_directory()
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        metrics_directory.worker_exited(worker.pid)
+
+    def on_exit(_server: Any) -> None:
+        metrics_directory.remove()
 
     class OneCardApplication(BaseApplication):  # type: ignore[misc]
         def __init__(self) -> None:
             self.options = {
                 "bind": bind,
                 "workers": workers,
+                # Threads (gthread) serve requests that mostly wait — the QR-login long-poll sleeps for up to
+                # ONECARD_QR_LOGIN_POLL_SECONDS — without holding a whole process each (docs/deploy.md).
+                "worker_class": "gthread" if threads > 1 else "sync",
+                "threads": threads,
                 "proc_name": "onecard",
                 # No access log: request lines carry query strings (login_hint, state) that may hold PII.
+                # The request log (logger onecard.request, JSON on stderr) has the route template instead.
                 "accesslog": None,
                 "errorlog": "-",
                 "post_fork": _dispose_after_fork(app),
+                "when_ready": _start_master_metrics_listener(settings),
+                "child_exit": child_exit,
+                "on_exit": on_exit,
             }
             super().__init__()
 
@@ -85,7 +133,8 @@ def _run_gunicorn(app: Flask, *, bind: str, workers: int) -> None:
         def load(self) -> Flask:
             return app
 
-    OneCardApplication().run()
+    with request_log_to_stderr():  # the workers forked in here inherit it
+        OneCardApplication().run()
 
 
 def _dispose_after_fork(app: Flask) -> Callable[[Any, Any], None]:
@@ -95,3 +144,30 @@ def _dispose_after_fork(app: Flask) -> Callable[[Any, Any], None]:
         start_background_work(app)  # each worker serves, so each runs the scheduler (one tick at a time)
 
     return post_fork
+
+
+def _start_master_metrics_listener(settings: Settings) -> Callable[[Any], None]:
+    """gunicorn's ``when_ready``: the master serves ``ONECARD_METRICS_BIND``, every worker's metrics added up.
+
+    The master forks workers while this listener's thread may be mid-scrape, so the thread must hold nothing
+    a child could inherit locked or use: it records no metric of its own (its database is not instrumented)
+    and keeps no connection between scrapes (a forked copy of a pooled connection would be closed, or used,
+    by the child).
+    """
+
+    def when_ready(_server: Any) -> None:
+        address = settings.metrics_address()
+        if address is None:
+            return
+        database = Database(settings.database_url)
+        registry = scrape_registry(database, settings, system_clock)
+
+        def render() -> bytes:
+            try:
+                return render_metrics(registry)
+            finally:
+                database.dispose()
+
+        MetricsListener(*address, render).start()  # a daemon thread: it ends with the master
+
+    return when_ready

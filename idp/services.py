@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from idp.keys.schedule import KeyScheduler
     from idp.login.authenticators import AuthenticatorRegistry
     from idp.oauth.server import OneCardAuthorizationServer
+    from idp.openapi.contract import ApiContract
     from idp.realname.service import RealnameContext
 
 
@@ -40,6 +41,7 @@ class Services:
     authorization_server: OneCardAuthorizationServer
     card_login: CardLoginContext
     realname: RealnameContext
+    api_contract: ApiContract  # the JSON APIs' OpenAPI contract; plug-ins register their fragments here
     hsm: Pkcs11Backend | None = None  # signing keys in a PKCS#11 HSM (ONECARD_PKCS11_*)
     scheduler: KeyScheduler | None = None  # started by ``start_background_work`` in a server process only
 

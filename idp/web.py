@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from idp.clients.errors import ClientAuthenticationError
@@ -26,12 +27,15 @@ from sdk.errors import InvalidRequestError, OneCardError
 BROWSER_COOKIE = "ocbr"
 SESSION_COOKIE = "ocss"
 MAX_FORM_BYTES = 64 * 1024
+HSTS = "max-age=31536000; includeSubDomains"  # sent whenever the issuer is https
 MAX_JSON_DEPTH = 32
 # Text no OneCard field can hold: C0 controls but tab, line feed and carriage return (PostgreSQL refuses NUL,
 # and none belongs in a name, an id or a URL), and lone surrogates (JSON's "\ud800" decodes to one; it has no
 # UTF-8 form, so the database driver would fail on it).
 _UNACCEPTABLE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# A plain decimal integer parameter: at most 18 digits, so that int() stays cheap and any value fits 64 bits.
+INTEGER_ARG = re.compile(r"-?[0-9]{1,18}")
+LARGEST_INTEGER_ARG = 10**18 - 1
 
 
 def db_session() -> Session:
@@ -42,7 +46,8 @@ def db_session() -> Session:
 
 
 def cookie_secure() -> bool:
-    return services().settings.issuer.startswith("https://")
+    """Whether the issuer is https: cookies are then Secure and responses carry HSTS."""
+    return services().settings.is_secure_issuer
 
 
 def browser_id() -> str:
@@ -98,14 +103,9 @@ def check_csrf(purpose: str, token: str | None) -> bool:
 
 
 def client_ip() -> str:
-    """The caller's address; behind ``trusted_proxy_count`` proxies, taken from X-Forwarded-For."""
-    hops = services().settings.trusted_proxy_count
-    if hops:
-        forwarded = [
-            part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()
-        ]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
+    """The caller's address, what rate limits key on. Behind ``trusted_proxy_count`` proxies it is the
+    address those proxies put into X-Forwarded-For: ProxyFix (``idp.app._trust_proxies``) has already made it
+    ``remote_addr``."""
     return request.remote_addr or ""
 
 
@@ -131,8 +131,12 @@ def conditional_json(body: str, *, cache_control: str, etag_of: bytes | None = N
 
 def json_error(error: OneCardError) -> Response:
     """The one JSON error shape, ``{"error", "error_description"}``, with any headers the error names
-    (a 401's ``WWW-Authenticate``)."""
-    response = jsonify(error.to_dict())
+    (a 401's ``WWW-Authenticate``). The description is in the reader's language when the request states one
+    (a page's script sends its own; ``idp.i18n``), else the English wire text; the code never changes."""
+    body = error.to_dict()
+    if "babel" in current_app.extensions and isinstance(body.get("error_description"), str):
+        body["error_description"] = gettext(body["error_description"])
+    response = jsonify(body)
     response.status_code = error.status_code
     response.headers.update(getattr(error, "headers", {}))
     response.headers.setdefault("Cache-Control", "no-store")  # an error is never for a cache (RFC 6749 §5.1)
@@ -157,7 +161,7 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not _INTEGER.fullmatch(raw):
+    if not INTEGER_ARG.fullmatch(raw):
         raise InvalidRequestError(name, description=f"{name} must be an integer.")
     return max(low, min(high, int(raw)))
 
@@ -284,7 +288,8 @@ def install_request_hooks(app: Flask) -> None:
             "connect-src 'self' http://127.0.0.1:*; frame-ancestors 'none'; form-action 'self' http: https:",
         )
         if cookie_secure():
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            # Browsers then refuse plain HTTP to this host (and its subdomains) for a year (RFC 6797).
+            headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     @app.teardown_request

@@ -7,22 +7,29 @@ Three sources:
 - ``DialogPinSource``: a small, accessible HTML page the bridge serves on its *own* loopback origin. The IdP
   page is told the page's URL (in the ``enter_pin`` event) and opens it; the PIN is typed and submitted to
   the bridge, so the IdP's script never touches it. The page refuses framing and cross-origin submission.
+  It says how long it stays open and offers "More time" (WCAG 2.2.1); the ``enter_pin`` event carries the
+  seconds left (``pin_expires_in``), again after "More time" (``extended``), for the login page's countdown.
 - ``PinPadPinSource``: the reader's own keypad (PC/SC part 10 FEATURE_VERIFY_PIN_DIRECT); the PIN never
   reaches the host. ``build_verify_pin_structure`` builds the reader's PIN_VERIFY_STRUCTURE.
 """
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import html
+import os
 import secrets
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from reader_bridge.errors import PinCancelledError, PinPadUnavailableError, PinTimeoutError
+from reader_bridge.messages import Language, choose_language, terminal_language
 
 Purpose = Literal["verify", "change"]
 Announce = Callable[[Mapping[str, object]], None]
@@ -63,8 +70,12 @@ class PinSource(Protocol):
 class TerminalPinSource:
     kind = "terminal"
 
-    def __init__(self, prompt: Callable[[str], str] = getpass.getpass) -> None:
+    def __init__(
+        self, prompt: Callable[[str], str] = getpass.getpass, *, language: Language | None = None
+    ) -> None:
         self._prompt = prompt
+        # The console's language (ONECARD_BRIDGE_LANG, else LC_ALL / LC_MESSAGES / LANG).
+        self._language = language or terminal_language(os.environ)
 
     def _ask(self, text: str) -> str:
         while True:
@@ -74,20 +85,30 @@ class TerminalPinSource:
                 raise PinCancelledError("PIN entry cancelled at the terminal") from exc
             if is_valid_pin(pin):
                 return pin
-            print("The PIN is 6 digits.")
+            print(self._language.gettext("The PIN is 6 digits."))
 
     def ask_pin(self, request: PinRequest, announce: Announce) -> str:
         announce({})
-        return self._ask(f"Social security card PIN ({request.tries_left} tries left): ")
+        _ = self._language.gettext
+        return self._ask(
+            _("Social security card PIN (%(tries)s left): ") % {"tries": _tries(self._language, request)}
+        )
 
     def ask_pin_change(self, request: PinRequest, announce: Announce) -> tuple[str, str]:
         announce({})
-        old = self._ask(f"Current PIN ({request.tries_left} tries left): ")
+        _ = self._language.gettext
+        old = self._ask(_("Current PIN (%(tries)s left): ") % {"tries": _tries(self._language, request)})
         while True:
-            new = self._ask("New PIN (6 digits): ")
-            if self._ask("New PIN again: ") == new:
+            new = self._ask(_("New PIN (6 digits): "))
+            if self._ask(_("New PIN again: ")) == new:
                 return old, new
-            print("The two new PINs differ.")
+            print(_("The two new PINs differ."))
+
+
+def _tries(language: Language, request: PinRequest) -> str:
+    return language.ngettext("%(count)s try", "%(count)s tries", request.tries_left) % {
+        "count": request.tries_left
+    }
 
 
 # --- PIN pad ----------------------------------------------------------------------------------------------
@@ -134,13 +155,23 @@ VERIFY_TEMPLATE: Final = bytes.fromhex("0020000003000000")  # VERIFY with 3 plac
 
 # --- the local PIN dialog ---------------------------------------------------------------------------------
 
+CHINA_TIME: Final = ZoneInfo("Asia/Shanghai")
+MAX_EXTENSIONS: Final = 5  # "More time" this often per PIN question; each gives the full time again
+
 
 @dataclass
 class _Pending:
     request: PinRequest
+    deadline: float  # time.monotonic() when the dialog gives up
+    url: str
+    announce: Announce
     done: threading.Event = field(default_factory=threading.Event)
     pins: tuple[str, ...] = ()
     cancelled: bool = False
+    extensions: int = 0
+
+    def seconds_left(self) -> int:
+        return max(0, round(self.deadline - time.monotonic()))
 
 
 @dataclass(frozen=True)
@@ -152,7 +183,11 @@ class DialogOutcome:
 
 
 class DialogPinSource:
-    """PIN dialog pages at ``<base_url>/pin/<id>``; ``base_url`` is set once the server is bound."""
+    """PIN dialog pages at ``<base_url>/pin/<id>``; ``base_url`` is set once the server is bound.
+
+    ``page`` and ``submit`` take the reader's language: the ``lang`` the login page put into the link
+    (``?lang=zh-CN``), else the browser's Accept-Language; Chinese when neither says.
+    """
 
     kind = "dialog"
 
@@ -164,20 +199,18 @@ class DialogPinSource:
 
     def _wait(self, request: PinRequest, announce: Announce) -> tuple[str, ...]:
         dialog_id = secrets.token_urlsafe(18)  # unguessable: knowing it is what lets a page open the dialog
-        pending = _Pending(request)
+        url = f"{self.base_url}/pin/{dialog_id}"
+        pending = _Pending(request, time.monotonic() + request.timeout, url, announce)
         with self._lock:
             self._pending[dialog_id] = pending
-        url = f"{self.base_url}/pin/{dialog_id}"
         try:
-            announce({"pin_url": url})
+            announce({"pin_url": url, "pin_expires_in": pending.seconds_left()})
             if self._on_open is not None:
                 self._on_open(url)
-            waited = 0.0
             while not pending.done.wait(_POLL):
-                waited += _POLL
                 if request.cancelled.is_set():
                     raise PinCancelledError("operation cancelled while the PIN dialog was open")
-                if waited >= request.timeout:
+                if time.monotonic() >= pending.deadline:
                     raise PinTimeoutError("no PIN entered in time")
             if pending.cancelled:
                 raise PinCancelledError("cancelled in the PIN dialog")
@@ -197,48 +230,101 @@ class DialogPinSource:
         with self._lock:
             return dialog_id in self._pending
 
-    def page(self, dialog_id: str) -> DialogOutcome:
+    def page(self, dialog_id: str, *, lang: str | None = None, accept_language: str = "") -> DialogOutcome:
+        language = choose_language(lang, accept_language)
         with self._lock:
             pending = self._pending.get(dialog_id)
         if pending is None:
-            return DialogOutcome(404, render_closed_page("This PIN request is no longer open."))
-        return DialogOutcome(200, render_pin_page(pending.request))
+            return DialogOutcome(
+                404, render_closed_page(language.gettext("This PIN request is no longer open."), language)
+            )
+        return DialogOutcome(
+            200,
+            render_pin_page(
+                pending.request,
+                language=language,
+                seconds_left=pending.seconds_left(),
+                can_extend=pending.extensions < MAX_EXTENSIONS,
+            ),
+        )
 
-    def submit(self, dialog_id: str, form: Mapping[str, str]) -> DialogOutcome:
+    def submit(
+        self, dialog_id: str, form: Mapping[str, str], *, lang: str | None = None, accept_language: str = ""
+    ) -> DialogOutcome:
         """Take the form; a malformed PIN re-renders the page (no card try is spent on a typo)."""
+        language = choose_language(lang, accept_language)
+        _ = language.gettext
         with self._lock:
             pending = self._pending.get(dialog_id)
         if pending is None or pending.done.is_set():
-            return DialogOutcome(404, render_closed_page("This PIN request is no longer open."))
-        if form.get("action") == "cancel":
+            return DialogOutcome(404, render_closed_page(_("This PIN request is no longer open."), language))
+
+        def again(error: str | None = None, status: int = 400) -> DialogOutcome:
+            return DialogOutcome(
+                status,
+                render_pin_page(
+                    pending.request,
+                    language=language,
+                    error=error,
+                    seconds_left=pending.seconds_left(),
+                    can_extend=pending.extensions < MAX_EXTENSIONS,
+                ),
+            )
+
+        action = form.get("action")
+        if action == "cancel":
             pending.cancelled = True
             pending.done.set()
-            return DialogOutcome(200, render_closed_page("Cancelled. You can close this window."))
+            return DialogOutcome(
+                200, render_closed_page(_("Cancelled. You can close this window."), language)
+            )
+        if action == "more_time":
+            if pending.extensions < MAX_EXTENSIONS:
+                pending.extensions += 1
+                pending.deadline = time.monotonic() + pending.request.timeout
+                pending.announce(
+                    {"pin_url": pending.url, "pin_expires_in": pending.seconds_left(), "extended": True}
+                )
+            return again(None, 200)
         if pending.request.purpose == "verify":
             pin = form.get("pin", "")
             if not is_valid_pin(pin):
-                return DialogOutcome(400, render_pin_page(pending.request, error="The PIN is 6 digits."))
+                return again(_("The PIN is 6 digits."))
             pending.pins = (pin,)
         else:
-            old, new, again = form.get("old_pin", ""), form.get("new_pin", ""), form.get("new_pin_again", "")
+            old, new, repeated = (
+                form.get("old_pin", ""),
+                form.get("new_pin", ""),
+                form.get("new_pin_again", ""),
+            )
             if not (is_valid_pin(old) and is_valid_pin(new)):
-                return DialogOutcome(400, render_pin_page(pending.request, error="A PIN is 6 digits."))
-            if new != again:
-                return DialogOutcome(400, render_pin_page(pending.request, error="The two new PINs differ."))
+                return again(_("A PIN is 6 digits."))
+            if new != repeated:
+                return again(_("The two new PINs differ."))
             pending.pins = (old, new)
         pending.done.set()
         return DialogOutcome(
-            200, render_closed_page("Thank you. The card is checking the PIN; you can close this window.")
+            200,
+            render_closed_page(
+                _("Thank you. The card is checking the PIN; you can close this window."), language
+            ),
         )
 
 
 _STYLE: Final = """
-body{font-family:system-ui,sans-serif;font-size:1.5rem;line-height:1.5;margin:2rem;color:#111;background:#fff}
-h1{font-size:2rem}label{display:block;font-weight:bold;margin-top:1rem}
-input{font-size:2rem;letter-spacing:.5rem;padding:.4rem;width:9ch;border:3px solid #333}
-input:focus,button:focus{outline:4px solid #0050b3;outline-offset:2px}
-button{font-size:1.5rem;padding:.6rem 1.4rem;margin:1.5rem 1rem 0 0;border:2px solid #111;border-radius:.3rem}
-button.primary{background:#0050b3;color:#fff}.error{color:#a00000;font-weight:bold}
+*{box-sizing:border-box}
+body{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei",sans-serif;
+font-size:1.5rem;line-height:1.5;margin:1rem;color:#111;background:#fff}
+main{max-width:34rem;margin:0 auto}
+h1{font-size:2rem;line-height:1.3}label{display:block;font-weight:bold;margin-top:1rem}
+input{font-size:2rem;letter-spacing:.5rem;padding:.4rem;width:9ch;max-width:100%;border:3px solid #333}
+input:focus,button:focus{outline:3px solid #111;outline-offset:2px;box-shadow:0 0 0 2px #fff}
+button{font:inherit;font-weight:bold;min-height:3rem;padding:.6rem 1.4rem;margin:1.5rem 1rem 0 0;
+border:2px solid #111;border-radius:.3rem;background:#fff;color:#111}
+button.primary{background:#0050b3;border-color:#0050b3;color:#fff}.error{color:#a00000;font-weight:bold}
+.time{border-left:.4rem solid #0050b3;padding-left:.6rem}
+.switch{text-align:right;margin:0}.switch a{color:#0050b3;font-weight:bold}
+a:focus{outline:3px solid #111;outline-offset:2px;box-shadow:0 0 0 2px #fff}
 """
 
 
@@ -246,45 +332,90 @@ def _pin_input(name: str, label: str, autofocus: bool = False) -> str:
     return (
         f'<label for="{name}">{html.escape(label)}</label>'
         f'<input id="{name}" name="{name}" type="password" inputmode="numeric" pattern="[0-9]{{6}}" '
-        f'minlength="6" maxlength="6" autocomplete="off" required aria-describedby="hint"'
+        f'minlength="6" maxlength="6" autocomplete="off" required aria-describedby="hint time"'
         f"{' autofocus' if autofocus else ''}>"
     )
 
 
-def render_pin_page(request: PinRequest, *, error: str | None = None) -> str:
+def _minutes(language: Language, seconds: int) -> str:
+    """How long, in words: whole minutes (rounded up) from a minute on, else seconds."""
+    if seconds >= 60:
+        minutes = -(-seconds // 60)
+        return language.ngettext("%(count)s minute", "%(count)s minutes", minutes) % {"count": minutes}
+    return language.ngettext("%(count)s second", "%(count)s seconds", seconds) % {"count": seconds}
+
+
+def render_pin_page(
+    request: PinRequest,
+    *,
+    error: str | None = None,
+    language: Language | None = None,
+    seconds_left: int | None = None,
+    can_extend: bool = True,
+) -> str:
+    language = language or choose_language(None, "")
+    _ = language.gettext
     if request.purpose == "verify":
-        title = "Enter your social security card PIN"
-        fields = _pin_input("pin", "PIN (6 digits)", autofocus=True)
+        title = _("Enter your social security card PIN")
+        fields = _pin_input("pin", _("PIN (6 digits)"), autofocus=True)
     else:
-        title = "Change your social security card PIN"
+        title = _("Change your social security card PIN")
         fields = (
-            _pin_input("old_pin", "Current PIN (6 digits)", autofocus=True)
-            + _pin_input("new_pin", "New PIN (6 digits)")
-            + _pin_input("new_pin_again", "New PIN again")
+            _pin_input("old_pin", _("Current PIN (6 digits)"), autofocus=True)
+            + _pin_input("new_pin", _("New PIN (6 digits)"))
+            + _pin_input("new_pin_again", _("New PIN again"))
         )
     notices = []
     if request.wrong_before:
-        notices.append("The PIN was wrong.")
+        notices.append(_("The PIN was wrong."))
     if error:
         notices.append(error)
     notice = f'<p class="error" role="alert">{html.escape(" ".join(notices))}</p>' if notices else ""
-    tries = "try" if request.tries_left == 1 else "tries"
+    tries = _("%(tries)s left before the card is blocked.") % {"tries": _tries(language, request)}
+    seconds = int(request.timeout) if seconds_left is None else seconds_left
+    # China time, as on the IdP's pages.
+    until = datetime.datetime.now(CHINA_TIME) + datetime.timedelta(seconds=seconds)
+    until_text = until.strftime("%H:%M")
+    timing = _("This window waits for the PIN until %(time)s, %(left)s from now.") % {
+        "time": until_text,
+        "left": _minutes(language, seconds),
+    }
+    more_time = html.escape(_("More time"))
+    more = (
+        f'<button type="submit" name="action" value="more_time" formnovalidate>{more_time}</button>'
+        if can_extend
+        else ""
+    )
+    longer = html.escape(_("Need longer? Press More time.")) if can_extend else ""
+    only_card = html.escape(_("The PIN goes only to your card, not to the web site."))
+    ok, cancel = html.escape(_("OK")), html.escape(_("Cancel"))
+    space = "" if language.tag == "zh-CN" else " "  # Chinese sentences follow each other without one
+    # The window follows the login page's language; its own switch shows it again in the other one.
+    other, other_name = ("en", "English") if language.tag == "zh-CN" else ("zh-CN", "中文")
+    switch = (
+        f'<p class="switch"><a href="?lang={other}" lang="{other}" hreflang="{other}">{other_name}</a></p>'
+    )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{language.tag}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{_STYLE}</style></head>
-<body><main><h1>{html.escape(title)}</h1>{notice}
-<p id="hint">The PIN goes only to your card, not to the web site.
-<strong>{request.tries_left} {tries} left</strong> before the card is blocked.</p>
+<body><main>{switch}<h1>{html.escape(title)}</h1>{notice}
+<p id="hint">{only_card}{space}<strong>{html.escape(tries)}</strong></p>
+<p class="time" id="time">{html.escape(timing)}{space}{longer}</p>
 <form method="post">{fields}
-<div><button class="primary" type="submit" name="action" value="submit">OK</button>
-<button type="submit" name="action" value="cancel" formnovalidate>Cancel</button></div>
+<div><button class="primary" type="submit" name="action" value="submit">{ok}</button>
+<button type="submit" name="action" value="cancel" formnovalidate>{cancel}</button>
+{more}</div>
 </form></main></body></html>
 """
 
 
-def render_closed_page(message: str) -> str:
+def render_closed_page(message: str, language: Language | None = None) -> str:
+    language = language or choose_language(None, "")
+    title = html.escape(language.gettext("OneCard reader program"))
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>OneCard reader bridge</title><style>{_STYLE}</style></head>
+<html lang="{language.tag}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{_STYLE}</style></head>
 <body><main><p role="status">{html.escape(message)}</p></main></body></html>
 """

@@ -349,8 +349,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise NotFoundError("the PIN dialog is not in use")
         return source
 
+    def _page_language(self) -> dict[str, str]:
+        """The PIN window's language: the ``lang`` the login page put into its link, else Accept-Language."""
+        lang = parse_qs(urlsplit(self.path).query).get("lang", [""])[0][:35]
+        return {"lang": lang, "accept_language": (self.headers.get("Accept-Language") or "")[:200]}
+
     def _pin_page(self, dialog_id: str) -> None:
-        outcome = self._dialog().page(dialog_id)
+        outcome = self._dialog().page(dialog_id, **self._page_language())
         self._send(outcome.status, outcome.html.encode(), "text/html; charset=utf-8", _DIALOG_HEADERS)
 
     def _pin_submit(self, dialog_id: str, origin: str | None) -> None:
@@ -366,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequestError("malformed form") from exc
         form = {name: values[0] for name, values in fields.items()}
-        outcome = self._dialog().submit(dialog_id, form)
+        outcome = self._dialog().submit(dialog_id, form, **self._page_language())
         self._send(outcome.status, outcome.html.encode(), "text/html; charset=utf-8", _DIALOG_HEADERS)
 
 

@@ -4,6 +4,8 @@ headless Chromium and writes PNGs to docs/images/.
     .venv/bin/onecard demo run --no-open-dialog &      # in another terminal, or as here in the background
     .venv/bin/python scripts/demo_screenshots.py [--portal URL] [--idp URL] [--demo-dir var] [--out DIR]
 
+The pages are in the browser's language, Chinese by default (``--lang en-GB`` for English ones).
+
 The walk: the portal → "Log in with card" → OneCard's login page → the card page → the bridge's PIN dialog
 (PIN 123456) → consent → the portal's verified claims → the wallet: activate the e-card → bind a passkey (the
 DevTools virtual authenticator stands in for the browser's passkey UI) → scan-to-login: a second, desktop
@@ -81,7 +83,7 @@ def qr_login(
 ) -> None:
     """Scan-to-login: a computer with no OneCard session shows the QR code; ``phone`` (the wallet's page,
     whose virtual authenticator holds the bound passkey) opens it, picks the match code and approves."""
-    desktop = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    desktop = browser.new_context(viewport=DESKTOP, locale=args.lang)
     try:
         computer = desktop.new_page()
         computer.goto(f"{args.portal}/")
@@ -207,6 +209,9 @@ def main() -> int:
     parser.add_argument("--idp", default="http://localhost:8000", help="the demo's public issuer")
     parser.add_argument("--demo-dir", default="var", help="the demo's --dir (venue credentials)")
     parser.add_argument("--out", default="docs/images", type=Path)
+    parser.add_argument(
+        "--lang", default="zh-CN", help="the browser's language: zh-CN (the README's pictures) or en-GB"
+    )
     args = parser.parse_args()
     executable = shutil.which("chromium")
     if executable is None:
@@ -218,7 +223,7 @@ def main() -> int:
     portal_home = re.compile(rf"{re.escape(args.portal)}/(\?.*)?$")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+        context = browser.new_context(viewport=DESKTOP, locale=args.lang)
         page = context.new_page()
         add_virtual_authenticator(context, page)
 
@@ -245,9 +250,10 @@ def main() -> int:
             page.wait_for_selector("#ecard-status")
         shots.take(page, "08-wallet-ecard", full_page=True)
         page.goto(f"{args.idp}/wallet/devices")
-        page.fill("#device-name", "My phone")
+        device = "我的手机" if args.lang.startswith("zh") else "My phone"
+        page.fill("#device-name", device)
         page.click("#passkey-register")
-        page.wait_for_selector("td:text-is('My phone')", timeout=10_000)
+        page.wait_for_selector(f"td:text-is('{device}')", timeout=10_000)
         shots.take(page, "09-wallet-passkey", full_page=True)
 
         # 3. Log in by QR on another computer, approved on this phone with its passkey.
@@ -256,7 +262,7 @@ def main() -> int:
         # 4. The gate code, verified by onecard-gate from a screenshot of it.
         page.goto(f"{args.idp}/wallet/code")
         page.wait_for_selector("#qr")
-        page.wait_for_function("document.getElementById('countdown').textContent.startsWith('New code in')")
+        page.wait_for_function("/\\d/.test(document.getElementById('countdown').textContent)")
         shots.take(page, "13-wallet-code", full_page=True)
         with tempfile.TemporaryDirectory() as scratch:
             code_png = Path(scratch) / "code.png"

@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # pcscd, the vsmartcard virtual reader and libpcsclite (pyscard builds against it) for the card tests;
-# Chromium and a CJK font (pages are bilingual) for the browser tests; SoftHSM for the PKCS#11 key backend.
-DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig chromium fonts-wqy-microhei softhsm2)
+# Chromium and a CJK font (pages are bilingual) for the browser tests; SoftHSM for the PKCS#11 key backend;
+# nginx, the TLS proxy of the deployment topology (tests/test_deploy.py runs deploy/nginx/onecard.conf).
+DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig chromium fonts-wqy-microhei softhsm2 nginx)
+# npm installs what the browser tests inject into the pages (axe-core, tests/browser/package-lock.json); a
+# Node.js that brings its own npm (NodeSource's) needs nothing more.
+command -v npm >/dev/null || DEBIAN_PACKAGES+=(npm)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -34,4 +38,32 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
+fi
+# The message catalogues: the committed .po files compiled to .mo (never committed) on every run, so no
+# compiled catalogue is ever older than its source. `make messages` extracts and merges new messages.
+for catalogue in idp/translations wallet/translations examples/portal/translations reader_bridge/translations; do
+  .venv/bin/pybabel -q compile -d "$catalogue"
+done
+# axe-core for the browser tests' accessibility checks, exactly as locked; again when the lock file changes.
+browser_tests=tests/browser
+if command -v npm >/dev/null && { [ ! -f "$browser_tests/node_modules/.package-lock.json" ] \
+    || [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules/.package-lock.json" ]; }; then
+  (cd "$browser_tests" && npm ci --no-audit --no-fund --silent)
+fi
+# A local wheelhouse for tests/test_sdk_wheel.py, which installs the built SDK wheel into a fresh virtualenv
+# with --no-index (tests never reach a package index): the base dependencies and those of the portal-flask
+# and gate extras, as wheels, read from pyproject.toml. Refilled, like the install, when pyproject changed.
+wheelhouse=.venv/wheelhouse
+if [ ! -f "$wheelhouse/.complete" ] || [ pyproject.toml -nt "$wheelhouse/.complete" ]; then
+  rm -rf "$wheelhouse"
+  mkdir -p "$wheelhouse"
+  .venv/bin/python - > "$wheelhouse/requirements.txt" <<'EOF'
+import tomllib
+
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project["optional-dependencies"]
+print("\n".join(project["dependencies"] + extras["portal-flask"] + extras["gate"]))
+EOF
+  .venv/bin/python -m pip wheel -q --wheel-dir "$wheelhouse" -r "$wheelhouse/requirements.txt"
+  touch "$wheelhouse/.complete"
 fi

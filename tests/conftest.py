@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.pcsc",
     "tests.support.live",
+    "tests.support.site",
 ]

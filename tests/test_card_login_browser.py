@@ -40,7 +40,8 @@ def bridge(idp: LiveIdp, card: VirtualCard) -> Iterator[BridgeClient]:
 
 @pytest.fixture
 def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1000, "height": 1100})
+    # English pages: the assertions read English (Chinese is the default: tests/test_i18n_browser.py).
+    context = chromium.new_context(viewport={"width": 1000, "height": 1100}, locale="en-US")
     # The portal's callback is not a real site: answer it here, so the code lands in the URL.
     context.route("https://portal.example.gov.cn/**", lambda route: route.fulfill(status=200, body="portal"))
     page = context.new_page()

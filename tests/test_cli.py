@@ -442,14 +442,16 @@ def test_serve_runs_gunicorn_with_the_workers_asked_for(
 ) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_gunicorn(app: Any, *, bind: str, workers: int) -> None:
-        seen.update(app=app, bind=bind, workers=workers)
+    def fake_gunicorn(app: Any, *, bind: str, workers: int, threads: int) -> None:
+        seen.update(app=app, bind=bind, workers=workers, threads=threads)
 
     monkeypatch.setattr(serve_cli, "_run_gunicorn", fake_gunicorn)
     result = run("serve", "--host", "::1", "--port", "9000", "--workers", "3")
     assert result.exit_code == 0, result.output
-    assert seen["bind"] == "[::1]:9000" and seen["workers"] == 3
+    assert seen["bind"] == "[::1]:9000" and seen["workers"] == 3 and seen["threads"] == 1
     assert seen["app"].extensions["onecard"].settings.database_url == database_url
+    assert run("serve", "--workers", "2", "--threads", "8").exit_code == 0
+    assert seen["workers"] == 2 and seen["threads"] == 8
 
 
 def test_wsgi_module_builds_the_app_with_keys(migrated: str, monkeypatch: pytest.MonkeyPatch) -> None:

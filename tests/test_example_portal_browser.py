@@ -57,7 +57,8 @@ def bridge(idp: LiveIdp, slot: tuple[str, int], card_in_reader: Path) -> Iterato
 
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1000, "height": 900})
+    # English pages: the assertions read English (Chinese is the default: tests/test_i18n_browser.py).
+    context = chromium.new_context(viewport={"width": 1000, "height": 900}, locale="en-US")
     page = context.new_page()
     try:
         yield page

@@ -10,7 +10,6 @@ Counts are printed (``-s`` shows them) and recorded in the closing note of the i
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections import Counter
@@ -21,11 +20,9 @@ from urllib.parse import quote
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
-from idp.db import Base
-from idp.stores.sql import EphemeralEntry
 from tests.support.live import REDIRECT, LiveIdp
+from tests.support.rows import durable_rows
 from wallet.venues.service import VenueRegistration, create_venue
 
 # Every name OneCard reads from a query, form or JSON body (grep of idp/ and wallet/), plus OAuth's own.
@@ -168,18 +165,6 @@ def routes_of(idp: LiveIdp) -> list[Route]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append(Route(rule.rule, method))
     return sorted(found, key=lambda route: (route.rule, route.method))
-
-
-def durable_rows(idp: LiveIdp) -> str:
-    """A digest of every durable row (the short-lived store's rows are not durable state)."""
-    digest = hashlib.sha256()
-    with idp.services.database.session() as session:
-        for table in Base.metadata.sorted_tables:
-            if table.name == EphemeralEntry.__tablename__:
-                continue
-            for row in session.execute(select(table).order_by(*table.primary_key.columns)):
-                digest.update(repr(tuple(row)).encode())
-    return digest.hexdigest()
 
 
 def seed(idp: LiveIdp) -> Credentials:

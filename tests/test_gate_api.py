@@ -87,8 +87,14 @@ def test_pass_once_then_replayed(live: LiveWallet, user: WalletUser, museum: Onl
         ]
         assert all(s.ecard_id is not None and s.category == "museum" for s in scans)
         assert scans[0].id == scan.scan_id
-    history = user.http.get(user.url("/wallet/history"), timeout=10)
-    assert "Provincial Museum" in history.text and "Refused: replayed" in history.text
+    # The citizen reads it in plain words (not "replayed"), in Chinese by default and in English on request.
+    history = user.http.get(
+        user.url("/wallet/history"), headers={"Accept": "text/html", "Accept-Language": "zh-CN"}, timeout=10
+    )
+    assert "Provincial Museum" in history.text and "未通过：这个二维码已经用过了" in history.text
+    history = user.http.get(user.url("/wallet/history"), headers={"Accept-Language": "en"}, timeout=10)
+    assert "Not accepted: this code had been used already (each code works only once)" in history.text
+    assert "replayed" not in history.text
 
 
 def test_library_learns_the_name_museum_does_not(

@@ -52,7 +52,13 @@ def test_unregistered_redirect_uri_is_never_followed(idp: LiveIdp, redirect_uri:
         params["client_id"] = client_id
         if not redirect_uri and client_id == client.client_id:
             continue  # a single registered URI may be implied
-        response = requests.get(f"{idp.base_url}/authorize", params=params, allow_redirects=False, timeout=5)
+        response = requests.get(
+            f"{idp.base_url}/authorize",
+            params=params,
+            headers={"Accept-Language": "en"},
+            allow_redirects=False,
+            timeout=5,
+        )
         assert response.status_code == 400 and "Location" not in response.headers
         assert "not valid" in response.text
 

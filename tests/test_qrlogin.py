@@ -276,6 +276,7 @@ class Desktop:
         self.base_url = base_url
         self.client_id = client_id
         self.http = requests.Session()
+        self.http.headers["Accept-Language"] = "en"  # the tests read the pages' English text
         self.acr = acr
 
     def authorize_url(self) -> str:
@@ -332,6 +333,7 @@ class Phone:
 
     def __init__(self, http: requests.Session, authenticator: SoftAuthenticator) -> None:
         self.http = http
+        self.http.headers["Accept-Language"] = "en"  # the tests read the pages' English text
         self.authenticator = authenticator
 
     def open(self, url: str) -> requests.Response:

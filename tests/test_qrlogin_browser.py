@@ -38,7 +38,10 @@ def live(tmp_path: Path) -> Iterator[LiveWallet]:
 def phone(chromium: Any, live: LiveWallet) -> Iterator[Any]:
     """Zhang's phone: a phone-sized context with a virtual platform authenticator, the e-card activated and
     the passkey bound (then signed out: approving needs only the passkey)."""
-    context = chromium.new_context(viewport={"width": 412, "height": 915}, device_scale_factor=2)
+    # English pages: the assertions read English (Chinese is the default: tests/test_i18n_browser.py).
+    context = chromium.new_context(
+        viewport={"width": 412, "height": 915}, device_scale_factor=2, locale="en-US"
+    )
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
@@ -104,7 +107,7 @@ def _landed(redirect_uri: str) -> re.Pattern[str]:
 
 
 def _desktop(chromium: Any) -> Any:
-    return chromium.new_context(viewport={"width": 1280, "height": 900})
+    return chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
 
 
 @pytest.fixture

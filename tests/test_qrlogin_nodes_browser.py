@@ -186,10 +186,11 @@ def test_scan_to_login_delivered_through_another_node(
             assert node_a.process.pid != node_b.process.pid
             proxy.set_upstreams({NODE_A: node_a.url, NODE_B: node_b.url})
             base = proxy.url
+            # English pages (the assertions read English; Chinese is the default, tests/test_i18n_browser.py).
             phone_context = chromium.new_context(
-                viewport={"width": 412, "height": 915}, device_scale_factor=2
+                viewport={"width": 412, "height": 915}, device_scale_factor=2, locale="en-US"
             )
-            desktop_context = chromium.new_context(viewport={"width": 1280, "height": 900})
+            desktop_context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
             try:
                 phone = phone_context.new_page()
                 _virtual_authenticator(phone_context, phone)

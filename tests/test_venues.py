@@ -143,13 +143,25 @@ def test_stats_per_venue_and_category(live: LiveWallet) -> None:
         ("Museum", 2),
         ("Park", 2),
     ]
-    page = requests.get(live.base_url + "/api/v1/admin/stats/scans/page", headers=headers, timeout=10)
+    page = requests.get(
+        live.base_url + "/api/v1/admin/stats/scans/page",
+        headers=headers | {"Accept-Language": "en"},
+        timeout=10,
+    )
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert re.search(
         r'<svg class="chart" role="img" aria-labelledby="by-category-t by-category-d"', page.text
     )
     assert '<desc id="by-category-d">museum: 2; park: 2</desc>' in page.text
     assert "<caption>Scans per category</caption>" in page.text
+    # The operators' page in Chinese when the browser asks for it (the default for a browser's page).
+    chinese = requests.get(
+        live.base_url + "/api/v1/admin/stats/scans/page",
+        headers=headers | {"Accept": "text/html", "Accept-Language": "zh-CN,zh;q=0.9"},
+        timeout=10,
+    )
+    assert '<html lang="zh-CN">' in chinese.text and "<caption>各类别扫码次数</caption>" in chinese.text
+    assert '<desc id="by-category-d">博物馆: 2; 公园: 2</desc>' in chinese.text
     bad = requests.get(
         live.base_url + "/api/v1/admin/stats/scans?from=2026-13-01", headers=headers, timeout=10
     )

@@ -36,7 +36,10 @@ def live(tmp_path: Path) -> Iterator[LiveWallet]:
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
     # A phone-sized screen: the wallet is mobile-first.
-    context = chromium.new_context(viewport={"width": 412, "height": 915}, device_scale_factor=2)
+    # English pages: the assertions read English (Chinese is the default: tests/test_i18n_browser.py).
+    context = chromium.new_context(
+        viewport={"width": 412, "height": 915}, device_scale_factor=2, locale="en-US"
+    )
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")

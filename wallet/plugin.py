@@ -1,15 +1,21 @@
 """The wallet's registration hook: ``init_app(app)`` is the ``onecard.plugins`` entry point idp's
 ``create_app`` calls. It adds the wallet's blueprints (pages, passkeys, codes, gate API, venue and
-statistics admin APIs), its templates and static files, and the e-card passkey login method.
+statistics admin APIs), its templates and static files, the e-card passkey login method, and its fragments
+of the JSON APIs' contract (``Services.api_contract``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Blueprint, Flask
 
+from idp.i18n import add_translation_directory
 from idp.services import Services
 from wallet.ecards.service import citizen_of_usable_handle
+from wallet.qrlogin.service import describe_browser
 from wallet.services import WALLET_EXTENSION, WalletServices
+from wallet.words import category_word, scan_reason_word
 
 
 def init_app(app: Flask) -> None:
@@ -31,10 +37,30 @@ def init_app(app: Flask) -> None:
         static_url_path="/wallet/static",
     )
     app.extensions[WALLET_EXTENSION] = WalletServices()
+    add_translation_directory(app, Path(__file__).parent / "translations")
+    # Plain words for what the pages show: a browser, not its User-Agent; a category, not its code.
+    app.add_template_global(describe_browser, "describe_browser")
+    app.add_template_global(category_word, "category_word")
+    app.add_template_global(scan_reason_word, "scan_reason_word")
     for blueprint in (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp):
         app.register_blueprint(blueprint)
     svc: Services = app.extensions["onecard"]
     svc.authenticators.register(ECARD_METHOD)
     svc.authenticators.register(QR_METHOD)
+    _register_contract(svc)
     # Presented ESSC1 codes at the real-name API resolve through the wallet (idp cannot import it).
     svc.realname.handle_resolver = citizen_of_usable_handle
+
+
+def _register_contract(svc: Services) -> None:
+    """The wallet's part of ``/api/openapi.json``: one fragment per domain, each beside its views."""
+    from wallet.devices.contract import CONTRACT as devices_contract
+    from wallet.qr.contract import CONTRACT as code_contract
+    from wallet.qrlogin.contract import CONTRACT as qrlogin_contract
+    from wallet.scans.contract import CONTRACT as gate_contract
+    from wallet.stats.contract import CONTRACT as stats_contract
+    from wallet.venues.contract import CONTRACT as venues_contract
+
+    svc.api_contract.register(
+        gate_contract, venues_contract, stats_contract, code_contract, devices_contract, qrlogin_contract
+    )

@@ -15,23 +15,39 @@ Configuration from the environment (defaults match the client ``onecard demo see
     PORTAL_SECRET_KEY       random per start (sessions then end with the process)
     PORTAL_NAME             OneCard demo portal
 
+Its pages speak Simplified Chinese by default and English on request (Flask-Babel, catalogues in
+``examples/portal/translations``; a switch on every page, remembered in a cookie), and it asks OneCard for
+the same language (``ui_locales``).
+
 Run: ``python -m examples.portal`` or ``flask --app examples.portal.app run -p 8001``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, Response, render_template
+from babel.dates import format_date
+from flask import Flask, Response, redirect, render_template, request, url_for
+from flask_babel import Babel, get_locale, gettext, lazy_gettext
+from werkzeug.wrappers import Response as BaseResponse
 
 from sdk.portal import ACR_HIGH, ACR_SUBSTANTIAL, PortalClient
 from sdk.portal.flask import create_portal_blueprint, current_citizen, logout_csrf_token
 
 SCOPE = "openid profile realname idcard"
-ACR_NAMES = {ACR_HIGH: "social security card + PIN", ACR_SUBSTANTIAL: "electronic social security card"}
+ACR_NAMES = {
+    ACR_HIGH: lazy_gettext("social security card and PIN"),
+    ACR_SUBSTANTIAL: lazy_gettext("electronic social security card"),
+}
+TRANSLATIONS = Path(__file__).parent / "translations"
+LANGUAGE_COOKIE = "portal_lang"
+# The portal's locales and the BCP 47 tags its pages (and its ui_locales to OneCard) carry.
+LANGUAGE_TAGS = {"zh_Hans_CN": "zh-CN", "en": "en"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ def create_portal_app(settings: PortalSettings | None = None, *, client: PortalC
         f"{settings.base_url}/callback",
     )
     app.extensions["portal_client"] = client
+    _install_languages(app)
     app.register_blueprint(
         create_portal_blueprint(client, scope=SCOPE, post_logout_redirect_uri=f"{settings.base_url}/")
     )
@@ -89,6 +106,7 @@ def create_portal_app(settings: PortalSettings | None = None, *, client: PortalC
             citizen=citizen,
             verified=verified if isinstance(verified, dict) else None,
             acr_name=ACR_NAMES.get(citizen.acr or "", citizen.acr) if citizen else None,
+            ui_locales=LANGUAGE_TAGS[_locale()],
             can_step_up=citizen is not None and citizen.acr != ACR_HIGH,
             csrf=logout_csrf_token(),
             ACR_HIGH=ACR_HIGH,
@@ -103,6 +121,66 @@ def create_portal_app(settings: PortalSettings | None = None, *, client: PortalC
         return response
 
     return app
+
+
+def _compiled(locale: str) -> bool:
+    return any((TRANSLATIONS / locale / "LC_MESSAGES").glob("*.mo"))
+
+
+def _locale() -> str:
+    return str(get_locale()) if str(get_locale()) in LANGUAGE_TAGS else "en"
+
+
+def _select_locale() -> str:
+    """The visitor's choice (cookie), else the browser's preference, else Chinese — as long as the Chinese
+    catalogue is compiled (``scripts/setup.sh``); a copy nobody compiled speaks English."""
+    if not _compiled("zh_Hans_CN"):
+        return "en"
+    chosen = request.cookies.get(LANGUAGE_COOKIE, "")
+    for tag in [chosen, *(tag for tag, _quality in request.accept_languages)]:
+        language = tag.split("-")[0].split("_")[0].lower()
+        if language in ("zh", "en"):
+            return "zh_Hans_CN" if language == "zh" else "en"
+    return "zh_Hans_CN"
+
+
+def _portal_date(value: object) -> str:
+    """A claim's ISO date (``birthdate``) in the reader's form: 1949年12月31日, or 31 Dec 1949."""
+    try:
+        day = dt.date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    pattern = "y年M月d日" if _locale() == "zh_Hans_CN" else "d MMM y"
+    return format_date(day, pattern, locale=_locale())
+
+
+def _install_languages(app: Flask) -> None:
+    app.config.update(BABEL_DEFAULT_LOCALE="zh_Hans_CN", BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS))
+    Babel(app, locale_selector=_select_locale)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # as pybabel extracts {% trans %} (babel.cfg)
+    app.add_template_filter(_portal_date, "portal_date")
+    # The default name in the reader's language; a name set in PORTAL_NAME is shown as it is.
+    app.add_template_filter(
+        lambda name: gettext("OneCard demo portal") if name == PortalSettings.name else name, "portal_name"
+    )
+
+    @app.context_processor
+    def _language_context() -> dict[str, object]:
+        other = "en" if _locale() == "zh_Hans_CN" else "zh_Hans_CN"
+        return {
+            "html_lang": LANGUAGE_TAGS[_locale()],
+            "switch_lang": LANGUAGE_TAGS[other],
+            "switch_label": {"en": "English", "zh_Hans_CN": "中文"}[other],
+            "switch_url": url_for("language") + "?" + urlencode({"lang": LANGUAGE_TAGS[other]}),
+        }
+
+    @app.get("/language")
+    def language() -> BaseResponse:
+        tag = request.args.get("lang", "")
+        response = redirect(url_for("index"), 303)
+        if tag in LANGUAGE_TAGS.values():
+            response.set_cookie(LANGUAGE_COOKIE, tag, max_age=400 * 86400, httponly=True, samesite="Lax")
+        return response
 
 
 def create_app() -> Flask:

@@ -28,6 +28,7 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 __all__ = ["bp", "require_scope"]  # require_scope stays importable here for the other admin APIs
 MAX_CSV_BYTES = 16 * 1024 * 1024
 MAX_OFFSET = 10**12  # far past any register, and well inside a 64-bit OFFSET
+MAX_PAGE_SIZE = 500
 
 
 def _actor() -> str:
@@ -125,7 +126,7 @@ def clients_remove(client_id: str) -> Response:
 @require_scope(ADMIN)
 def citizens_index() -> Response:
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    limit = int_arg("limit", 100, 1, 500)
+    limit = int_arg("limit", 100, 1, MAX_PAGE_SIZE)
     session = db_session()
     cipher = services().pii_cipher()
     citizens = []

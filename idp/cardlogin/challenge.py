@@ -54,6 +54,7 @@ from idp.cards.issuance import certificate_fingerprint
 from idp.cards.model import Card, CardStatus
 from idp.cards.service import find_card
 from idp.citizens.service import find_citizen, local_date
+from idp.observability.metrics import count_rate_limit_refusal
 from idp.ratelimit import RateLimiter
 from idp.stores.base import EphemeralStore
 from sdk.card_auth import (
@@ -231,8 +232,11 @@ class FailureLimits:
         self._per_ip = RateLimiter(store, "card_login_fail_ip", policy.failures_per_ip, policy.window)
 
     def check_allowed(self, *, card_id: str | None, client_ip: str, now: float) -> None:
-        for key in (f"ip:{client_ip}", f"card:{card_id}" if card_id else None):
+        limits = ((self._per_ip, f"ip:{client_ip}"), (self._per_card, f"card:{card_id}" if card_id else None))
+        for limiter, key in limits:
             if key is not None and self.store.get(self.BLOCKED_NAMESPACE, key, now=now) is not None:
+                # The refusal happens here, not in the limiter: it stopped counting when it set the block.
+                count_rate_limit_refusal(limiter.namespace)
                 raise too_many_attempts(f"{key.split(':')[0]} blocked", retry_after=int(self.policy.window))
 
     def record_failure(self, *, card_id: str | None, client_ip: str, now: float) -> None:

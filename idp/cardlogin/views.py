@@ -30,6 +30,7 @@ from idp.cardlogin.errors import CsrfError, LoginExpiredError, too_many_attempts
 from idp.login.authenticators import LoginMethod
 from idp.login.service import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
 from idp.login.transactions import LoginTransaction
+from idp.observability.metrics import login_attempt
 from idp.scopes import ACR_HIGH
 from idp.services import services
 from idp.sessions.service import Authentication
@@ -154,20 +155,21 @@ def verify(tx: str) -> Response:
     if not isinstance(token, dict):
         raise InvalidRequestError("token", description="token must be the card-auth object from the bridge")
     context = svc.card_login
-    login = authenticate_card(
-        db_session(),
-        svc.store,
-        context.limits,
-        token=token,
-        challenge_value=challenge_value,
-        transaction_id=transaction.id,
-        browser=browser_binding(),
-        client_ip=client_ip(),
-        expected_origin=origin_of(svc.settings.issuer),
-        trusted_issuers=context.trust_list.certificates(now=now),
-        now=now,
-    )
-    return complete_login(transaction, Authentication(login.citizen_id, ACR_HIGH, AMR)).json()
+    with login_attempt(CARD_METHOD.name):
+        login = authenticate_card(
+            db_session(),
+            svc.store,
+            context.limits,
+            token=token,
+            challenge_value=challenge_value,
+            transaction_id=transaction.id,
+            browser=browser_binding(),
+            client_ip=client_ip(),
+            expected_origin=origin_of(svc.settings.issuer),
+            trusted_issuers=context.trust_list.certificates(now=now),
+            now=now,
+        )
+        return complete_login(transaction, Authentication(login.citizen_id, ACR_HIGH, AMR)).json()
 
 
 @bp.get("/card/pin")

@@ -24,11 +24,13 @@ from idp.cards.service import (
 )
 from idp.scopes import ADMIN
 from idp.services import services
-from idp.web import db_session
+from idp.web import db_session, int_arg
 from sdk.errors import InvalidRequestError
 
 bp = Blueprint("cards_admin", __name__, url_prefix="/api/v1/admin/cards")
 
+MAX_OFFSET = 10**9
+MAX_CITIZEN_ID = 36  # a citizen id is a UUID
 ACTIONS = {
     "lost": CardStatus.LOST,
     "suspend": CardStatus.SUSPENDED,
@@ -37,24 +39,16 @@ ACTIONS = {
 }
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.args.get(name, str(default)))
-    except ValueError as exc:
-        raise InvalidRequestError(name, description=f"{name} must be an integer") from exc
-    return max(low, min(high, value))
-
-
 @bp.get("")
 @require_scope(ADMIN)
 def index() -> Response:
     status_text = request.args.get("status")
     status = parse_status(status_text) if status_text else None
     citizen_id = request.args.get("citizen_id") or None
-    if citizen_id is not None and len(citizen_id) > 36:
+    if citizen_id is not None and len(citizen_id) > MAX_CITIZEN_ID:
         raise InvalidRequestError("citizen_id", description="citizen_id is a citizen's id")
-    offset = _int_arg("offset", 0, 0, 10**9)
-    limit = _int_arg("limit", 100, 1, MAX_PAGE_SIZE)
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
+    limit = int_arg("limit", 100, 1, MAX_PAGE_SIZE)
     total, cards = list_cards(db_session(), citizen_id=citizen_id, status=status, offset=offset, limit=limit)
     return jsonify({"total": total, "offset": offset, "cards": [describe_card(card) for card in cards]})
 

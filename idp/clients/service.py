@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 
 from idp.bearer_secrets import generate_bearer_secret, hash_bearer_secret
@@ -24,6 +24,20 @@ CLIENT_KINDS = ("portal", "operator", "venue")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 SUBJECT_TYPES = ("pairwise", "public")
+
+
+def _column_length(field: str) -> int:
+    column_type = Client.__table__.c[field].type
+    assert isinstance(column_type, String) and column_type.length is not None
+    return column_type.length
+
+
+# The longest value of each free-text field: its column's size, so that no database refuses (PostgreSQL) or
+# silently keeps (SQLite) what validation let through. The admin API's contract states the same limits.
+MAX_CLIENT_FIELD_LENGTHS = {
+    field: _column_length(field)
+    for field in ("client_id", "name", "scope", "sector_identifier", "backchannel_logout_uri")
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,12 @@ def _validate_uri(uri: str, what: str) -> None:
 
 def validate_registration(reg: ClientRegistration) -> list[str]:
     """Check the metadata; returns the grant types the client gets."""
-    if not reg.name.strip() or len(reg.name) > 200:
+    if not reg.name.strip():
         raise InvalidClientMetadataError("name", description="name is required (at most 200 characters)")
+    for field, longest in MAX_CLIENT_FIELD_LENGTHS.items():
+        value = getattr(reg, field)
+        if value is not None and len(value) > longest:
+            raise InvalidClientMetadataError(field, description=f"{field} has at most {longest} characters")
     if reg.kind not in CLIENT_KINDS:
         raise InvalidClientMetadataError("kind", description=f"kind must be one of {', '.join(CLIENT_KINDS)}")
     if reg.token_endpoint_auth_method not in AUTH_METHODS:

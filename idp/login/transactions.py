@@ -87,6 +87,17 @@ def update_transaction(
     return updated
 
 
+def extend_transaction(
+    store: EphemeralStore, tx: LoginTransaction, *, ttl: float, longest: float, now: float
+) -> LoginTransaction:
+    """The "More time" button (WCAG 2.2.1): the transaction lives ``ttl`` seconds from now again, but never
+    more than ``longest`` seconds after it was created."""
+    expires_at = min(now + ttl, tx.created_at + longest)
+    updated = dataclasses.replace(tx, expires_at=max(tx.expires_at, expires_at))
+    store.put(NAMESPACE, tx.id, updated.to_json(), ttl=max(1.0, updated.expires_at - now), now=now)
+    return updated
+
+
 def end_transaction(store: EphemeralStore, tx: LoginTransaction, *, now: float) -> bool:
     """Consume the transaction; False if another request consumed it first."""
     return store.take(NAMESPACE, tx.id, now=now) is not None

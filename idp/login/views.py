@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from idp.cardlogin.errors import CsrfError, LoginExpiredError
 from idp.clients.service import find_client
 from idp.consents.service import grant_consent
 from idp.login.service import EXPIRED_MESSAGE, EXPIRED_TITLE, current_sso_session, current_transaction
-from idp.login.transactions import LoginTransaction, end_transaction, update_transaction
+from idp.login.transactions import LoginTransaction, end_transaction, extend_transaction, update_transaction
 from idp.oauth.views import error_redirect
 from idp.scopes import SCOPE_DESCRIPTIONS
 from idp.services import services
@@ -20,6 +24,41 @@ from idp.web import (
 )
 
 bp = Blueprint("login", __name__)
+LONGEST_LOGIN: Final = 3600  # "More time" keeps a login transaction alive this long at most
+TIME_WARNING: Final = 120  # seconds before the end: the pages warn and offer more time
+
+
+@bp.app_template_global()
+def login_time_limit(tx: LoginTransaction) -> dict[str, Any]:
+    """What a login page's time-limit notice needs (templates/login_time_limit.html, static/login-time.js):
+    the seconds left, where to ask for more, and where to start again without going back to the portal —
+    the same authorization request, which opens a new transaction."""
+    svc = services()
+    return {
+        "expires_in": max(0, int(tx.expires_at - svc.now())),
+        "warn_before": TIME_WARNING,
+        "extend_url": url_for("login.more_time", tx=tx.id),
+        "csrf": csrf_token(f"login-time:{tx.id}"),
+        "restart_url": f"{url_for('oidc.authorize')}?{urlencode(tx.params)}",
+    }
+
+
+@bp.post("/login/<tx>/more-time")
+def more_time(tx: str) -> Response:
+    """JSON, with the page's CSRF token (``X-CSRF-Token``): the transaction's full time again."""
+    transaction = current_transaction(tx)
+    if transaction is None:
+        raise LoginExpiredError("no live login transaction for this browser")
+    if not check_csrf(f"login-time:{transaction.id}", request.headers.get("X-CSRF-Token")):
+        raise CsrfError("missing or stale CSRF token")
+    svc = services()
+    now = svc.now()
+    extended = extend_transaction(
+        svc.store, transaction, ttl=svc.settings.login_transaction_ttl, longest=LONGEST_LOGIN, now=now
+    )
+    response = jsonify({"expires_in": max(0, int(extended.expires_at - now))})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/login/<tx>")

@@ -24,6 +24,7 @@ from idp.clients.errors import ClientAuthenticationError
 from idp.clients.model import Client
 from idp.oauth.bearer import AccessContext, authenticate_access_token
 from idp.oauth.tokens import InvalidTokenError
+from idp.observability.web import note_client
 from idp.services import services
 from idp.web import db_session
 from sdk.errors import ForbiddenError, UnauthorizedError
@@ -59,6 +60,7 @@ class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
         # A citizen's token names a grant; a client_credentials token does not. Neither does the other's job.
         if (token.grant is not None) != self.citizen:
             raise InsufficientScopeError()
+        note_client(token.client_id)  # the request log names the client the token was issued to
 
 
 class CitizenTokens(ResourceProtector):  # type: ignore[misc]

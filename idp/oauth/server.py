@@ -52,6 +52,7 @@ from idp.keys.service import OIDC_ES256, OIDC_RS256
 from idp.oauth.bearer import authenticate_access_token, revoke_access_token
 from idp.oauth.claims import build_claims, id_token_claim_names, subject_for
 from idp.oauth.tokens import InvalidTokenError, issue_access_token, issue_id_token
+from idp.observability.web import note_client
 from idp.scopes import OPENID, SERVICE_SCOPES
 from idp.services import services
 from idp.stores.base import dump_json, load_json
@@ -176,6 +177,15 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return find_client(db_session(), client_id)
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> Client:
+        """Authlib's client authentication (every grant, introspection, revocation and the gate API come
+        through here), noting the client for the request log."""
+        client: Client = super().authenticate_client(request, methods, endpoint)
+        note_client(client.client_id)
+        return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Nothing to do: refresh tokens are stored as they are generated, access tokens are stateless."""

@@ -9,6 +9,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6750 import InvalidTokenError as BearerInvalidTokenError
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from idp.citizens.service import decrypt_profile, get_citizen
@@ -36,6 +37,8 @@ from idp.oauth.server import (
     with_issuer,
 )
 from idp.oauth.tokens import InvalidTokenError, verify_jwt
+from idp.observability.metrics import count_token_grant
+from idp.observability.web import oauth_result
 from idp.scopes import CITIZEN_SCOPES, OPENID
 from idp.services import services
 from idp.sessions.service import add_participant
@@ -98,8 +101,11 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         # Unknown client or redirect_uri: never redirect anywhere (RFC 6749 §4.1.2.1).
         return error_page(
             "This sign-in link is not valid",
-            f"The service that sent you here made a mistake ({error.error}). "
-            "Please go back to the service and try again.",
+            gettext(
+                "The service that sent you here made a mistake (%(code)s). "
+                "Please go back to the service and try again.",
+                code=error.error,
+            ),
         )
     client: Client = grant.client
     params = dict(grant.request.payload.data)
@@ -185,9 +191,10 @@ def resume(tx: str) -> Response:
 
 @bp.post("/token")
 def token() -> Response:
-    response = _server().create_token_response()
+    response: Response = _server().create_token_response()
     response.headers["Cache-Control"] = "no-store"
-    return response  # type: ignore[no-any-return]
+    count_token_grant(request.form.get("grant_type"), oauth_result(response))
+    return response
 
 
 @bp.post("/introspect")

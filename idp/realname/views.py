@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify
 
 from idp.audit.service import record_event
 from idp.oauth.resource import current_access, require_scope
+from idp.observability.metrics import realname_attempt
 from idp.realname.service import parse_realname_request, verify_realname
 from idp.scopes import REALNAME_VERIFY
 from idp.services import services
@@ -23,19 +24,21 @@ def verify() -> Response:
     svc = services()
     now = svc.now()
     context = current_access()
-    svc.realname.limiter.hit(context.client_id, now)
-    # Every field has its own check and error code (invalid_name, invalid_purpose, ...): docs/portal-guide.md.
-    query = parse_realname_request(json_body(check_text=False))
-    session = db_session()
-    verdict = verify_realname(
-        session,
-        query,
-        cipher_factory=svc.pii_cipher,
-        keyring=svc.keyring,
-        store=svc.store,
-        handle_resolver=svc.realname.handle_resolver,
-        now=now,
-    )
+    with realname_attempt() as attempt:
+        svc.realname.limiter.hit(context.client_id, now)
+        # Every field has its own check and error code (invalid_name, invalid_purpose, ...): the portal guide.
+        query = parse_realname_request(json_body(check_text=False))
+        session = db_session()
+        verdict = verify_realname(
+            session,
+            query,
+            cipher_factory=svc.pii_cipher,
+            keyring=svc.keyring,
+            store=svc.store,
+            handle_resolver=svc.realname.handle_resolver,
+            now=now,
+        )
+        attempt.result = verdict.result
     record_event(
         session,
         actor=f"client:{context.client_id}",

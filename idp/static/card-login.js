@@ -13,8 +13,13 @@
  * bridge is free for the next page at once.
  *
  * No inline script (CSP script-src 'self'); everything the page needs is in data-* attributes of
- * #card-login. Status lines go to an aria-live region; errors to a role=alert region, which also takes the
- * focus.
+ * #card-login, and every sentence it shows comes from the page's own catalogue (#card-login-messages, a
+ * JSON data block in the page's language): none is written here. The IdP and the bridge are asked in the
+ * page's language (Accept-Language), and so is the bridge's PIN window (?lang=).
+ *
+ * Status lines go to an aria-live region; errors to a role=alert region, which also takes the focus; after
+ * Cancel or Try again the focus goes to the new status line, never back to the page's body. The PIN
+ * window's time limit is counted down in words ("1 minute"), announced only when the words change.
  */
 (function () {
   "use strict";
@@ -26,9 +31,32 @@
   var mode = root.getAttribute("data-mode") || "login";
   var bridge = (root.getAttribute("data-bridge-url") || "http://127.0.0.1:47400").replace(/\/+$/, "");
   var BUSY_CHECKS = 40;  // while the bridge finishes another operation: re-check every 0.5 s, 20 s in all
-  var BLOCKED = "Your card's PIN is blocked after too many wrong tries, to protect you. Please go to a " +
-    "card service counter with your card and your ID card to unblock it.";
-  var OTHER_WAY = "If it keeps failing, you can log in another way.";
+  var PIN_TIME_WARNING = 30;  // seconds: from here the PIN line says time is short
+  var LANG = document.documentElement.getAttribute("lang") || "zh-CN";
+  var catalogue = document.getElementById("card-login-messages");
+  var MESSAGES = catalogue ? JSON.parse(catalogue.textContent) : {};
+
+  /* A sentence of the page's catalogue, with {name} filled in. */
+  function t(key, values) {
+    var text = MESSAGES[key] || key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && values[name] !== undefined ? String(values[name]) : whole;
+    });
+  }
+
+  /* How long, in words: to the nearest minute while a minute or more is left, then seconds in steps of ten (so a
+     live region speaks a few times, not every second). */
+  function duration(seconds) {
+    if (seconds >= 60) {
+      var minutes = Math.floor((seconds + 30) / 60);  // to the nearest minute
+      return minutes === 1 ? t("minutes_one") : t("minutes_other", {count: minutes});
+    }
+    var rounded = seconds > 10 ? Math.ceil(seconds / 10) * 10 : Math.max(1, Math.ceil(seconds));
+    return rounded === 1 ? t("seconds_one") : t("seconds_other", {count: rounded});
+  }
+
+  var BLOCKED = t("blocked");
+  var OTHER_WAY = t("other_way");
 
   function el(id) {
     return document.getElementById(id);
@@ -44,12 +72,23 @@
   var retryButton = el("retry");
   var cancelButton = el("cancel");
   var noBridge = el("no-bridge");
+  var pinTimeEl = el("pin-time");
+  var pinTimer = null;
   var busy = false;
   var currentOperation = null;  // the bridge operation this page started and has not seen end
   var cancelRequested = false;
+  var expired = false;  // the login transaction's time is over: nothing more starts here
 
   function say(text) {
     statusEl.textContent = text;
+  }
+
+  /* Put the focus on a message that just changed (after Cancel, Try again or a time-out), so keyboard and
+     screen-reader users are where the news is. */
+  function focusOn(element) {
+    if (element && typeof element.focus === "function") {
+      element.focus();
+    }
   }
 
   function warn(text) {
@@ -71,10 +110,51 @@
       triesEl.hidden = true;
       return;
     }
-    triesEl.textContent = count === 1
-      ? "Careful: 1 try left before the card blocks itself."
-      : count + " tries left before the card blocks itself.";
+    triesEl.textContent = count === 1 ? t("tries_one") : t("tries_other", {count: count});
     triesEl.hidden = false;
+  }
+
+  /* The PIN window's time limit (the bridge's enter_pin event says how long it stays open). */
+  function stopPinTime() {
+    if (pinTimer !== null) {
+      window.clearInterval(pinTimer);
+      pinTimer = null;
+    }
+    if (pinTimeEl) {
+      pinTimeEl.hidden = true;
+      pinTimeEl.textContent = "";
+      pinTimeEl.classList.remove("short");
+    }
+  }
+
+  function startPinTime(seconds) {
+    stopPinTime();
+    if (!pinTimeEl || typeof seconds !== "number" || seconds <= 0) {
+      return;
+    }
+    var deadline = Date.now() + seconds * 1000;
+    function tick() {
+      var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      var text;
+      if (left <= 0) {
+        text = t("pin_time_over");
+      } else if (left <= PIN_TIME_WARNING) {
+        text = t("pin_time_short", {time: duration(left)});
+      } else {
+        text = t("pin_time", {time: duration(left)});
+      }
+      pinTimeEl.classList.toggle("short", left <= PIN_TIME_WARNING);
+      if (pinTimeEl.textContent !== text) {
+        pinTimeEl.textContent = text;  // only when the words change: the live region is not chatty
+      }
+      if (left <= 0 && pinTimer !== null) {
+        window.clearInterval(pinTimer);
+        pinTimer = null;
+      }
+    }
+    pinTimeEl.hidden = false;
+    tick();
+    pinTimer = window.setInterval(tick, 1000);
   }
 
   var STEPS = ["step-card", "step-pin", "step-done"];
@@ -100,6 +180,12 @@
   function hidePinWindow() {
     pinWindow.hidden = true;
     pinLink.setAttribute("href", "#");
+    stopPinTime();
+  }
+
+  /* The bridge's PIN window in the page's language. */
+  function withLang(url) {
+    return url + (url.indexOf("?") < 0 ? "?" : "&") + "lang=" + encodeURIComponent(LANG);
   }
 
   function showBlocked() {
@@ -116,21 +202,22 @@
     this.options = options || {};
   }
 
+  /* The bridge's refusals, told by their code in the page's words (the bridge's own description is
+     English and for its log). */
   function fromBridge(body) {
     body = body || {};
     if (body.error === "card_blocked") {
-      return new Failure(BLOCKED, {retry: false, nextStep: "Meanwhile you can log in another way."});
+      return new Failure(BLOCKED, {retry: false, nextStep: t("meanwhile_other_way")});
     }
-    return new Failure(body.error_description || "The card operation did not work. Please try again.",
-                       {nextStep: OTHER_WAY});
+    var words = MESSAGES.bridge || {};
+    return new Failure(words[body.error] || t("card_failed"), {nextStep: OTHER_WAY});
   }
 
   function fromIdp(body, fallback) {
     body = body || {};
     if (body.error === "invalid_card_auth") {
       // The server refused the card's answer (for instance its signature): a second try usually works.
-      return new Failure("The server could not accept your card's answer. Take the card out, put it back " +
-                         "in the card reader and press Try again.", {nextStep: OTHER_WAY});
+      return new Failure(t("invalid_card_auth"), {nextStep: OTHER_WAY});
     }
     return new Failure(body.error_description || fallback, {nextStep: OTHER_WAY});
   }
@@ -143,7 +230,7 @@
     step(null);
     cancelButton.hidden = true;
     startButton.hidden = true;
-    say(mode === "login" ? "The login did not work." : "The PIN was not changed.");
+    say(mode === "login" ? t("login_failed") : t("pin_not_changed"));
     warn(failure.message);
     showNextStep(options.nextStep);
     retryButton.hidden = options.retry === false;
@@ -162,26 +249,32 @@
       method: "POST",
       credentials: "same-origin",
       cache: "no-store",
-      headers: {"Content-Type": "application/json", "X-CSRF-Token": root.getAttribute("data-csrf") || ""},
+      headers: {
+        "Content-Type": "application/json",
+        "Accept-Language": LANG,  // error_description in the page's language
+        "X-CSRF-Token": root.getAttribute("data-csrf") || ""
+      },
       body: JSON.stringify(data)
     }).then(function (response) {
       return readJson(response).then(function (body) {
         return {ok: response.ok, status: response.status, body: body};
       });
     }, function () {
-      throw new Failure("The connection to the server was lost. Please try again.", {nextStep: OTHER_WAY});
+      throw new Failure(t("connection_lost"), {nextStep: OTHER_WAY});
     });
   }
 
   function bridgeRequest(path, options) {
-    return fetch(bridge + path, Object.assign({cache: "no-store", credentials: "omit"}, options || {}))
+    options = Object.assign({cache: "no-store", credentials: "omit"}, options || {});
+    // Accept-Language is a CORS-safelisted header: no preflight because of it.
+    options.headers = Object.assign({"Accept-Language": LANG}, options.headers || {});
+    return fetch(bridge + path, options)
       .then(function (response) {
         return readJson(response).then(function (body) {
           return {ok: response.ok, status: response.status, body: body};
         });
       }, function () {
-        throw new Failure("The connection to the OneCard reader program was lost. Check that it is " +
-                          "running and try again.");
+        throw new Failure(t("bridge_lost"));
       });
   }
 
@@ -215,7 +308,7 @@
   /* Is the bridge running, and does it accept this site? A refusal carries no CORS headers, so to this
      page it looks the same as a bridge that is not running: the help text covers both. A busy bridge is
      asked again for a while: it is usually a page just left, whose operation is ending. */
-  function findBridge(attempt) {
+  function findBridge(attempt, focusAfter) {
     attempt = attempt || 0;
     warn("");
     showNextStep(null);
@@ -225,7 +318,7 @@
     startButton.hidden = true;
     cancelButton.hidden = true;
     if (!attempt) {
-      say("Looking for the OneCard reader program…");
+      say(t("looking"));
     }
     return bridgeRequest("/v1/status").then(function (answer) {
       if (!answer.ok) {
@@ -236,26 +329,35 @@
       var withCard = readers.filter(function (reader) { return reader.card_present; });
       if (status.busy) {
         if (attempt < BUSY_CHECKS) {
-          say("The OneCard reader program is finishing another card operation. Please wait…");
-          return wait(500).then(function () { return findBridge(attempt + 1); });
+          say(t("bridge_finishing"));
+          return wait(500).then(function () { return findBridge(attempt + 1, focusAfter); });
         }
-        say("The OneCard reader program is busy with another card operation. Finish it, then try again.");
+        say(t("bridge_busy"));
         retryButton.hidden = false;
+        if (focusAfter) {
+          focusOn(statusEl);
+        }
         return false;
       }
       if (!readers.length) {
-        say("The OneCard reader program is running. Connect your card reader, then press the button.");
+        say(t("ready_no_reader"));
       } else if (!withCard.length) {
-        say("Ready. Put your social security card in the card reader, then press the button.");
+        say(t("ready_insert"));
       } else {
-        say("Ready. Your card is in the reader: press the button.");
+        say(t("ready_card"));
       }
-      startButton.hidden = false;
+      startButton.hidden = expired;
+      if (focusAfter) {
+        focusOn(statusEl);
+      }
       return true;
     }).catch(function () {
-      say("The OneCard reader program was not found on this computer (or it does not accept this website).");
+      say(t("not_found"));
       noBridge.hidden = false;
       retryButton.hidden = false;
+      if (focusAfter) {
+        focusOn(statusEl);
+      }
       return false;
     });
   }
@@ -264,31 +366,32 @@
     switch (event.type) {
       case "no_reader":
         step("step-card");
-        say("No card reader found. Please connect your card reader.");
+        say(t("no_reader"));
         break;
       case "insert_card":
         step("step-card");
-        say("Please put your social security card in the card reader.");
+        say(t("insert_card"));
         break;
       case "reading_card":
         step("step-card");
-        say("Reading your card… Please do not remove it.");
+        say(t("reading_card"));
         break;
       case "enter_pin":
         step("step-pin");
         showTries(event.tries_left);
         if (event.pinpad) {
-          say("Type your 6-digit PIN on the card reader's keypad, then press OK on the reader.");
+          say(t("enter_pin_pad"));
         } else {
-          say(event.purpose === "change"
-            ? "Type your current PIN and your new PIN in the OneCard window."
-            : "Type your 6-digit PIN in the OneCard window.");
+          say(event.purpose === "change" ? t("enter_pin_change") : t("enter_pin"));
         }
         if (event.pin_url) {
-          pinLink.setAttribute("href", event.pin_url);
+          pinLink.setAttribute("href", withLang(event.pin_url));
           pinWindow.hidden = false;
-          pinLink.focus();
+          if (!event.extended) {
+            pinLink.focus();
+          }
         }
+        startPinTime(event.pin_expires_in);
         break;
       case "pin_wrong":
         if (!(event.tries_left >= 1)) {
@@ -296,9 +399,7 @@
           break;
         }
         showTries(event.tries_left);
-        warn(event.tries_left === 1
-          ? "The PIN was wrong. You have 1 try left: if the next PIN is wrong too, the card blocks itself."
-          : "The PIN was wrong. You have " + event.tries_left + " tries left.");
+        warn(event.tries_left === 1 ? t("pin_wrong_one") : t("pin_wrong_other", {count: event.tries_left}));
         break;
       case "card_blocked":
         showBlocked();
@@ -365,13 +466,13 @@
   /* The IdP's pre-check of the card the bridge read; on "usable" the bridge may ask the PIN. */
   function checkCard(operationId, challenge, event) {
     step("step-card");
-    say("Checking that this card can be used here…");
+    say(t("checking_card"));
     return idpPost(root.getAttribute("data-precheck-url"), {
       challenge: challenge,
       card_certificate: event.card_certificate
     }).then(function (answer) {
       if (!answer.ok || answer.body.usable !== true) {
-        throw fromIdp(answer.body, "This card cannot be used to log in here.");
+        throw fromIdp(answer.body, t("card_unusable"));
       }
       return operationAction(operationId, "/continue").then(function (reply) {
         if (!reply.ok) {
@@ -386,14 +487,19 @@
   function settle(error) {
     var failure = error instanceof Failure
       ? error
-      : new Failure("Something went wrong. Please try again.", {nextStep: OTHER_WAY});
+      : new Failure(t("something_wrong"), {nextStep: OTHER_WAY});
     return cancelCurrent(false).then(function () {
       if (cancelRequested) {
         cancelRequested = false;
         busy = false;
         hidePinWindow();
         step(null);
-        return findBridge();
+        return findBridge(0, false).then(function (found) {
+          if (found) {
+            say(t("cancelled"));
+          }
+          focusOn(statusEl);
+        });
       }
       fail(failure);
       return null;
@@ -404,7 +510,7 @@
     var challenge = null;
     return idpPost(root.getAttribute("data-challenge-url"), {}).then(function (answer) {
       if (!answer.ok) {
-        throw fromIdp(answer.body, "The login could not start. Please reload the page.");
+        throw fromIdp(answer.body, t("start_failed"));
       }
       challenge = answer.body.challenge;
       return startOperation("/v1/authenticate", {nonce: challenge, card_check: true});
@@ -417,13 +523,13 @@
       showTries(null);
       cancelButton.hidden = true;
       step("step-done");
-      say("Checking your card with the server…");
+      say(t("verifying"));
       return idpPost(root.getAttribute("data-verify-url"), {challenge: challenge, token: token});
     }).then(function (answer) {
       if (!answer.ok) {
-        throw fromIdp(answer.body, "The card could not be verified.");
+        throw fromIdp(answer.body, t("not_verified"));
       }
-      say("Done: you are logged in. Taking you back to the service…");
+      say(t("done"));
       window.location.assign(answer.body.redirect_to);
     }).catch(settle);
   }
@@ -436,12 +542,13 @@
       cancelButton.hidden = true;
       step(null);
       warn("");
-      say("Your PIN has been changed. Use the new PIN from now on.");
+      say(t("pin_changed"));
+      focusOn(statusEl);
     }).catch(settle);
   }
 
   startButton.addEventListener("click", function () {
-    if (busy) {
+    if (busy || expired) {
       return;
     }
     busy = true;
@@ -450,21 +557,35 @@
     retryButton.hidden = true;
     warn("");
     showNextStep(null);
-    say("Starting…");
+    say(t("starting"));
     (mode === "login" ? login() : changePin());
   });
 
   retryButton.addEventListener("click", function () {
     if (!busy) {
-      findBridge();
+      findBridge(0, true);
+      focusOn(statusEl);  // the button hides itself: the focus goes to what the page says now
     }
   });
 
   cancelButton.addEventListener("click", function () {
     cancelRequested = true;
     cancelButton.hidden = true;
-    say("Cancelling…");
+    say(t("cancelling"));
+    focusOn(statusEl);
     cancelCurrent(false);
+  });
+
+  // The login transaction ended (static/login-time.js): stop, and leave only "Start again".
+  document.addEventListener("onecard:login-expired", function () {
+    expired = true;
+    cancelCurrent(false);
+    busy = false;
+    hidePinWindow();
+    showTries(null);
+    startButton.hidden = true;
+    retryButton.hidden = true;
+    cancelButton.hidden = true;
   });
 
   // Leaving the page (closing the tab, going back, following a link) ends the bridge operation too.

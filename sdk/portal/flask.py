@@ -18,6 +18,7 @@ memory, for one process; several processes need a shared one (anything with ``ma
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -43,6 +44,9 @@ from sdk.portal import (
 EXTENSION: Final = "onecard_portal"
 SESSION_START: Final = "onecard.start"
 SESSION_LOGIN: Final = "onecard.login"
+_LANGUAGE_TAGS: Final = re.compile(
+    r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*(?: [A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*){0,4}"
+)
 SESSION_CSRF: Final = "onecard.csrf"
 DEFAULT_LOGOUT_MEMORY: Final = 86_400.0  # how long a back-channel logout is remembered (≥ session lifetime)
 
@@ -216,7 +220,13 @@ def create_portal_blueprint(
         prompt = request.args.get("prompt")
         if prompt not in (None, "login", "consent"):
             return _problem("Unknown prompt.", 400)
-        start = client.authorization_url(scope, acr_values=[acr] if acr else None, prompt=prompt)
+        # The portal's page language, passed on so OneCard's login pages speak it too (OIDC ``ui_locales``).
+        ui_locales = request.args.get("ui_locales") or None
+        if ui_locales is not None and not _LANGUAGE_TAGS.fullmatch(ui_locales):
+            return _problem("Unknown ui_locales.", 400)
+        start = client.authorization_url(
+            scope, acr_values=[acr] if acr else None, prompt=prompt, ui_locales=ui_locales
+        )
         session[SESSION_START] = {
             **start.to_dict(),
             "next": _local_path(request.args.get("next"), after_login),

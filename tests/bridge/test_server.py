@@ -82,12 +82,16 @@ class Client:
                 event: dict[str, Any] = body["events"][0]
                 return event
 
-    def submit_pin(self, url: str, **form: str) -> tuple[int, bytes]:
+    def submit_pin(self, url: str, *, language: str = "en", **form: str) -> tuple[int, bytes]:
+        """Open the PIN window as a browser preferring ``language`` would, then post ``form`` to it."""
         path = urllib.parse.urlsplit(url).path
-        status, headers, page = self.request("GET", path, origin=None)
-        assert status == 200 and headers["x-frame-options"] == "DENY"
-        assert "frame-ancestors 'none'" in headers["content-security-policy"]
-        status, _, _data = self.request("POST", path, origin=self.server.own_origin, form=form)
+        headers = {"Accept-Language": language}
+        status, answer, page = self.request("GET", path, origin=None, headers=headers)
+        assert status == 200 and answer["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer["content-security-policy"]
+        status, _, _data = self.request(
+            "POST", path, origin=self.server.own_origin, form=form, headers=headers
+        )
         return status, page
 
 
@@ -177,15 +181,27 @@ def test_full_authenticate_with_the_pin_dialog(client: Client, ca: TestCA) -> No
     assert client.next_event(operation_id, seen)["type"] == "reading_card"
     event = client.next_event(operation_id, seen)
     assert event["type"] == "enter_pin" and event["tries_left"] == 3
+    assert event["pin_expires_in"] > 0  # the login page counts the PIN window's time down
+    # Chinese unless the browser or the login page's link (?lang=) asks otherwise; English on request.
+    path = urllib.parse.urlsplit(event["pin_url"]).path
+    _, _, chinese = client.request("GET", path, origin=None)
+    assert '<html lang="zh-CN">' in chinese.decode() and "还可以输入3次" in chinese.decode()
+    _, _, english = client.request(
+        "GET", path + "?lang=en", origin=None, headers={"Accept-Language": "zh-CN"}
+    )
+    assert b'<html lang="en">' in english and b"3 tries left" in english
     status, page = client.submit_pin(event["pin_url"], pin="000000", action="submit")
     assert status == 200
     assert b'<label for="pin">' in page and b"3 tries left" in page and b"Cancel" in page
+    assert b'<html lang="en">' in page
     assert client.next_event(operation_id, seen) == {"seq": 3, "type": "pin_wrong", "tries_left": 2}
     event = client.next_event(operation_id, seen)
     assert event["type"] == "enter_pin" and event["tries_left"] == 2
     # A typo is caught by the page, not spent on the card.
     path = urllib.parse.urlsplit(event["pin_url"]).path
-    status, _, page = client.request("POST", path, origin=client.server.own_origin, form={"pin": "12"})
+    status, _, page = client.request(
+        "POST", path, origin=client.server.own_origin, form={"pin": "12"}, headers={"Accept-Language": "en"}
+    )
     assert status == 400 and b"6 digits" in page
     status, page = client.submit_pin(event["pin_url"], pin="123456", action="submit")
     assert status == 200 and b"The PIN was wrong." in page
@@ -230,6 +246,30 @@ def test_dialog_cancel_button(client: Client) -> None:
     status, _ = client.submit_pin(event["pin_url"], action="cancel")
     assert status == 200
     assert client.next_event(operation_id, seen)["error"] == "cancelled"
+
+
+def test_dialog_more_time_restarts_its_time_and_tells_the_page(client: Client) -> None:
+    """WCAG 2.2.1: the PIN window says how long it waits and offers "More time", which gives the full time
+    again and tells the login page (a new enter_pin event, ``extended``) so its countdown follows."""
+    operation_id = client.start_authenticate()
+    seen: list[dict[str, Any]] = []
+    while (event := client.next_event(operation_id, seen))["type"] != "enter_pin":
+        pass
+    path = urllib.parse.urlsplit(event["pin_url"]).path
+    _, _, page = client.request("GET", path, origin=None, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "这个窗口会等您输入密码到" in page.decode() and 'value="more_time"' in page.decode()
+    status, _, page = client.request(
+        "POST",
+        path,
+        origin=client.server.own_origin,
+        form={"action": "more_time"},
+        headers={"Accept-Language": "en"},
+    )
+    assert status == 200 and b"This window waits for the PIN until" in page and b'name="pin"' in page
+    extended = client.next_event(operation_id, seen)
+    assert extended["type"] == "enter_pin" and extended["extended"] is True
+    assert extended["pin_url"] == event["pin_url"] and extended["pin_expires_in"] > 0
+    client.json("POST", f"/v1/operations/{operation_id}/cancel", body={})
 
 
 def test_pin_form_only_from_the_bridge_origin(client: Client) -> None:

@@ -54,8 +54,12 @@ def type_pin_in_bridge_dialog(page: Any, pin: str) -> None:
     dialog = opened.value
     dialog.wait_for_load_state()
     assert urlsplit(dialog.url).netloc != urlsplit(page.url).netloc  # the bridge's origin, not the IdP's
+    # The PIN window speaks the login page's language (the page passes it in the link: ?lang=).
+    language = page.get_attribute("html", "lang")
+    assert dialog.get_attribute("html", "lang") == language
     dialog.fill("#pin", pin)
     dialog.click("button[value=submit]")
     dialog.wait_for_load_state()
-    assert "Thank you" in dialog.content(), dialog.content()
+    thanks = {"en": "Thank you", "zh-CN": "谢谢"}[language]
+    assert thanks in dialog.content(), dialog.content()
     dialog.close()

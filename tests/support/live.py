@@ -125,6 +125,8 @@ class Browser:
     def __init__(self, idp: LiveIdp) -> None:
         self.idp = idp
         self.http = requests.Session()
+        # A reader of English: the tests read the pages' English text (Chinese is the default).
+        self.http.headers["Accept-Language"] = "en"
         self.pages: list[str] = []
 
     def authorize(

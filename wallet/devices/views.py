@@ -22,6 +22,7 @@ from idp.login.service import (
     current_transaction,
     end_sso_session,
 )
+from idp.observability.metrics import login_attempt
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL
 from idp.services import services
@@ -180,23 +181,27 @@ def ecard_login_finish(tx: str) -> BaseResponse:
     if not check_csrf(f"ecard:{tx}", request.form.get("csrf")):
         return error_page("Please try again", "The page was out of date. Reload it and try again.")
     svc = services()
-    try:
-        verified = verify_authentication(
-            db_session(),
-            svc.store,
-            rp=relying_party(),
-            ceremony_id=request.form.get("ceremony", ""),
-            credential_json=request.form.get("credential", ""),
-            browser=browser_binding(),
-            now=svc.now(),
-        )
-    except PasskeyError as exc:
-        return _failed(exc)
-    try:
-        require_usable_ecard(db_session(), verified.citizen_id)
-    except EcardNotUsableError as exc:
-        return error_page("Your electronic card cannot be used", exc.description, 403)
-    return complete_login(transaction, Authentication(verified.citizen_id, ACR_SUBSTANTIAL, AMR)).redirect()
+    with login_attempt(ECARD_METHOD.name) as attempt:
+        try:
+            verified = verify_authentication(
+                db_session(),
+                svc.store,
+                rp=relying_party(),
+                ceremony_id=request.form.get("ceremony", ""),
+                credential_json=request.form.get("credential", ""),
+                browser=browser_binding(),
+                now=svc.now(),
+            )
+        except PasskeyError as exc:
+            attempt.refused(exc)
+            return _failed(exc)
+        try:
+            require_usable_ecard(db_session(), verified.citizen_id)
+        except EcardNotUsableError as exc:
+            attempt.refused(exc)
+            return error_page("Your electronic card cannot be used", exc.description, 403)
+        completed = complete_login(transaction, Authentication(verified.citizen_id, ACR_SUBSTANTIAL, AMR))
+    return completed.redirect()
 
 
 # Devices ----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from idp.audit.service import record_event
@@ -287,12 +288,12 @@ def describe_network(ip: str, locator: Locator | None = None) -> str:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        return "Unknown"
+        return str(gettext("Unknown"))
     if address.is_loopback:
-        return "This same computer (a local address)"
+        return str(gettext("This same computer (a local address)"))
     if address.is_private or address.is_link_local:
-        return "A private network (home, office or company)"
-    return "The internet (location not known)"
+        return str(gettext("A private network (home, office or company)"))
+    return str(gettext("The internet (location not known)"))
 
 
 _BROWSERS: Final = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
@@ -307,9 +308,12 @@ _SYSTEMS: Final = (
 
 
 def describe_browser(user_agent: str) -> str:
-    """ "Chrome on Windows" from a User-Agent header; "A web browser" when it says nothing we know."""
+    """ "Chrome on Windows" from a User-Agent header; "A web browser" when it says nothing we know. In the
+    reader's language (names of browsers and systems stay as they are)."""
     browser = next((name for mark, name in _BROWSERS if mark in user_agent), None)
     system = next((name for mark, name in _SYSTEMS if mark in user_agent), None)
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or (f"A web browser on {system}" if system else "A web browser")
+        return str(gettext("%(browser)s on %(system)s", browser=browser, system=system))
+    if browser:
+        return browser
+    return str(gettext("A web browser on %(system)s", system=system) if system else gettext("A web browser"))

@@ -35,6 +35,7 @@ from idp.clients.service import find_client
 from idp.login.authenticators import LoginMethod
 from idp.login.service import EXPIRED_MESSAGE, EXPIRED_TITLE, complete_login, current_transaction
 from idp.login.transactions import LoginTransaction
+from idp.observability.metrics import login_attempt
 from idp.ratelimit import RateLimiter
 from idp.scopes import ACR_SUBSTANTIAL, SCOPE_DESCRIPTIONS, acr_rank
 from idp.services import services
@@ -190,16 +191,19 @@ def collect(tx: str, channel_id: str) -> BaseResponse:
     if not check_csrf(_csrf_purpose(transaction), request.headers.get(CSRF_HEADER)):
         raise CsrfError("missing or stale CSRF token")
     svc = services()
-    approval = collect_channel(
-        svc.store,
-        channel_id,
-        secret=request.cookies.get(_cookie_name(channel_id)),
-        expected_browser=browser_binding(),
-        expected_transaction_id=transaction.id,
-        now=svc.now(),
-    )
-    assert approval.citizen_id is not None
-    finished = complete_login(transaction, Authentication(approval.citizen_id, ACR_SUBSTANTIAL, AMR)).json()
+    # The login is decided here: the phone approved (or not) and this browser collects the answer.
+    with login_attempt(QR_METHOD.name):
+        approval = collect_channel(
+            svc.store,
+            channel_id,
+            secret=request.cookies.get(_cookie_name(channel_id)),
+            expected_browser=browser_binding(),
+            expected_transaction_id=transaction.id,
+            now=svc.now(),
+        )
+        assert approval.citizen_id is not None
+        completed = complete_login(transaction, Authentication(approval.citizen_id, ACR_SUBSTANTIAL, AMR))
+    finished = completed.json()
     finished.delete_cookie(_cookie_name(channel_id), path=url_for("wallet_qrlogin.start", tx=transaction.id))
     return finished
 

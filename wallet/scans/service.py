@@ -24,6 +24,7 @@ from idp.citizens.service import decrypt_profile, find_citizen, local_date
 from idp.crypto.pii import PiiCipher
 from idp.db import utc_from_timestamp
 from idp.keys.service import KeyRing
+from idp.observability.metrics import count_gate_verification
 from idp.presented_codes import EVERY_REGION, SERVER_CLOCK_SKEW, use_once, verify_presented_code
 from idp.stores.base import EphemeralStore
 from sdk.qr_token import (
@@ -145,6 +146,7 @@ def _record(
     )
     session.add(scan)
     session.flush()
+    count_gate_verification(category=venue.category, reason=scan.reason)
     return GateVerdict(scan.id, reason, token, claims or {})
 
 

@@ -1,6 +1,7 @@
 // Passkey ceremonies for the wallet (wallet/devices/views.py). A button with data-passkey="register" or
 // "authenticate" asks the server for options (JSON POST with the page's CSRF token), runs the WebAuthn
-// ceremony, and posts the credential as JSON in the form named by data-form. No inline script (CSP).
+// ceremony, and posts the credential as JSON in the form named by data-form. No inline script (CSP); the
+// sentences it shows come from the page (#passkey-messages).
 "use strict";
 
 function b64urlToBuffer(text) {
@@ -40,25 +41,55 @@ function credentialToJSON(credential) {
   return json;
 }
 
+// The page's own words (#passkey-messages, a JSON data block in the page's language): no sentence here.
+const catalogue = document.getElementById("passkey-messages");
+const MESSAGES = catalogue ? JSON.parse(catalogue.textContent) : {};
+const LANG = document.documentElement.getAttribute("lang") || "zh-CN";
+
+function t(key) {
+  return MESSAGES[key] || key;
+}
+
+// What the browser's refusal means for the citizen, and what to do next — never the browser's own message
+// (English, with a W3C address in it).
+function explain(error, ceremony) {
+  const name = error && error.name;
+  if (name === "ServerRefused") return error.message || t("server_refused");
+  if (name === "NotAllowedError") return t("not_allowed");
+  if (name === "AbortError") return t("cancelled");
+  if (name === "InvalidStateError" && ceremony === "register") return t("already_registered");
+  if (name === "SecurityError") return t("security");
+  return t("failed");
+}
+
 async function runCeremony(button) {
   const form = document.getElementById(button.dataset.form);
   const status = document.getElementById(button.dataset.status);
   const say = (text) => { if (status) status.textContent = text; };
   if (!window.PublicKeyCredential) {
-    say("This browser cannot use passkeys. Please log in with your card and PIN.");
+    say(t("unsupported"));
+    if (status) status.focus();
     return;
   }
   button.disabled = true;
-  say("Follow the instructions of your phone…");
+  say(t("follow_phone"));
   try {
     const answer = await fetch(button.dataset.optionsUrl, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements.csrf.value },
+      headers: {
+        "Content-Type": "application/json",
+        "Accept-Language": LANG,  // error_description in the page's language
+        "X-CSRF-Token": form.elements.csrf.value,
+      },
       body: "{}",
     });
     const data = await answer.json();
-    if (!answer.ok) throw new Error(data.error_description || "The server refused.");
+    if (!answer.ok) {
+      const refused = new Error(data.error_description || "");
+      refused.name = "ServerRefused";
+      throw refused;
+    }
     const options = data.options;
     options.challenge = b64urlToBuffer(options.challenge);
     let credential;
@@ -74,11 +105,13 @@ async function runCeremony(button) {
     }
     form.elements.ceremony.value = data.ceremony;
     form.elements.credential.value = JSON.stringify(credentialToJSON(credential));
-    say("Checking…");
+    say(t("checking"));
     form.submit();
   } catch (error) {
-    say("That did not work: " + (error && error.message ? error.message : "please try again") + ".");
+    say(explain(error, button.dataset.passkey));
     button.disabled = false;
+    // The button was disabled while the browser asked: the focus goes to the message, not the page's body.
+    if (status) status.focus();
   }
 }
 

@@ -4,7 +4,13 @@
  * Long-polls the channel's state (waiting → scanned → approved | denied | expired) and says each step in an
  * aria-live region. On "approved" it collects the result with a JSON POST (the collection secret rides in
  * an HttpOnly cookie this script never sees) and follows the redirect the IdP answers.
- * No inline script (CSP script-src 'self'); the page's data-* attributes carry what it needs.
+ * No inline script (CSP script-src 'self'); the page's data-* attributes carry what it needs, and its
+ * sentences come from the page (#qr-login-messages, in the page's language).
+ *
+ * The code's time limit (2 minutes) is said in words and counted down ("1 minute", then seconds in steps of
+ * ten), announced only when the words change; from 30 seconds before the end the page says time is short
+ * and offers "Show a new code" at once; at the end it says so and moves the focus to that button. Nothing
+ * expires silently.
  */
 (function () {
   "use strict";
@@ -22,32 +28,78 @@
   var restart = document.getElementById("qr-restart");
   var state = root.getAttribute("data-state") || "waiting";
   var failures = 0;
+  var SHORT = 30;  // seconds: from here the page warns and offers a new code
+  var LANG = document.documentElement.getAttribute("lang") || "zh-CN";
+  var catalogue = document.getElementById("qr-login-messages");
+  var MESSAGES = catalogue ? JSON.parse(catalogue.textContent) : {};
+  var deadline = Date.now() + Number(root.getAttribute("data-lifetime") || 120) * 1000;
+  var timer = null;
+  var ended = false;
 
-  var MESSAGES = {
-    waiting: "Waiting for your phone… This code works for 2 minutes.",
-    scanned: "Your phone opened the request. On the phone, pick " + code + " and approve with your passkey.",
-    approved: "Approved on your phone. Logging you in…",
-    denied: "The login was refused on the phone. Nobody was logged in.",
-    expired: "This code has expired. Show a new code to try again.",
-  };
+  function t(key, values) {
+    var text = MESSAGES[key] || key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && values[name] !== undefined ? String(values[name]) : whole;
+    });
+  }
+
+  function duration(seconds) {
+    if (seconds >= 60) {
+      var minutes = Math.floor((seconds + 30) / 60);  // to the nearest minute
+      return minutes === 1 ? t("minutes_one") : t("minutes_other", {count: minutes});
+    }
+    var rounded = seconds > 10 ? Math.ceil(seconds / 10) * 10 : Math.max(1, Math.ceil(seconds));
+    return rounded === 1 ? t("seconds_one") : t("seconds_other", {count: rounded});
+  }
 
   function say(text) {
-    statusEl.textContent = text;
+    if (statusEl.textContent !== text) {
+      statusEl.textContent = text;  // only when the words change: the live region is not chatty
+    }
+  }
+
+  function secondsLeft() {
+    return Math.max(0, Math.round((deadline - Date.now()) / 1000));
+  }
+
+  /* While the code waits for the phone: how long it still works, in words. */
+  function sayWaiting() {
+    var left = secondsLeft();
+    if (left <= 0) {
+      show("expired");
+      return;
+    }
+    if (left <= SHORT) {
+      restart.hidden = false;
+      say(t("waiting_short", {time: duration(left)}));
+    } else {
+      say(t("waiting", {time: duration(left)}));
+    }
   }
 
   function end(text) {
+    ended = true;
     root.classList.add("qr-ended");
+    if (timer !== null) {
+      window.clearInterval(timer);
+      timer = null;
+    }
     if (text) {
       alertEl.textContent = text;
     }
     restart.hidden = false;
+    restart.focus();  // the one thing left to do: never the page's body
   }
 
   function show(next) {
     state = next;
     root.setAttribute("data-state", next);
-    say(MESSAGES[next] || "");
-    if (next === "denied" || next === "expired") {
+    if (next === "waiting") {
+      sayWaiting();
+    } else {
+      say(t(next, {code: code}));
+    }
+    if ((next === "denied" || next === "expired") && !ended) {
       end("");
     }
   }
@@ -56,7 +108,7 @@
     return fetch(collectUrl, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      headers: { "Content-Type": "application/json", "Accept-Language": LANG, "X-CSRF-Token": csrf },
       body: "{}",
     }).then(function (answer) {
       return answer.json().then(function (data) {
@@ -65,14 +117,14 @@
           return;
         }
         root.setAttribute("data-error", data.error || "error");
-        end(data.error_description || "The login could not be finished. Please show a new code.");
+        end(data.error_description || t("collect_failed"));
       });
     });
   }
 
   function poll() {
     var url = statusUrl + (statusUrl.indexOf("?") < 0 ? "?" : "&") + "known=" + encodeURIComponent(state);
-    fetch(url, { credentials: "same-origin", cache: "no-store" })
+    fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "Accept-Language": LANG } })
       .then(function (answer) {
         return answer.json().then(function (data) {
           return { ok: answer.ok, status: answer.status, data: data };
@@ -89,6 +141,9 @@
           return;
         }
         failures = 0;
+        if (typeof result.data.expires_in === "number") {
+          deadline = Date.now() + result.data.expires_in * 1000;  // the server's clock decides
+        }
         if (result.data.state !== state) {
           show(result.data.state);
         }
@@ -101,12 +156,20 @@
       .catch(function () {
         failures += 1;
         if (failures > 10) {
-          end("The connection to the server was lost. Please show a new code.");
+          end(t("connection_lost"));
           return;
         }
         window.setTimeout(poll, Math.min(10000, 500 * failures));
       });
   }
 
+  timer = window.setInterval(function () {
+    if (state === "waiting") {
+      sayWaiting();
+    } else if (state === "scanned" && secondsLeft() <= 0) {
+      show("expired");
+    }
+  }, 1000);
+  sayWaiting();
   poll();
 })();

@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, make_response, render_template, request
+from flask_babel import gettext
 
 from idp.citizens.service import local_date
+from idp.i18n import china_date
 from idp.oauth.resource import require_scope
 from idp.scopes import ADMIN
 from idp.services import services
 from idp.web import db_session
 from wallet.stats.chart import bar_chart
 from wallet.stats.service import ScanStats, parse_period, scan_stats
+from wallet.words import category_word
 
 bp = Blueprint("wallet_stats", __name__, url_prefix="/api/v1/admin/stats")
 
@@ -45,12 +48,16 @@ def scans_page() -> Response:
     for (_day, venue_id), count in stats.by_venue_day.items():
         venues_total[venue_id] = venues_total.get(venue_id, 0) + count.total
     category_chart = bar_chart(
-        "by-category", "Scans per category", [(c, n.total) for c, n in per_category.items()]
+        "by-category",
+        gettext("Scans per category"),
+        [(category_word(c), n.total) for c, n in per_category.items()],
     )
-    day_chart = bar_chart("by-day", "Scans per day", [(d.isoformat(), n.total) for d, n in per_day.items()])
+    day_chart = bar_chart(
+        "by-day", gettext("Scans per day"), [(china_date(d), n.total) for d, n in per_day.items()]
+    )
     venue_chart = bar_chart(
         "by-venue",
-        "Scans per venue",
+        gettext("Scans per venue"),
         [(stats.venues.get(v, (v, ""))[0][:18], n) for v, n in sorted(venues_total.items())],
     )
     response = make_response(

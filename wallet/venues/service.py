@@ -48,9 +48,12 @@ VENUE_CLAIMS: Final[dict[str, str]] = {
     "id_number_masked": "the ID number, masked (4201**********123X)",
 }
 VENUE_ID_PREFIX: Final = "vn_"
-_VENUE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{2,39}")
-_REGION = re.compile(r"[1-9][0-9]{5}")
+VENUE_ID_PATTERN: Final = "[a-z0-9][a-z0-9_-]{2,39}"
+REGION_PATTERN: Final = "[1-9][0-9]{5}"  # a GB/T 2260 division code
+_VENUE_ID = re.compile(VENUE_ID_PATTERN)
+_REGION = re.compile(REGION_PATTERN)
 MAX_NAME: Final = 200
+MAX_POLICY_ITEMS: Final = 50  # claims or regions in a registration
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def registration_from_json(data: dict[str, Any]) -> VenueRegistration:
             raise InvalidVenueError(key, description=f"{key} is required (a string)")
     for key in ("claims", "regions"):
         value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 50:
+        items_ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not items_ok or len(value) > MAX_POLICY_ITEMS:
             raise InvalidVenueError(key, description=f"{key} must be a list of strings")
     venue_id = data.get("venue_id")
     if venue_id is not None and not isinstance(venue_id, str):
