@@ -3,7 +3,7 @@
 
 This is the one module of ``sdk`` that imports Flask (the import-linter contract lists the exception): the
 issue asks for a Flask integration in ``sdk.portal``, and keeping it here means ``import sdk.portal`` still
-loads no Flask. Install with the ``server`` extra (or just Flask).
+loads no Flask. Install with ``pip install 'onecard[portal-flask]'``.
 
 Session contents (Flask's session; the app must set ``SECRET_KEY``): while a login is under way, the
 ``AuthorizationStart``; afterwards the verified id_token claims, the userinfo claims, the raw id_token (for
