@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from reader_bridge.errors import PinCancelledError, PinPadUnavailableError, PinTimeoutError
 from reader_bridge.messages import Language, choose_language, terminal_language
+from sdk.clock import Clock, system_clock
 
 Purpose = Literal["verify", "change"]
 Announce = Callable[[Mapping[str, object]], None]
@@ -161,8 +162,11 @@ MAX_EXTENSIONS: Final = 5  # "More time" this often per PIN question; each gives
 
 @dataclass
 class _Pending:
+    """One open dialog. Every field but ``request``, ``url`` and ``announce`` is read and written under
+    ``DialogPinSource._lock``: a POST thread changes them while ``_wait`` reads them."""
+
     request: PinRequest
-    deadline: float  # time.monotonic() when the dialog gives up
+    deadline: float  # on the dialog's monotonic clock, when the dialog gives up
     url: str
     announce: Announce
     done: threading.Event = field(default_factory=threading.Event)
@@ -170,8 +174,8 @@ class _Pending:
     cancelled: bool = False
     extensions: int = 0
 
-    def seconds_left(self) -> int:
-        return max(0, round(self.deadline - time.monotonic()))
+    def seconds_left(self, now: float) -> int:
+        return max(0, round(self.deadline - now))
 
 
 @dataclass(frozen=True)
@@ -191,32 +195,47 @@ class DialogPinSource:
 
     kind = "dialog"
 
-    def __init__(self, base_url: str = "", *, on_open: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = "",
+        *,
+        on_open: Callable[[str], object] | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = system_clock,
+    ) -> None:
         self.base_url = base_url
         self._on_open = on_open  # e.g. webbrowser.open, for a bridge run without a page that opens it
+        self._clock = clock  # deadlines: monotonic, so a wall-clock step neither ends nor stretches a dialog
+        self._wall_clock = wall_clock  # only for the "waits until 14:05" the page shows
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
 
     def _wait(self, request: PinRequest, announce: Announce) -> tuple[str, ...]:
         dialog_id = secrets.token_urlsafe(18)  # unguessable: knowing it is what lets a page open the dialog
         url = f"{self.base_url}/pin/{dialog_id}"
-        pending = _Pending(request, time.monotonic() + request.timeout, url, announce)
+        now = self._clock()
+        pending = _Pending(request, now + request.timeout, url, announce)
         with self._lock:
             self._pending[dialog_id] = pending
         try:
-            announce({"pin_url": url, "pin_expires_in": pending.seconds_left()})
+            announce({"pin_url": url, "pin_expires_in": pending.seconds_left(now)})
             if self._on_open is not None:
                 self._on_open(url)
             while not pending.done.wait(_POLL):
                 if request.cancelled.is_set():
                     raise PinCancelledError("operation cancelled while the PIN dialog was open")
-                if time.monotonic() >= pending.deadline:
-                    raise PinTimeoutError("no PIN entered in time")
+                with self._lock:
+                    # Decided under the lock, so a "More time" is either in before the deadline or refused.
+                    if self._clock() >= pending.deadline and not pending.done.is_set():
+                        pending.done.set()
+                        raise PinTimeoutError("no PIN entered in time")
             if pending.cancelled:
                 raise PinCancelledError("cancelled in the PIN dialog")
             return pending.pins
         finally:
             with self._lock:
+                # Once this returns, the operation may emit its terminal event: nothing is announced after.
+                pending.done.set()
                 self._pending.pop(dialog_id, None)
 
     def ask_pin(self, request: PinRequest, announce: Announce) -> str:
@@ -234,6 +253,9 @@ class DialogPinSource:
         language = choose_language(lang, accept_language)
         with self._lock:
             pending = self._pending.get(dialog_id)
+            if pending is not None:
+                seconds_left = pending.seconds_left(self._clock())
+                can_extend = pending.extensions < MAX_EXTENSIONS
         if pending is None:
             return DialogOutcome(
                 404, render_closed_page(language.gettext("This PIN request is no longer open."), language)
@@ -242,9 +264,10 @@ class DialogPinSource:
             200,
             render_pin_page(
                 pending.request,
+                now=self._wall_clock(),
                 language=language,
-                seconds_left=pending.seconds_left(),
-                can_extend=pending.extensions < MAX_EXTENSIONS,
+                seconds_left=seconds_left,
+                can_extend=can_extend,
             ),
         )
 
@@ -254,55 +277,75 @@ class DialogPinSource:
         """Take the form; a malformed PIN re-renders the page (no card try is spent on a typo)."""
         language = choose_language(lang, accept_language)
         _ = language.gettext
+        closed = DialogOutcome(404, render_closed_page(_("This PIN request is no longer open."), language))
         with self._lock:
             pending = self._pending.get(dialog_id)
-        if pending is None or pending.done.is_set():
-            return DialogOutcome(404, render_closed_page(_("This PIN request is no longer open."), language))
+        if pending is None:
+            return closed
 
         def again(error: str | None = None, status: int = 400) -> DialogOutcome:
+            with self._lock:
+                seconds_left = pending.seconds_left(self._clock())
+                can_extend = pending.extensions < MAX_EXTENSIONS
             return DialogOutcome(
                 status,
                 render_pin_page(
                     pending.request,
+                    now=self._wall_clock(),
                     language=language,
                     error=error,
-                    seconds_left=pending.seconds_left(),
-                    can_extend=pending.extensions < MAX_EXTENSIONS,
+                    seconds_left=seconds_left,
+                    can_extend=can_extend,
                 ),
             )
 
         action = form.get("action")
-        if action == "cancel":
-            pending.cancelled = True
+        pins: tuple[str, ...] = ()
+        if action == "more_time":
+            with self._lock:
+                # Check and update in one step, and announce only while the dialog is open: two POSTs at
+                # once get one extension each up to MAX_EXTENSIONS, and no enter_pin follows the end.
+                if pending.done.is_set():
+                    return closed
+                if pending.extensions < MAX_EXTENSIONS:
+                    pending.extensions += 1
+                    now = self._clock()
+                    pending.deadline = now + pending.request.timeout
+                    pending.announce(
+                        {
+                            "pin_url": pending.url,
+                            "pin_expires_in": pending.seconds_left(now),
+                            "extended": True,
+                        }
+                    )
+            return again(None, 200)
+        if action != "cancel":
+            if pending.request.purpose == "verify":
+                pin = form.get("pin", "")
+                if not is_valid_pin(pin):
+                    return again(_("The PIN is 6 digits."))
+                pins = (pin,)
+            else:
+                old, new, repeated = (
+                    form.get("old_pin", ""),
+                    form.get("new_pin", ""),
+                    form.get("new_pin_again", ""),
+                )
+                if not (is_valid_pin(old) and is_valid_pin(new)):
+                    return again(_("A PIN is 6 digits."))
+                if new != repeated:
+                    return again(_("The two new PINs differ."))
+                pins = (old, new)
+        with self._lock:
+            if pending.done.is_set():  # answered, cancelled or timed out by another thread meanwhile
+                return closed
+            pending.cancelled = action == "cancel"
+            pending.pins = pins
             pending.done.set()
+        if action == "cancel":
             return DialogOutcome(
                 200, render_closed_page(_("Cancelled. You can close this window."), language)
             )
-        if action == "more_time":
-            if pending.extensions < MAX_EXTENSIONS:
-                pending.extensions += 1
-                pending.deadline = time.monotonic() + pending.request.timeout
-                pending.announce(
-                    {"pin_url": pending.url, "pin_expires_in": pending.seconds_left(), "extended": True}
-                )
-            return again(None, 200)
-        if pending.request.purpose == "verify":
-            pin = form.get("pin", "")
-            if not is_valid_pin(pin):
-                return again(_("The PIN is 6 digits."))
-            pending.pins = (pin,)
-        else:
-            old, new, repeated = (
-                form.get("old_pin", ""),
-                form.get("new_pin", ""),
-                form.get("new_pin_again", ""),
-            )
-            if not (is_valid_pin(old) and is_valid_pin(new)):
-                return again(_("A PIN is 6 digits."))
-            if new != repeated:
-                return again(_("The two new PINs differ."))
-            pending.pins = (old, new)
-        pending.done.set()
         return DialogOutcome(
             200,
             render_closed_page(
@@ -348,6 +391,7 @@ def _minutes(language: Language, seconds: int) -> str:
 def render_pin_page(
     request: PinRequest,
     *,
+    now: float,
     error: str | None = None,
     language: Language | None = None,
     seconds_left: int | None = None,
@@ -373,8 +417,8 @@ def render_pin_page(
     notice = f'<p class="error" role="alert">{html.escape(" ".join(notices))}</p>' if notices else ""
     tries = _("%(tries)s left before the card is blocked.") % {"tries": _tries(language, request)}
     seconds = int(request.timeout) if seconds_left is None else seconds_left
-    # China time, as on the IdP's pages.
-    until = datetime.datetime.now(CHINA_TIME) + datetime.timedelta(seconds=seconds)
+    # China time, as on the IdP's pages; ``now`` is POSIX seconds.
+    until = datetime.datetime.fromtimestamp(now + seconds, CHINA_TIME)
     until_text = until.strftime("%H:%M")
     timing = _("This window waits for the PIN until %(time)s, %(left)s from now.") % {
         "time": until_text,

@@ -26,6 +26,10 @@ older one, every code is refused as ``revocation_list_stale``. A list file is ju
 persist between runs; without it every run starts from nothing, so replays are only caught within one run
 and a list URL must answer. This module is the edge: it owns the clock and the files; ``sdk.gate`` does the
 work.
+
+The pieces every gate program needs besides ``sdk.gate`` are public here, so a gate built on the SDK (such
+as examples/gate) shares them rather than copying: ``load_venue_credentials``, ``read_code_from_image``,
+``format_pass_line`` and ``write_json_atomically``; each reports a problem as ``GateSetupError``.
 """
 
 from __future__ import annotations
@@ -66,8 +70,8 @@ _CREDENTIALS_HELP = (
 )
 
 
-class CliError(Exception):
-    """A usage or system problem: reported as one ``ERROR`` line, exit status 2."""
+class GateSetupError(Exception):
+    """A usage or system problem (credentials, an unreadable file or image): one ``ERROR`` line."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -134,7 +138,7 @@ def _read_json_file(path: str, what: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {what} {path}: {exc}") from exc
+        raise GateSetupError(f"cannot read {what} {path}: {exc}") from exc
 
 
 def _text_field(document: Mapping[str, Any], *names: str) -> str | None:
@@ -147,25 +151,40 @@ def _text_field(document: Mapping[str, Any], *names: str) -> str | None:
 
 def venue_credentials(args: argparse.Namespace, environ: Mapping[str, str]) -> VenueCredentials | None:
     """Each part from the command line, else the ``--credentials`` file, else the environment."""
+    return load_venue_credentials(
+        args.credentials, environ, client_id=args.client_id, client_secret=args.client_secret
+    )
+
+
+def load_venue_credentials(
+    path: Path | None,
+    environ: Mapping[str, str],
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> VenueCredentials | None:
+    """The venue's gate credentials: each part as given, else from the JSON file at ``path`` (``client_id``
+    or ``venue_id``, ``client_secret``), else from ``ONECARD_GATE_CLIENT_ID``/``ONECARD_GATE_CLIENT_SECRET``.
+    ``None`` when there are none at all; ``GateSetupError`` when only one part is found."""
     saved: Mapping[str, Any] = {}
-    if args.credentials is not None:
+    if path is not None:
         # The file holds a secret: an error names the file and the problem, never a value read from it.
         try:
-            document = json.loads(args.credentials.read_text(encoding="utf-8"))
+            document = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise CliError(f"cannot read credentials file {args.credentials}: {exc.strerror or exc}") from exc
+            raise GateSetupError(f"cannot read credentials file {path}: {exc.strerror or exc}") from exc
         except ValueError:
-            raise CliError(f"credentials file {args.credentials} is not JSON") from None
+            raise GateSetupError(f"credentials file {path} is not JSON") from None
         if not isinstance(document, dict):
-            raise CliError(f"credentials file {args.credentials} is not a JSON object")
+            raise GateSetupError(f"credentials file {path} is not a JSON object")
         saved = document
-    client_id = args.client_id or _text_field(saved, "client_id", "venue_id") or environ.get(CLIENT_ID_ENV)
-    secret = args.client_secret or _text_field(saved, "client_secret") or environ.get(SECRET_ENV)
+    client_id = client_id or _text_field(saved, "client_id", "venue_id") or environ.get(CLIENT_ID_ENV)
+    secret = client_secret or _text_field(saved, "client_secret") or environ.get(SECRET_ENV)
     if not client_id and not secret:
         return None
     if not client_id or not secret:
         missing = "client id" if not client_id else "client secret"
-        raise CliError(f"the venue's {missing} is missing: give {_CREDENTIALS_HELP}")
+        raise GateSetupError(f"the venue's {missing} is missing: give {_CREDENTIALS_HELP}")
     return VenueCredentials(client_id, secret)
 
 
@@ -175,7 +194,7 @@ def read_code_from_image(path: Path) -> str:
         import zxingcpp
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:
-        raise CliError("reading images needs the gate extra: pip install 'onecard[gate]'") from exc
+        raise GateSetupError("reading images needs the gate extra: pip install 'onecard[gate]'") from exc
     try:
         with Image.open(path) as image:
             image.load()
@@ -185,10 +204,10 @@ def read_code_from_image(path: Path) -> str:
                 text_mode=zxingcpp.TextMode.Plain,
             )
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise CliError(f"cannot read image {path}: {exc}") from exc
+        raise GateSetupError(f"cannot read image {path}: {exc}") from exc
     texts = [result.text for result in results if result.text]
     if not texts:
-        raise CliError(f"no QR code found in {path}")
+        raise GateSetupError(f"no QR code found in {path}")
     return next((text for text in texts if text.startswith(PREFIX)), texts[0])
 
 
@@ -201,7 +220,9 @@ def _format_value(value: Any) -> str:
     return text
 
 
-def _pass_line(handle: str, issuer: str, expires_in: int, claims: Mapping[str, Any]) -> str:
+def format_pass_line(handle: str, issuer: str, expires_in: int, claims: Mapping[str, Any]) -> str:
+    """The ``PASS`` verdict line: handle, issuer, seconds left, then the disclosures sorted by name (a value
+    with a space, ``=`` or ``"`` in it, or an empty one, JSON-quoted so the line stays one field per word)."""
     parts = [f"PASS handle={handle}", f"issuer={issuer}", f"expires_in={expires_in}s"]
     parts += [f"{name}={_format_value(value)}" for name, value in sorted(claims.items())]
     return " ".join(parts)
@@ -219,11 +240,11 @@ def _suspended_handles(
             document = _read_json_file(args.revoked, "suspended-handles list")
             held = parse_suspended_handles(document)
         except ValueError as exc:
-            raise CliError(f"unusable suspended-handles list {args.revoked}: {exc}") from exc
+            raise GateSetupError(f"unusable suspended-handles list {args.revoked}: {exc}") from exc
         return SuspendedHandlesSnapshot(held, max_list_age=args.max_list_age)
     credentials = venue_credentials(args, os.environ)
     if credentials is None:
-        raise CliError(f"--revoked URL needs the venue's credentials: {_CREDENTIALS_HELP}")
+        raise GateSetupError(f"--revoked URL needs the venue's credentials: {_CREDENTIALS_HELP}")
     synced = SuspendedHandlesSync(
         args.revoked,
         credentials=credentials,
@@ -243,9 +264,9 @@ def _suspended_handles(
 
 def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO) -> str:
     if not args.jwks:
-        raise CliError("--offline needs --jwks FILE_OR_URL")
+        raise GateSetupError("--offline needs --jwks FILE_OR_URL")
     if not args.issuer:
-        raise CliError("--offline needs at least one --issuer CODE")
+        raise GateSetupError("--offline needs at least one --issuer CODE")
     state_dir: Path | None = args.state_dir
     with contextlib.ExitStack() as closing:
         keys: KeySet | KeySetSync
@@ -254,19 +275,19 @@ def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO
             closing.callback(keys.close)
             keys.refresh_if_stale(now)
             if keys.value is None:
-                raise CliError(f"no key set: {keys.last_error or 'never fetched'}")
+                raise GateSetupError(f"no key set: {keys.last_error or 'never fetched'}")
         else:
             try:
                 keys = KeySet.from_jwks(_read_json_file(args.jwks, "key set"))
             except OneCardError as exc:
-                raise CliError(f"unusable key set {args.jwks}: {exc}") from exc
+                raise GateSetupError(f"unusable key set {args.jwks}: {exc}") from exc
         revoked = _suspended_handles(args, now, err, closing)
         replay_file = state_dir / "replay.json" if state_dir else None
         replay = ReplayCache()
         if replay_file is not None and replay_file.exists():
             saved = _read_json_file(str(replay_file), "replay cache")
             if not isinstance(saved, dict):
-                raise CliError(f"unusable replay cache {replay_file}")
+                raise GateSetupError(f"unusable replay cache {replay_file}")
             replay = ReplayCache.from_json(saved, now=now)
         verifier = GateVerifier(
             keys, args.issuer, clock_skew=args.clock_skew, replay_cache=replay, revoked_handles=revoked
@@ -275,30 +296,31 @@ def _verify_offline(args: argparse.Namespace, code: str, now: float, err: TextIO
             scan = verifier.verify(code, now)
         finally:
             if replay_file is not None:
-                _write_json(replay_file, replay.to_json())
-    return _pass_line(scan.handle, scan.issuer, scan.expires_in, scan.disclosures)
+                write_json_atomically(replay_file, replay.to_json())
+    return format_pass_line(scan.handle, scan.issuer, scan.expires_in, scan.disclosures)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file, so a crash never leaves half a file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc}") from exc
+        raise GateSetupError(f"cannot write {path}: {exc}") from exc
 
 
 def _verify_online(args: argparse.Namespace, code: str, now: float) -> str:
     credentials = venue_credentials(args, os.environ)
     if not args.url or credentials is None:
-        raise CliError(f"--online needs --url and the venue's credentials: {_CREDENTIALS_HELP}")
+        raise GateSetupError(f"--online needs --url and the venue's credentials: {_CREDENTIALS_HELP}")
     client = OnlineGateClient(args.url, credentials.client_id, credentials.client_secret)
     try:
         scan = client.verify(code, gate_id=args.gate_id)
     finally:
         client.close()
-    return _pass_line(scan.handle, scan.issuer, scan.expires_in(now), scan.claims)
+    return format_pass_line(scan.handle, scan.issuer, scan.expires_in(now), scan.claims)
 
 
 def _error(out: TextIO, message: str) -> int:
@@ -321,7 +343,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except QrTokenError as exc:
         out.write(f"REJECT reason={exc.reason.value}\n")
         return EXIT_REJECT
-    except CliError as exc:
+    except GateSetupError as exc:
         return _error(out, str(exc))
     except OneCardError as exc:
         return _error(out, exc.detail or exc.description)

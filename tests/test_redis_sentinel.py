@@ -26,7 +26,7 @@ from idp.config import ConfigError, Settings, load_settings
 from idp.db import Database
 from idp.stores.factory import create_redis_client, create_store
 from idp.stores.redis_store import RedisStore
-from idp.stores.redis_url import SentinelUrl, parse_sentinel_url
+from idp.stores.redis_url import RedisUrlError, SentinelUrl, parse_sentinel_url
 from tests.fixtures.services import delete_redis_keys, random_redis_prefix, service_unavailable
 from tests.support.nodes import free_port
 
@@ -90,6 +90,54 @@ def test_malformed_redis_urls_are_clear_config_errors(url: str, problem: str) ->
     message = str(raised.value)
     assert message.startswith("ONECARD_REDIS_URL") and problem in message
     assert "s3cret" not in message  # the URL holds the password: never echoed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Passwords pasted without percent-encoding: "/", "@" and ":" in them, in otherwise good URLs…
+        "redis+sentinel://:s3cr/etpw@h1/mymaster",
+        "redis+sentinel://:s3cr@etpw@h1/mymaster",
+        "redis+sentinel://user:s3cr:etpw@h1/mymaster",
+        "redis+sentinel://:s3cr/et@pw:x@h1,h2:26380/mymaster/1",
+        # …and in URLs wrong elsewhere, where the error must still not carry the password.
+        "redis+sentinel://:s3cr/etpw@h1,h_2/mymaster",
+        "redis+sentinel://:s3cr/etpw@h1:0/mymaster",
+        "redis+sentinel://:s3cr@et/pw@[::1/mymaster",
+        "redis+sentinel://:s3cr/et:pw@h1",
+    ],
+)
+def test_raw_passwords_with_url_delimiters_never_reach_an_error(url: str) -> None:
+    try:
+        parsed = parse_sentinel_url(url)
+    except RedisUrlError as error:
+        assert "s3cr" not in str(error) and "etpw" not in str(error)
+    else:
+        assert parsed.password is not None and parsed.password.startswith("s3cr")
+        assert parsed.sentinels[0] == ("h1", 26379) and parsed.service_name == "mymaster"
+    try:
+        load_settings({"ONECARD_REDIS_URL": url})
+    except ConfigError as error:
+        assert "s3cr" not in str(error) and "etpw" not in str(error)
+
+
+def test_a_raw_slash_in_the_password_is_read_as_part_of_it() -> None:
+    parsed = parse_sentinel_url("redis+sentinel://:s3cr/etpw@h1/mymaster")
+    assert parsed.password == "s3cr/etpw" and parsed.sentinels == (("h1", 26379),)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+sentinel://h1,s3cret_h/onecard", "Sentinel host #2 is not host[:port]"),
+        ("redis+sentinel://[s3cret/onecard", "Sentinel host #1 is not [IPv6]:port"),
+        ("redis+sentinel://h1,h2:s3cret/onecard", "the port of Sentinel host #2 is not 1..65535"),
+    ],
+)
+def test_bad_hosts_are_named_by_their_place_not_their_text(url: str, problem: str) -> None:
+    with pytest.raises(RedisUrlError) as raised:
+        parse_sentinel_url(url)
+    assert str(raised.value) == problem
 
 
 def test_a_malformed_url_with_a_password_does_not_echo_it() -> None:

@@ -380,6 +380,11 @@ def test_the_installed_example_gate_verifies_wallet_codes_offline(
     photo.write_bytes(picture.getvalue())
     from_photo = gate(photo)
     assert from_photo.returncode == 0 and from_photo.stdout.startswith("PASS handle="), from_photo.stdout
+    # A file that is no image: an ERROR line for it (not a traceback), and the gate refuses.
+    (tmp_path / "notes.png").write_text("not an image", encoding="utf-8")
+    unreadable = gate(tmp_path / "notes.png")
+    assert unreadable.returncode == 1 and unreadable.stdout.startswith("ERROR cannot read image")
+    assert "Traceback" not in unreadable.stderr
     # Restarted, the gate still knows the first code was used (its replay cache is in the state directory).
     assert gate(codes=first + "\n").stdout == "REJECT reason=replayed\n"
     # The card is reported lost: at its next start the gate syncs the list and refuses the e-card.

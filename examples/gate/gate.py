@@ -22,7 +22,11 @@ one per line — what a scanner in keyboard (HID) mode types. The credentials fi
 "client_secret": …}`` (``venue_id`` is taken for ``client_id``, so the demo's ``var/demo-venue.json``
 works), or set ``ONECARD_GATE_CLIENT_ID`` and ``ONECARD_GATE_CLIENT_SECRET``.
 
-Exit status: 0 when every code passed, 1 when any was refused, 2 when the gate could not start.
+Exit status: 0 when every code passed, 1 when any was refused (or an image held no readable code), 2 when
+the gate could not start.
+
+Reading credentials and images, the verdict line and the state files are ``sdk.gate_cli``'s public helpers,
+the same ones ``onecard-gate`` uses; this file is only what a gate of your own would arrange differently.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from sdk.clock import Clock, system_clock
 from sdk.gate import (
@@ -45,18 +49,21 @@ from sdk.gate import (
     SuspendedHandlesSync,
     VenueCredentials,
 )
-from sdk.qr_token import PREFIX, QrTokenError
+from sdk.gate_cli import (
+    CLIENT_ID_ENV,
+    SECRET_ENV,
+    GateSetupError,
+    format_pass_line,
+    load_venue_credentials,
+    read_code_from_image,
+    write_json_atomically,
+)
+from sdk.qr_token import QrTokenError
 
 QR_KEYS_PATH = "/.well-known/onecard-qr-keys.json"
 SUSPENDED_HANDLES_PATH = "/api/v1/gate/suspended-handles"
-CLIENT_ID_ENV = "ONECARD_GATE_CLIENT_ID"
-SECRET_ENV = "ONECARD_GATE_CLIENT_SECRET"  # the variable's name, not a secret
 DEFAULT_REGIONS = ("420100",)
 EXIT_ALL_PASSED, EXIT_REFUSED, EXIT_CANNOT_START = 0, 1, 2
-
-
-class GateSetupError(Exception):
-    """The gate cannot start (no credentials, no key set): one ``ERROR`` line, exit status 2."""
 
 
 @dataclass
@@ -75,34 +82,13 @@ class Gate:
             scan = self.verifier.verify(text.strip(), now)
         except QrTokenError as refused:
             return False, f"REJECT reason={refused.reason.value}"
-        shown = " ".join(f"{name}={_text(value)}" for name, value in sorted(scan.disclosures.items()))
-        line = f"PASS handle={scan.handle} issuer={scan.issuer} expires_in={scan.expires_in}s {shown}"
-        return True, line.rstrip()
+        return True, format_pass_line(scan.handle, scan.issuer, scan.expires_in, scan.disclosures)
 
     def close(self) -> None:
         """Keep the replay cache for the next start (a code accepted once stays used after a restart)."""
-        _write_json(self.state_dir / "replay.json", self.replay.to_json())
+        write_json_atomically(self.state_dir / "replay.json", self.replay.to_json())
         self.keys.close()
         self.suspended.close()
-
-
-def read_credentials(path: Path | None, environ: Mapping[str, str]) -> VenueCredentials:
-    """The venue's gate credentials from the JSON file, else from the environment."""
-    saved: Mapping[str, Any] = {}
-    if path is not None:
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise GateSetupError(f"cannot read the credentials file {path}: {exc}") from exc
-        if not isinstance(saved, dict):
-            raise GateSetupError(f"the credentials file {path} is not a JSON object")
-    client_id = saved.get("client_id") or saved.get("venue_id") or environ.get(CLIENT_ID_ENV)
-    secret = saved.get("client_secret") or environ.get(SECRET_ENV)
-    if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id or not secret:
-        raise GateSetupError(
-            f"no gate credentials: give --credentials FILE or set {CLIENT_ID_ENV}, {SECRET_ENV}"
-        )
-    return VenueCredentials(client_id, secret)
 
 
 def open_gate(
@@ -146,31 +132,21 @@ def open_gate(
     return Gate(keys, suspended, replay, verifier, state_dir)
 
 
-def scanned_codes(images: Sequence[Path], stdin: TextIO) -> Iterator[str]:
-    """The codes to check: decoded from each image, else one per line of standard input."""
-    if not images:
-        yield from (line.strip() for line in stdin if line.strip())
-        return
-    for image in images:
-        yield read_code_from_image(image)
+def scanned(images: Sequence[Path], stdin: TextIO) -> Iterable[str | Path]:
+    """What to check: the images named, else the codes on standard input, one per line."""
+    return images or (line.strip() for line in stdin if line.strip())
 
 
-def read_code_from_image(path: Path) -> str:
-    """The text of the QR code in a photo or screenshot (zxing-cpp, from the gate extra); "" if none."""
-    import zxingcpp
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        found = [result.text for result in zxingcpp.read_barcodes(image) if result.text]
-    return next((text for text in found if text.startswith(PREFIX)), found[0] if found else "")
-
-
-def run(gate: Gate, codes: Iterable[str], out: TextIO, clock: Clock = system_clock) -> int:
-    """Check each code as it comes; the exit status."""
+def run(gate: Gate, sources: Iterable[str | Path], out: TextIO, clock: Clock = system_clock) -> int:
+    """Check each code (or image of one) as it comes; the exit status."""
     status = EXIT_ALL_PASSED
-    for code in codes:
-        passed, line = gate.check(code, clock())
+    for source in sources:
+        try:
+            code = read_code_from_image(source) if isinstance(source, Path) else source
+        except GateSetupError as unreadable:  # not an image, no QR code in it, or no zxing-cpp
+            passed, line = False, f"ERROR {unreadable}"
+        else:
+            passed, line = gate.check(code, clock())
         out.write(line + "\n")
         out.flush()  # a turnstile controller reads each verdict as it is printed
         if not passed:
@@ -192,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("images", nargs="*", type=Path, help="photos of codes (default: read stdin)")
     args = parser.parse_args(argv)
     try:
-        credentials = read_credentials(args.credentials, os.environ)
+        credentials = load_venue_credentials(args.credentials, os.environ)
+        if credentials is None:
+            raise GateSetupError(
+                f"no gate credentials: give --credentials FILE or set {CLIENT_ID_ENV}, {SECRET_ENV}"
+            )
         gate = open_gate(
             args.url,
             credentials,
@@ -206,18 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ERROR {exc}")
         return EXIT_CANNOT_START
     try:
-        return run(gate, scanned_codes(args.images, sys.stdin), sys.stdout)
+        return run(gate, scanned(args.images, sys.stdin), sys.stdout)
     finally:
         gate.close()
-
-
-def _text(value: bool | str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False) if any(ch.isspace() or ch in '="' for ch in value) else value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(partial, path)

@@ -64,9 +64,11 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     if fragment:
         raise RedisUrlError("a fragment (#...) has no meaning in a Redis URL")
     rest, _, query = rest.partition("?")
-    authority, slash, path = rest.partition("/")
-    # The last "@" ends the credentials: a percent-encoded password never holds a raw "@", but be lenient.
-    userinfo, at, hosts = authority.rpartition("@")
+    # Credentials come off first, at the last "@": a password pasted without percent-encoding may hold "/",
+    # ":" or "@", and cutting at the first "/" before this would put part of it into a host (and so into an
+    # error message). A percent-encoded password never holds a raw "@"; the last one ends the credentials.
+    userinfo, at, rest = rest.rpartition("@")
+    hosts, slash, path = rest.partition("/")
     username = password = None
     if at:
         user_part, colon, password_part = userinfo.partition(":")
@@ -75,7 +77,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
             raise RedisUrlError("credentials must be written :password@ or username:password@")
         username = unquote(user_part) or None
         password = unquote(password_part)
-    sentinels = tuple(_parse_host(part) for part in hosts.split(","))
+    sentinels = tuple(_parse_host(part, number) for number, part in enumerate(hosts.split(","), start=1))
     if not slash:
         raise RedisUrlError("missing /<service_name> after the Sentinel hosts")
     segments = path.split("/")
@@ -107,20 +109,22 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     return SentinelUrl(sentinels, service_name, db, username, password, sentinel_password)
 
 
-def _parse_host(part: str) -> tuple[str, int]:
+def _parse_host(part: str, number: int) -> tuple[str, int]:
+    # Errors name the host by its place in the list, never by its text: a malformed URL may be one whose
+    # credentials were not recognised as such, and the text would then be (part of) the password.
     if not part:
         raise RedisUrlError("an empty Sentinel host (two commas, or none at all)")
     if part.startswith("["):
         address, bracket, port_text = part[1:].partition("]")
         if not bracket or not _IPV6.fullmatch(address) or (port_text and not port_text.startswith(":")):
-            raise RedisUrlError(f"Sentinel host {part!r} is not [IPv6]:port")
+            raise RedisUrlError(f"Sentinel host #{number} is not [IPv6]:port")
         host, port_text = address, port_text[1:]
     else:
         host, _, port_text = part.partition(":")
         if not _HOST_NAME.fullmatch(host):
-            raise RedisUrlError(f"Sentinel host {part!r} is not host[:port]")
+            raise RedisUrlError(f"Sentinel host #{number} is not host[:port]")
     if not port_text:
         return host, DEFAULT_SENTINEL_PORT
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise RedisUrlError(f"Sentinel port in {part!r} is not 1..65535")
+        raise RedisUrlError(f"the port of Sentinel host #{number} is not 1..65535")
     return host, int(port_text)
