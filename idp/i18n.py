@@ -22,6 +22,7 @@ reader's form: 2026年12月7日 14:05, or 7 Dec 2026, 14:05.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,9 +39,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
-from idp.login.transactions import find_transaction
-from idp.services import services
-from idp.web import browser_binding, cookie_secure, wants_page
+from idp.web import UI_LOCALES_G, cookie_secure, wants_page
 
 ZH: Final = "zh_Hans_CN"
 EN: Final = "en"
@@ -62,6 +61,7 @@ _DATETIME_PATTERNS: Final = {ZH: "y年M月d日 HH:mm", EN: "d MMM y, HH:mm"}
 _DATE_PATTERNS: Final = {ZH: "y年M月d日", EN: "d MMM y"}
 
 bp = Blueprint("i18n", __name__)
+log = logging.getLogger(__name__)
 
 
 def locale_of(tag: str) -> str | None:
@@ -104,15 +104,14 @@ def _compiled(directories: tuple[str, ...]) -> frozenset[str]:
 
 def _ui_locales() -> str:
     """The portal's ``ui_locales`` for this request: on the authorization request itself, or kept in the
-    login transaction a login page runs in (``/login/<tx>…``, ``/consent/<tx>``)."""
+    login transaction a login page runs in (``/login/<tx>…``, ``/consent/<tx>``), which the view's
+    ``current_transaction`` has already loaded and left in ``g``.
+
+    No I/O here: the selector also runs inside the error handlers (``json_error``), and a store that failed
+    the view must not fail the error answer too."""
     if request.endpoint == "oidc.authorize":
         return str(request.values.get("ui_locales", ""))
-    tx = (request.view_args or {}).get("tx")
-    if not isinstance(tx, str):
-        return ""
-    svc = services()
-    transaction = find_transaction(svc.store, tx, browser=browser_binding(), now=svc.now())
-    return transaction.params.get("ui_locales", "") if transaction is not None else ""
+    return str(g.get(UI_LOCALES_G, ""))
 
 
 def stated_languages() -> Iterator[str]:
@@ -125,7 +124,26 @@ def stated_languages() -> Iterator[str]:
 
 
 def select_locale() -> str:
-    """Flask-Babel's locale selector."""
+    """Flask-Babel's locale selector. Never raises: it runs inside the error handlers too, where a failure
+    would replace OneCard's error answer with Werkzeug's."""
+    try:
+        return _select_locale()
+    except Exception:  # any failure: the default rule below, without the request's hints
+        log.warning("locale selection failed; using the default", exc_info=True)
+        return _fallback_locale()
+
+
+def _fallback_locale() -> str:
+    """The rule for a request that states nothing, as far as the request can still be read."""
+    try:
+        if not wants_page():
+            return EN  # a program: the English wire text
+        return DEFAULT_LOCALE if DEFAULT_LOCALE in available_locales() else SOURCE_LOCALE
+    except Exception:  # nothing left to read: a page's default
+        return DEFAULT_LOCALE
+
+
+def _select_locale() -> str:
     available = available_locales()
     for tag in stated_languages():
         locale = locale_of(tag)

@@ -27,7 +27,12 @@ from sdk.errors import InvalidRequestError, OneCardError
 BROWSER_COOKIE = "ocbr"
 SESSION_COOKIE = "ocss"
 MAX_FORM_BYTES = 64 * 1024
-HSTS = "max-age=31536000; includeSubDomains"  # sent whenever the issuer is https
+# Sent whenever the issuer is https. Not includeSubDomains: an issuer on a shared domain would force HTTPS on
+# its sibling hosts for a year; an operator whose domain is OneCard's alone adds it at the proxy.
+HSTS = "max-age=31536000"
+# Where ``current_transaction`` leaves the login transaction's ``ui_locales`` for the locale selector
+# (``idp.i18n``), which must not read the store itself.
+UI_LOCALES_G = "login_ui_locales"
 MAX_JSON_DEPTH = 32
 # Text no OneCard field can hold: C0 controls but tab, line feed and carriage return (PostgreSQL refuses NUL,
 # and none belongs in a name, an id or a URL), and lone surrogates (JSON's "\ud800" decodes to one; it has no
@@ -288,7 +293,7 @@ def install_request_hooks(app: Flask) -> None:
             "connect-src 'self' http://127.0.0.1:*; frame-ancestors 'none'; form-action 'self' http: https:",
         )
         if cookie_secure():
-            # Browsers then refuse plain HTTP to this host (and its subdomains) for a year (RFC 6797).
+            # Browsers then refuse plain HTTP to this host for a year (RFC 6797).
             headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 

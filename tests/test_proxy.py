@@ -163,7 +163,9 @@ def test_hsts_under_an_https_issuer(make_client: MakeClient, issuer: str) -> Non
     for path in ("/healthz", "/.well-known/openid-configuration", "/no-such-page"):
         response = client.get(path)
         assert response.headers["Strict-Transport-Security"] == HSTS, path
-    assert HSTS == "max-age=31536000; includeSubDomains"
+    # Not includeSubDomains: an issuer on a shared domain must not force HTTPS on its sibling hosts.
+    assert HSTS == "max-age=31536000"
+    assert "includesubdomains" not in response.headers["Strict-Transport-Security"].lower()
 
 
 def test_no_hsts_under_an_http_issuer(make_client: MakeClient) -> None:

@@ -178,6 +178,47 @@ def test_take_of_an_expired_entry_is_none(store: EphemeralStore) -> None:
     assert store.add(NS, "code", b"w", ttl=60, now=NOW + 61) is True
 
 
+# --- get_with_expiry / touch ---------------------------------------------------------------------------
+
+
+def test_get_with_expiry_returns_the_value_and_its_deadline(store: EphemeralStore) -> None:
+    store.put(NS, "k", b"v", ttl=60, now=NOW)
+    assert store.get_with_expiry(NS, "k", now=NOW + 1) == (b"v", NOW + 60)
+    assert store.get_with_expiry(NS, "k", now=NOW + 60) is None
+    assert store.get_with_expiry(NS, "missing", now=NOW) is None
+
+
+def test_touch_changes_only_the_expiry_of_a_live_entry(store: EphemeralStore) -> None:
+    store.put(NS, "k", b"v", ttl=60, now=NOW)
+    assert store.touch(NS, "k", ttl=300, now=NOW + 50) is True
+    assert store.get_with_expiry(NS, "k", now=NOW + 100) == (b"v", NOW + 350)
+    assert store.get(NS, "k", now=NOW + 349) == b"v"
+    assert store.get(NS, "k", now=NOW + 350) is None
+
+
+def test_touch_never_brings_back_a_taken_deleted_or_expired_entry(store: EphemeralStore) -> None:
+    assert store.touch(NS, "never", ttl=60, now=NOW) is False
+    store.put(NS, "taken", b"v", ttl=60, now=NOW)
+    assert store.take(NS, "taken", now=NOW) == b"v"
+    assert store.touch(NS, "taken", ttl=60, now=NOW) is False
+    store.put(NS, "deleted", b"v", ttl=60, now=NOW)
+    store.delete(NS, "deleted")
+    assert store.touch(NS, "deleted", ttl=60, now=NOW) is False
+    store.put(NS, "expired", b"v", ttl=60, now=NOW)
+    assert store.touch(NS, "expired", ttl=60, now=NOW + 60) is False
+    for key in ("never", "taken", "deleted", "expired"):
+        assert store.get(NS, key, now=NOW + 61) is None, key
+    # An add after any of these still finds the key free.
+    assert store.add(NS, "taken", b"w", ttl=60, now=NOW + 1) is True
+
+
+def test_touch_keeps_a_value_written_since_it_was_read(store: EphemeralStore) -> None:
+    store.put(NS, "k", b"old", ttl=60, now=NOW)
+    store.put(NS, "k", b"new", ttl=60, now=NOW + 1)
+    assert store.touch(NS, "k", ttl=120, now=NOW + 2) is True
+    assert store.get(NS, "k", now=NOW + 100) == b"new"
+
+
 # --- delete -------------------------------------------------------------------------------------------
 
 

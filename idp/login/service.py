@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request, url_for
+from flask import g, request, url_for
 from werkzeug.wrappers import Response
 
 from idp.login.transactions import LoginTransaction, find_transaction, update_transaction
@@ -23,7 +23,7 @@ from idp.sessions.service import (
     find_session_by_cookie,
     reauthenticate_session,
 )
-from idp.web import SESSION_COOKIE, browser_binding, client_ip, cookie_secure, db_session
+from idp.web import SESSION_COOKIE, UI_LOCALES_G, browser_binding, client_ip, cookie_secure, db_session
 from sdk.errors import ForbiddenError
 
 __all__ = [
@@ -85,8 +85,12 @@ class CompletedLogin:
 
 
 def current_transaction(tx_id: str) -> LoginTransaction | None:
+    """This browser's live login transaction; its ``ui_locales`` is then the page's language hint."""
     svc = services()
-    return find_transaction(svc.store, tx_id, browser=browser_binding(), now=svc.now())
+    tx = find_transaction(svc.store, tx_id, browser=browser_binding(), now=svc.now())
+    if tx is not None:
+        setattr(g, UI_LOCALES_G, tx.params.get("ui_locales", ""))
+    return tx
 
 
 def current_sso_session() -> SsoSession | None:

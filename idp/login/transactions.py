@@ -70,10 +70,12 @@ def find_transaction(
     """The live transaction, if it belongs to this browser."""
     if not isinstance(tx_id, str) or not 16 <= len(tx_id) <= 64:
         return None
-    raw = store.get(NAMESPACE, tx_id, now=now)
-    if raw is None:
+    entry = store.get_with_expiry(NAMESPACE, tx_id, now=now)
+    if entry is None:
         return None
-    tx = LoginTransaction.from_json(raw)
+    raw, expires_at = entry
+    # The store's expiry is the deadline: "More time" (extend_transaction) changes only that, not the value.
+    tx = dataclasses.replace(LoginTransaction.from_json(raw), expires_at=expires_at)
     if not secrets.compare_digest(tx.browser, browser):
         return None
     return tx
@@ -89,13 +91,16 @@ def update_transaction(
 
 def extend_transaction(
     store: EphemeralStore, tx: LoginTransaction, *, ttl: float, longest: float, now: float
-) -> LoginTransaction:
+) -> LoginTransaction | None:
     """The "More time" button (WCAG 2.2.1): the transaction lives ``ttl`` seconds from now again, but never
-    more than ``longest`` seconds after it was created."""
-    expires_at = min(now + ttl, tx.created_at + longest)
-    updated = dataclasses.replace(tx, expires_at=max(tx.expires_at, expires_at))
-    store.put(NAMESPACE, tx.id, updated.to_json(), ttl=max(1.0, updated.expires_at - now), now=now)
-    return updated
+    more than ``longest`` seconds after it was created. None if it is gone (ended or expired) by now.
+
+    Only the store's expiry changes (``touch``): rewriting the value would bring back a transaction that
+    ``end_transaction`` took meanwhile, or undo a concurrent ``update_transaction``."""
+    expires_at = max(tx.expires_at, min(now + ttl, tx.created_at + longest))
+    if not store.touch(NAMESPACE, tx.id, ttl=max(1.0, expires_at - now), now=now):
+        return None
+    return dataclasses.replace(tx, expires_at=max(expires_at, now + 1.0))
 
 
 def end_transaction(store: EphemeralStore, tx: LoginTransaction, *, now: float) -> bool:

@@ -56,6 +56,8 @@ def more_time(tx: str) -> Response:
     extended = extend_transaction(
         svc.store, transaction, ttl=svc.settings.login_transaction_ttl, longest=LONGEST_LOGIN, now=now
     )
+    if extended is None:  # ended (the login finished) or expired since it was read
+        raise LoginExpiredError("the login transaction ended while asking for more time")
     response = jsonify({"expires_in": max(0, int(extended.expires_at - now))})
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -16,12 +16,11 @@ from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.clients.service import find_client
 from idp.consents.service import has_consent
-from idp.login.service import current_sso_session
+from idp.login.service import current_sso_session, current_transaction
 from idp.login.transactions import (
     LoginTransaction,
     create_transaction,
     end_transaction,
-    find_transaction,
     update_transaction,
 )
 from idp.oauth.authorize import CurrentLogin, Step, decide, parse_authorization_options
@@ -179,7 +178,7 @@ def authorize() -> Response:
 @bp.get("/authorize/resume/<tx>")
 def resume(tx: str) -> Response:
     svc = services()
-    transaction = find_transaction(svc.store, tx, browser=browser_binding(), now=svc.now())
+    transaction = current_transaction(tx)
     if transaction is None:
         return error_page(
             "This sign-in has expired",

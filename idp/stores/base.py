@@ -7,8 +7,9 @@ node A is answered at node B and a code used at node A is a replay at node B.
 Rules every implementation keeps (checked by ``tests/test_store_contract.py`` against all of them):
 - ``now`` is a parameter; an entry is alive while ``now < expires_at`` where ``expires_at = now + ttl`` at
   write time. Backends may also expire entries on their own clock, but only later than that.
-- ``take`` and ``add`` are atomic across nodes (a single conditional delete / ``SET NX``), never
-  read-then-write: of two concurrent ``take`` calls for one key, exactly one gets the value.
+- ``take``, ``add`` and ``touch`` are atomic across nodes (a single conditional statement or script), never
+  read-then-write: of two concurrent ``take`` calls for one key, exactly one gets the value, and a ``touch``
+  never brings back an entry a ``take`` removed.
 - Keys live in namespaces; the same key in two namespaces is two entries.
 """
 
@@ -27,6 +28,13 @@ class EphemeralStore(Protocol):
 
     def get(self, namespace: str, key: str, *, now: float) -> bytes | None:
         """The live value, or None."""
+
+    def get_with_expiry(self, namespace: str, key: str, *, now: float) -> tuple[bytes, float] | None:
+        """The live value and its ``expires_at``, or None."""
+
+    def touch(self, namespace: str, key: str, *, ttl: float, now: float) -> bool:
+        """Make a live entry expire ``ttl`` seconds from ``now``, leaving its value alone; False (and nothing
+        stored) if there is no live entry."""
 
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         """Remove the entry and return its value if it was live: atomic one-time consumption."""

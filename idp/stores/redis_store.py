@@ -3,8 +3,8 @@
 Each entry is one Redis string ``<expires_at>|<value>`` under ``<prefix>:<namespace>:<key>``. The expiry
 travels inside the value because the caller's ``now`` decides what is alive (see ``idp.stores.base``); the
 Redis TTL, set a margin beyond it, only collects the garbage. One-time operations are single commands or
-single Lua scripts, which Redis runs without interleaving anything else: ``take`` is ``GETDEL``, ``add`` and
-``incr`` are scripts that read the expiry and write in one step.
+single Lua scripts, which Redis runs without interleaving anything else: ``take`` is ``GETDEL``, ``add``,
+``incr`` and ``touch`` are scripts that read the expiry and write in one step.
 """
 
 from __future__ import annotations
@@ -50,6 +50,24 @@ return 1
 """
 
 
+# KEYS[1] = entry; ARGV = now, new expiry (repr), backstop TTL in ms. Returns 1 if the entry was alive
+# and now expires then. The value after the separator is copied as it is; a missing or dead entry is left
+# alone, so a touch never brings back what a take removed.
+_TOUCH_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+local sep = string.find(current, '|', 1, true)
+local expires = sep and tonumber(string.sub(current, 1, sep - 1))
+if not expires or expires <= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2] .. string.sub(current, sep), 'PX', ARGV[3])
+return 1
+"""
+
+
 def _pack(value: bytes, expires_at: float) -> bytes:
     # repr() round-trips a float exactly, and Lua's tonumber reads it back.
     return repr(expires_at).encode() + b"|" + value
@@ -57,6 +75,12 @@ def _pack(value: bytes, expires_at: float) -> bytes:
 
 def _unpack(raw: Any, now: float) -> bytes | None:
     """The value of a stored entry if it is alive at ``now``; None if absent, dead or not ours."""
+    entry = _unpack_entry(raw, now)
+    return None if entry is None else entry[0]
+
+
+def _unpack_entry(raw: Any, now: float) -> tuple[bytes, float] | None:
+    """The value and expiry of a stored entry if it is alive at ``now``; None if absent, dead or not ours."""
     if not isinstance(raw, bytes):
         return None
     head, sep, value = raw.partition(b"|")
@@ -66,7 +90,7 @@ def _unpack(raw: Any, now: float) -> bytes | None:
         expires_at = float(head)
     except ValueError:
         return None
-    return value if now < expires_at else None
+    return (value, expires_at) if now < expires_at else None
 
 
 class RedisStore:
@@ -92,6 +116,7 @@ class RedisStore:
         self._margin = expiry_margin
         self._add = client.register_script(_ADD_SCRIPT)
         self._incr = client.register_script(_INCR_SCRIPT)
+        self._touch = client.register_script(_TOUCH_SCRIPT)
 
     def redis_key(self, namespace: str, key: str) -> bytes:
         # The namespace may not contain the separator, or ("a:b", "c") and ("a", "b:c") would collide; escape
@@ -115,6 +140,15 @@ class RedisStore:
 
     def get(self, namespace: str, key: str, *, now: float) -> bytes | None:
         return _unpack(self.client.get(self.redis_key(namespace, key)), now)
+
+    def get_with_expiry(self, namespace: str, key: str, *, now: float) -> tuple[bytes, float] | None:
+        return _unpack_entry(self.client.get(self.redis_key(namespace, key)), now)
+
+    def touch(self, namespace: str, key: str, *, ttl: float, now: float) -> bool:
+        touched = self._touch(
+            keys=[self.redis_key(namespace, key)], args=[repr(now), repr(now + ttl), self._backstop_ms(ttl)]
+        )
+        return bool(touched)
 
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         # GETDEL hands the entry to exactly one caller; a dead one is removed too and reported as absent.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from sqlalchemy import Double, Integer, LargeBinary, String, case, delete, select
+from sqlalchemy import Double, Integer, LargeBinary, String, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -116,6 +116,28 @@ class SqlStore:
         with self._engine.connect() as conn:
             value: bytes | None = conn.execute(stmt).scalar_one_or_none()
         return value
+
+    def get_with_expiry(self, namespace: str, key: str, *, now: float) -> tuple[bytes, float] | None:
+        stmt = select(_TABLE.c.value, _TABLE.c.expires_at).where(
+            _TABLE.c.namespace == namespace, _TABLE.c.key == _column_key(key), _TABLE.c.expires_at > now
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (row.value, row.expires_at)
+
+    def touch(self, namespace: str, key: str, *, ttl: float, now: float) -> bool:
+        # One UPDATE of the expiry alone: a row a take deleted is not there to update (PostgreSQL re-checks
+        # the WHERE on the row's latest version after waiting for a concurrent writer), and the value a
+        # concurrent put wrote stays.
+        stmt = (
+            update(_TABLE)
+            .where(
+                _TABLE.c.namespace == namespace, _TABLE.c.key == _column_key(key), _TABLE.c.expires_at > now
+            )
+            .values(expires_at=now + ttl)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
 
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         # The row is deleted whether or not it is still alive (a dead one is garbage anyway); only the

@@ -26,6 +26,14 @@ class TimedStore:
         with timed_store_operation(backend=self.backend, operation="get"):
             return self.inner.get(namespace, key, now=now)
 
+    def get_with_expiry(self, namespace: str, key: str, *, now: float) -> tuple[bytes, float] | None:
+        with timed_store_operation(backend=self.backend, operation="get_with_expiry"):
+            return self.inner.get_with_expiry(namespace, key, now=now)
+
+    def touch(self, namespace: str, key: str, *, ttl: float, now: float) -> bool:
+        with timed_store_operation(backend=self.backend, operation="touch"):
+            return self.inner.touch(namespace, key, ttl=ttl, now=now)
+
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         with timed_store_operation(backend=self.backend, operation="take"):
             return self.inner.take(namespace, key, now=now)
