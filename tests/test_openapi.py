@@ -17,11 +17,14 @@ import requests
 import schemathesis
 from jsonschema import Draft202012Validator
 
+from idp import dbadmin
+from idp.app import create_app
 from idp.clients.errors import InvalidClientMetadataError
 from idp.clients.service import list_clients
 from idp.openapi.contract import path_template
+from idp.ratelimit import RateLimiter
 from tests.support.live import LiveIdp, running_idp
-from tests.support.openapi import ApiCallers, Caller, assert_conforms, set_up_callers
+from tests.support.openapi import ApiCallers, Caller, assert_conforms, basic, set_up_callers
 from tests.support.testlogin import install_test_login
 
 OPENAPI = "/api/openapi.json"
@@ -281,6 +284,56 @@ def test_requests_outside_the_contract_are_refused_naming_the_field_not_the_valu
     # A refused request changed nothing.
     clients = _call(live, admin, "GET", "/api/v1/admin/clients").json()["clients"]
     assert all(client["name"] != "x" for client in clients)
+
+
+def test_authentication_comes_before_the_contract(live: LiveIdp, callers: ApiCallers) -> None:
+    garbage = Caller({"Authorization": "Bearer garbage"})
+    wrong_venue = Caller({"Authorization": basic("no-such-venue", "wrong")})
+    for caller, method, path, body, status, error in [
+        (garbage, "POST", "/api/v1/realname/verify", {"purpose": 5}, 401, "unauthorized"),
+        (garbage, "GET", "/api/v1/admin/cards?limit=x", None, 401, "unauthorized"),
+        (garbage, "POST", "/api/v1/admin/clients", {"client_secret": "x"}, 401, "unauthorized"),
+        # A real token without the operation's scope: 403, not the contract either.
+        (callers.realname, "GET", "/api/v1/admin/cards?limit=x", None, 403, "forbidden"),
+        (callers.admin, "POST", "/api/v1/realname/verify", {"junk": 1}, 403, "forbidden"),
+        (wrong_venue, "POST", "/api/v1/gate/verify", {"code": 1}, 401, "invalid_client"),
+        # Authenticated, with the scope: now the contract answers.
+        (callers.admin, "GET", "/api/v1/admin/cards?limit=x", None, 400, "invalid_request"),
+        (callers.realname, "POST", "/api/v1/realname/verify", {"purpose": "x"}, 400, "invalid_request"),
+        (callers.venue, "POST", "/api/v1/gate/verify", {"code": 1}, 400, "invalid_request"),
+    ]:
+        answer = _call(live, caller, method, path, **({"json": body} if body is not None else {}))
+        assert (answer.status_code, answer.json()["error"]) == (status, error), (path, answer.text)
+
+
+def test_refused_realname_requests_count_toward_its_rate_limit(live: LiveIdp, callers: ApiCallers) -> None:
+    svc = live.services
+    svc.realname.limiter = RateLimiter(svc.store, "realname", 3, 60)
+    for _ in range(3):
+        answer = _call(live, callers.realname, "POST", "/api/v1/realname/verify", json={"purpose": 5})
+        assert answer.status_code == 400, answer.text
+    limited = _call(live, callers.realname, "POST", "/api/v1/realname/verify", json={"purpose": 5})
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited", limited.text
+
+
+def test_a_field_with_its_own_refusal_keeps_its_code(live: LiveIdp, callers: ApiCallers) -> None:
+    # The body also breaks the root anyOf (neither name and id_number nor code): purpose's code still wins.
+    for body in ({"purpose": 5}, {"purpose": None, "code": "x"}, {"name": "x"}):
+        answer = _call(live, callers.realname, "POST", "/api/v1/realname/verify", json=body)
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_purpose", (body, answer.text)
+        assert "purpose" in answer.json()["error_description"]
+
+
+def test_a_route_added_after_the_contract_is_sealed_is_served(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'late.sqlite3'}"
+    dbadmin.upgrade(url)
+    app = create_app(env="test", database_url=url, plugins=[])
+    app.add_url_rule("/late", "late", lambda: {"late": True})
+    try:
+        answer = app.test_client().get("/late")
+        assert answer.status_code == 200 and answer.json == {"late": True}
+    finally:
+        app.extensions["onecard"].database.dispose()
 
 
 def test_happy_paths_answer_what_the_contract_says(live: LiveIdp, callers: ApiCallers) -> None:

@@ -25,6 +25,7 @@ from idp.clients.model import Client
 from idp.oauth.bearer import AccessContext, authenticate_access_token
 from idp.oauth.tokens import InvalidTokenError
 from idp.observability.web import note_client
+from idp.openapi.validation import validate_current_request
 from idp.services import services
 from idp.web import db_session
 from sdk.errors import ForbiddenError, UnauthorizedError
@@ -122,9 +123,10 @@ def authenticate_basic_client(*, endpoint: str) -> Client:
     return client
 
 
-def require_scope(scope: str) -> Callable[[F], F]:
+def require_scope(scope: str, *, validate_request: bool = True) -> Callable[[F], F]:
     """Only callers presenting a client_credentials token with ``scope`` get in; the view finds the token's
-    context in ``g.access``."""
+    context in ``g.access``. Then the request is checked against the contract (validate_current_request),
+    unless ``validate_request=False``: the view calls it itself, after what must come first (a rate limit)."""
 
     def decorator(view: F) -> F:
         @wraps(view)
@@ -133,6 +135,8 @@ def require_scope(scope: str) -> Callable[[F], F]:
                 g.access = service_tokens.acquire_token([scope])
             except OAuth2Error as error:
                 service_tokens.raise_error_response(error)
+            if validate_request:
+                validate_current_request()
             return view(*args, **kwargs)
 
         return cast(F, wrapped)

@@ -39,11 +39,11 @@ is a machine code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`, 
 own such as `invalid_venue` or `card_status_conflict`); `error_description` is safe to show anyone and never
 repeats a submitted value. Server errors (5xx) have the same shape.
 
-**Validation.** Requests are checked against this document before any view runs: a parameter or JSON body
-outside it is refused with 400 and the operation's code (`invalid_request` unless the operation names its
-own), the description naming the field and the rule. A request that carries none of the credentials its
-operation requires is not checked: the operation answers it 401 (a page's call: its own refusal) before it
-reads anything.
+**Validation.** Requests are checked against this document: a parameter or JSON body outside it is refused
+with 400 and the operation's code (`invalid_request` unless the operation names its own), the description
+naming the field and the rule. Authentication comes first: a request without valid credentials for its
+operation is answered 401 or 403 (a page's call: its own refusal) and not checked, and a rate-limited
+operation counts the attempt before checking it.
 """
 
 

@@ -1,17 +1,21 @@
-"""Requests checked against the contract before any view runs: the path and query parameters and the JSON
-body of every operation ``/api/openapi.json`` describes, with JSON Schema 2020-12 (``Draft202012Validator``),
-compiled once per application when ``install_contract_validation`` seals the contract.
+"""Requests checked against the contract: the path and query parameters and the JSON body of every operation
+``/api/openapi.json`` describes, with JSON Schema 2020-12 (``Draft202012Validator``), compiled once per
+application when ``install_contract_validation`` seals the contract.
 
 Order, as OpenAPI request validators have it (openapi-core checks security before parameters and body):
 
-1. **Credentials present?** A request that carries none of what the operation's security requirement names
-   (no ``Authorization: Bearer`` for a service token, no Basic credentials for a venue, no cookie or CSRF
-   header for a page's call) is left to the view, which authenticates before it reads anything and so
-   answers its own 401 (or the browser flow's refusal). Nobody learns more of the contract than the public
-   document says, and the view's refusal stays the one the API documents.
+1. **Authentication.** The request hook only finds the operation (``flask.g``). An operation secured by a
+   bearer token or HTTP Basic credentials is checked by ``validate_current_request``, called where its view
+   has authenticated the caller (``require_scope``; real-name after its rate limit counts the attempt; the
+   gate after its venue authentication and rate limit): a wrong or missing credential gets the view's 401
+   or 403, never a description of the contract. A public operation is checked by the hook. A page's call
+   (cookies, the CSRF header), whose view checks its binding against its own transaction, is checked by the
+   hook once what it names is present; without it the view answers its own refusal.
 2. **Parameters**, then **the body**: the first violation is refused with the operation's refusal
    (``invalid_request`` unless the domain names its own code) in the one error shape. The description names
-   the field and the rule broken, never the value: a value may be a secret, a name or an ID number.
+   the field and the rule broken, never the value: a value may be a secret, a name or an ID number. A field
+   with its own refusal (``field_refusals``) is checked alone first, so that its code is not outranked by a
+   rule over the whole body.
 
 What a schema cannot say (check digits, a redirect URI's scheme, whether a key may be retired) stays with
 the views, which still validate everything themselves: the contract only refuses earlier, never admits more.
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from flask import Flask, request
+from flask import Flask, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, relevance
 
@@ -71,6 +75,9 @@ class CompiledOperation:
     parameters: tuple[ParameterCheck, ...]
     body: Draft202012Validator | None  # the JSON body's schema; None when the operation reads no JSON
     body_required: bool
+    # The body fields with their own refusal, each with its schema alone and whether the body requires it.
+    fields: tuple[tuple[str, Draft202012Validator, bool], ...] = ()
+    deferred: bool = False  # checked by validate_current_request where the view has authenticated the caller
 
     def validate_parameters(self, *, path: Mapping[str, Any], query: Mapping[str, str]) -> None:
         for check in self.parameters:
@@ -92,6 +99,17 @@ class CompiledOperation:
 
     def validate_body(self, document: Any) -> None:
         assert self.body is not None
+        for field_name, field_validator, required in self.fields:
+            if not isinstance(document, dict):
+                break
+            refusal = self.operation.refusal_for(field_name)
+            if field_name not in document:
+                if required:
+                    raise refusal(field_name, description=f"{field_name} is required.")
+                continue
+            field_error = _first_violation(field_validator.iter_errors(document[field_name]))
+            if field_error is not None:
+                raise refusal(field_name, description=describe_violation(field_error, field_name))
         error = _first_violation(self.body.iter_errors(document))
         if error is not None:
             name = _field_of(error)
@@ -108,13 +126,15 @@ class RequestValidator:
         self.schemes: Mapping[str, JsonObject] = components["securitySchemes"]
         # References (#/components/schemas/…) resolve against the validated schema's root: give it them.
         root = {"components": {"schemas": components["schemas"]}}
-        self._operations = {key: _compile(operation, root) for key, operation in contract.operations.items()}
+        self._operations = {
+            key: _compile(operation, root, self.schemes) for key, operation in contract.operations.items()
+        }
 
     def find(self, path: str, method: str) -> CompiledOperation | None:
         return self._operations.get((path, method))
 
 
-def _compile(operation: Operation, root: JsonObject) -> CompiledOperation:
+def _compile(operation: Operation, root: JsonObject, schemes: Mapping[str, JsonObject]) -> CompiledOperation:
     definition = operation.definition
 
     def validator(schema: JsonObject) -> Draft202012Validator:
@@ -133,13 +153,40 @@ def _compile(operation: Operation, root: JsonObject) -> CompiledOperation:
     )
     request_body = definition.get("requestBody", {})
     json_media = request_body.get("content", {}).get("application/json")
+    fields: list[tuple[str, Draft202012Validator, bool]] = []
+    if json_media is not None:
+        body_schema = _resolved(json_media["schema"], root)
+        properties = body_schema.get("properties", {})
+        required = body_schema.get("required", ())
+        fields = [
+            (name, validator(properties[name]), name in required)
+            for name in operation.field_refusals
+            if name in properties
+        ]
+    security = list(definition.get("security", ()))
     return CompiledOperation(
         operation=operation,
-        security=list(definition.get("security", ())),
+        security=security,
         parameters=parameters,
         body=validator(json_media["schema"]) if json_media is not None else None,
         body_required=bool(request_body.get("required")),
+        fields=tuple(fields),
+        deferred=any(schemes[name]["type"] in _AUTHENTICATED for each in security for name in each),
     )
+
+
+# Schemes a view authenticates (require_scope, client authentication) before validate_current_request.
+_AUTHENTICATED: Final = ("oauth2", "http")
+
+
+def _resolved(schema: JsonObject, root: JsonObject) -> JsonObject:
+    """``schema`` with its local ``$ref`` (``#/components/schemas/…``) followed."""
+    while isinstance(reference := schema.get("$ref"), str) and reference.startswith("#/"):
+        target: Any = root
+        for part in reference[2:].split("/"):
+            target = target[part]
+        schema = target
+    return schema
 
 
 def _declared_type(schema: JsonObject) -> str | None:
@@ -268,22 +315,35 @@ def install_contract_validation(app: Flask) -> None:
     by_rule = {rule.rule: path_template(rule.rule) for rule in app.url_map.iter_rules()}
 
     @app.before_request
-    def _validate_against_contract() -> None:
+    def _find_contract_operation() -> None:
         rule = request.url_rule
-        if rule is None:
-            return
+        template = by_rule.get(rule.rule) if rule is not None else None
+        if template is None:
+            return  # no route, or one added after the contract was sealed: not described
         method = "get" if request.method == "HEAD" else request.method.lower()
-        compiled = validator.find(by_rule[rule.rule], method)
+        compiled = validator.find(template, method)
         if compiled is None:
             return
+        g.contract_operation = compiled
+        if compiled.deferred:
+            return  # checked by validate_current_request once the view has authenticated the caller
         if not credentials_present(
             compiled.security,
             validator.schemes,
             header=request.headers.get,
             cookie=request.cookies.get,
         ):
-            return  # the view authenticates first, reads nothing, and answers its own refusal
-        compiled.validate_parameters(path=request.view_args or {}, query=request.args)
-        if compiled.body is not None and (compiled.body_required or request.content_length):
-            # Not JSON, not an object, nested too deep: refused by json_body as every view would.
-            compiled.validate_body(json_body(check_text=False))
+            return  # the view reads nothing before its own refusal
+        validate_current_request()
+
+
+def validate_current_request() -> None:
+    """Check this request against its operation's contract, once; a request of no described operation
+    passes. Called where the view has authenticated the caller (``idp.openapi.validation``'s order)."""
+    compiled: CompiledOperation | None = g.pop("contract_operation", None)
+    if compiled is None:
+        return
+    compiled.validate_parameters(path=request.view_args or {}, query=request.args)
+    if compiled.body is not None and (compiled.body_required or request.content_length):
+        # Not JSON, not an object, nested too deep: refused by json_body as every view would.
+        compiled.validate_body(json_body(check_text=False))

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 from idp.audit.service import record_event
 from idp.oauth.resource import current_access, require_scope
 from idp.observability.metrics import realname_attempt
+from idp.openapi.validation import validate_current_request
 from idp.realname.service import parse_realname_request, verify_realname
 from idp.scopes import REALNAME_VERIFY
 from idp.services import services
@@ -19,13 +20,14 @@ bp = Blueprint("realname", __name__, url_prefix="/api/v1/realname")
 
 
 @bp.post("/verify")
-@require_scope(REALNAME_VERIFY)
+@require_scope(REALNAME_VERIFY, validate_request=False)  # the attempt counts before the contract is checked
 def verify() -> Response:
     svc = services()
     now = svc.now()
     context = current_access()
     with realname_attempt() as attempt:
         svc.realname.limiter.hit(context.client_id, now)
+        validate_current_request()
         # Every field has its own check and error code (invalid_name, invalid_purpose, ...): the portal guide.
         query = parse_realname_request(json_body(check_text=False))
         session = db_session()

@@ -13,6 +13,7 @@ from typing import Final
 from flask import Blueprint, Response, jsonify
 
 from idp.oauth.resource import authenticate_basic_client
+from idp.openapi.validation import validate_current_request
 from idp.ratelimit import RateLimiter
 from idp.scopes import GATE_VERIFY
 from idp.services import services
@@ -55,6 +56,7 @@ def verify() -> Response:
     try:
         venue = authenticate_venue()
         RateLimiter(svc.store, "gate_verify", VERIFY_PER_MINUTE, 60).hit(venue.id, now)
+        validate_current_request()  # after authentication and the rate limit (idp.openapi.validation)
         body = json_body()
         code = body.get("code")
         if not isinstance(code, str):
@@ -89,6 +91,7 @@ def suspended() -> Response:
     svc = services()
     try:
         authenticate_venue()
+        validate_current_request()
     except OneCardError as exc:
         return _no_verdict(exc)
     now = svc.now()
