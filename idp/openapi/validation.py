@@ -24,6 +24,7 @@ the views, which still validate everything themselves: the contract only refuses
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,11 +32,14 @@ from typing import Any, Final
 from flask import Flask, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, relevance
+from werkzeug.wrappers import Response
 
 from idp.openapi.components import JsonObject
 from idp.openapi.contract import Operation, SealedContract, path_template
 from idp.services import Services
 from idp.web import INTEGER_ARG, json_body
+
+log = logging.getLogger(__name__)
 
 _BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
 _TYPE_WORDS: Final = {
@@ -335,6 +339,17 @@ def install_contract_validation(app: Flask) -> None:
         ):
             return  # the view reads nothing before its own refusal
         validate_current_request()
+
+    @app.after_request
+    def _deferred_check_was_made(response: Response) -> Response:
+        # A secured view must call validate_current_request once it has authenticated the caller; one that
+        # answers success without it skipped the contract. A test run refuses it loudly, production logs it.
+        compiled: CompiledOperation | None = g.get("contract_operation")
+        if compiled is not None and compiled.deferred and response.status_code < 400:
+            log.error("%s %s skipped its contract check", request.method, request.url_rule)
+            if svc.settings.env == "test":
+                raise RuntimeError(f"{request.url_rule} answered without validate_current_request()")
+        return response
 
 
 def validate_current_request() -> None:
