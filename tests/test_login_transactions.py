@@ -87,6 +87,14 @@ def test_more_time_after_the_login_ended_does_not_bring_it_back(store: Ephemeral
     assert end_transaction(store, tx, now=NOW + 12) is False  # still one-time
 
 
+def test_an_update_after_the_login_ended_does_not_bring_it_back(store: EphemeralStore) -> None:
+    tx = _start(store)
+    assert end_transaction(store, tx, now=NOW + 5) is True
+    update_transaction(store, tx, now=NOW + 6, authenticated_sid="sid-1")
+    assert _find(store, tx, NOW + 7) is None
+    assert end_transaction(store, tx, now=NOW + 8) is False  # still one-time
+
+
 def test_more_time_keeps_a_concurrent_update(store: EphemeralStore) -> None:
     tx = _start(store)
     read = _find(store, tx, NOW + 10)

@@ -219,6 +219,28 @@ def test_touch_keeps_a_value_written_since_it_was_read(store: EphemeralStore) ->
     assert store.get(NS, "k", now=NOW + 100) == b"new"
 
 
+def test_replace_changes_only_the_value_of_a_live_entry(store: EphemeralStore) -> None:
+    store.put(NS, "k", b"old", ttl=60, now=NOW)
+    assert store.replace(NS, "k", b"new", now=NOW + 10) is True
+    assert store.get_with_expiry(NS, "k", now=NOW + 20) == (b"new", NOW + 60)
+    assert store.get(NS, "k", now=NOW + 60) is None
+
+
+def test_replace_never_brings_back_a_taken_deleted_or_expired_entry(store: EphemeralStore) -> None:
+    assert store.replace(NS, "never", b"x", now=NOW) is False
+    store.put(NS, "taken", b"v", ttl=60, now=NOW)
+    assert store.take(NS, "taken", now=NOW) == b"v"
+    assert store.replace(NS, "taken", b"x", now=NOW) is False
+    store.put(NS, "deleted", b"v", ttl=60, now=NOW)
+    store.delete(NS, "deleted")
+    assert store.replace(NS, "deleted", b"x", now=NOW) is False
+    store.put(NS, "expired", b"v", ttl=60, now=NOW)
+    assert store.replace(NS, "expired", b"x", now=NOW + 60) is False
+    for key in ("never", "taken", "deleted"):
+        assert store.get(NS, key, now=NOW + 1) is None, key
+    assert store.get(NS, "expired", now=NOW + 61) is None
+
+
 # --- delete -------------------------------------------------------------------------------------------
 
 

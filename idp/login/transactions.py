@@ -84,8 +84,10 @@ def find_transaction(
 def update_transaction(
     store: EphemeralStore, tx: LoginTransaction, *, now: float, **changes: Any
 ) -> LoginTransaction:
+    """The transaction with ``changes``, stored only while it is live (``replace``): an update racing the
+    ``end_transaction`` of a finished login never brings it back, so the login's next step finds it gone."""
     updated = dataclasses.replace(tx, **changes)
-    store.put(NAMESPACE, tx.id, updated.to_json(), ttl=max(1.0, tx.expires_at - now), now=now)
+    store.replace(NAMESPACE, tx.id, updated.to_json(), now=now)
     return updated
 
 

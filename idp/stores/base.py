@@ -36,6 +36,10 @@ class EphemeralStore(Protocol):
         """Make a live entry expire ``ttl`` seconds from ``now``, leaving its value alone; False (and nothing
         stored) if there is no live entry."""
 
+    def replace(self, namespace: str, key: str, value: bytes, *, now: float) -> bool:
+        """Replace the value of a live entry, keeping its expiry; False (and nothing stored) if there is no
+        live entry: an update never brings back what a take consumed."""
+
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         """Remove the entry and return its value if it was live: atomic one-time consumption."""
 

@@ -68,6 +68,22 @@ return 1
 """
 
 
+# Replace the value of a live entry, keeping its expiry prefix and its Redis TTL.
+_REPLACE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+local sep = string.find(current, '|', 1, true)
+local expires = sep and tonumber(string.sub(current, 1, sep - 1))
+if not expires or expires <= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], string.sub(current, 1, sep) .. ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+
 def _pack(value: bytes, expires_at: float) -> bytes:
     # repr() round-trips a float exactly, and Lua's tonumber reads it back.
     return repr(expires_at).encode() + b"|" + value
@@ -117,6 +133,7 @@ class RedisStore:
         self._add = client.register_script(_ADD_SCRIPT)
         self._incr = client.register_script(_INCR_SCRIPT)
         self._touch = client.register_script(_TOUCH_SCRIPT)
+        self._replace = client.register_script(_REPLACE_SCRIPT)
 
     def redis_key(self, namespace: str, key: str) -> bytes:
         # The namespace may not contain the separator, or ("a:b", "c") and ("a", "b:c") would collide; escape
@@ -149,6 +166,10 @@ class RedisStore:
             keys=[self.redis_key(namespace, key)], args=[repr(now), repr(now + ttl), self._backstop_ms(ttl)]
         )
         return bool(touched)
+
+    def replace(self, namespace: str, key: str, value: bytes, *, now: float) -> bool:
+        replaced = self._replace(keys=[self.redis_key(namespace, key)], args=[repr(now), value])
+        return bool(replaced)
 
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         # GETDEL hands the entry to exactly one caller; a dead one is removed too and reported as absent.

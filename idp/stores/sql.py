@@ -139,6 +139,18 @@ class SqlStore:
         with self._engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
+    def replace(self, namespace: str, key: str, value: bytes, *, now: float) -> bool:
+        # As touch: one UPDATE of a live row, so a row a take deleted stays deleted.
+        stmt = (
+            update(_TABLE)
+            .where(
+                _TABLE.c.namespace == namespace, _TABLE.c.key == _column_key(key), _TABLE.c.expires_at > now
+            )
+            .values(value=value)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
     def take(self, namespace: str, key: str, *, now: float) -> bytes | None:
         # The row is deleted whether or not it is still alive (a dead one is garbage anyway); only the
         # statement that actually deleted it sees it in RETURNING, which is what makes take one-time.

@@ -30,6 +30,10 @@ class TimedStore:
         with timed_store_operation(backend=self.backend, operation="get_with_expiry"):
             return self.inner.get_with_expiry(namespace, key, now=now)
 
+    def replace(self, namespace: str, key: str, value: bytes, *, now: float) -> bool:
+        with timed_store_operation(backend=self.backend, operation="replace"):
+            return self.inner.replace(namespace, key, value, now=now)
+
     def touch(self, namespace: str, key: str, *, ttl: float, now: float) -> bool:
         with timed_store_operation(backend=self.backend, operation="touch"):
             return self.inner.touch(namespace, key, ttl=ttl, now=now)
