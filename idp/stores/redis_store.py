@@ -50,10 +50,9 @@ return 1
 """
 
 
-# KEYS[1] = entry; ARGV = now, new expiry (repr), backstop TTL in ms. Returns 1 if the entry was alive
-# and now expires then. The value after the separator is copied as it is; a missing or dead entry is left
-# alone, so a touch never brings back what a take removed.
-_TOUCH_SCRIPT = """
+# The start of every script that changes a live entry in place: it finds the entry's expiry prefix, and
+# leaves a missing or dead entry alone, so no such change ever brings back what a take removed.
+_IF_LIVE = """
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
@@ -63,25 +62,27 @@ local expires = sep and tonumber(string.sub(current, 1, sep - 1))
 if not expires or expires <= tonumber(ARGV[1]) then
   return 0
 end
+"""
+
+# KEYS[1] = entry; ARGV = now, new expiry (repr), backstop TTL in ms. Returns 1 if the entry was alive
+# and now expires then; the value after the separator is copied as it is.
+_TOUCH_SCRIPT = (
+    _IF_LIVE
+    + """
 redis.call('SET', KEYS[1], ARGV[2] .. string.sub(current, sep), 'PX', ARGV[3])
 return 1
 """
+)
 
-
-# Replace the value of a live entry, keeping its expiry prefix and its Redis TTL.
-_REPLACE_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if not current then
-  return 0
-end
-local sep = string.find(current, '|', 1, true)
-local expires = sep and tonumber(string.sub(current, 1, sep - 1))
-if not expires or expires <= tonumber(ARGV[1]) then
-  return 0
-end
+# KEYS[1] = entry; ARGV = now, new value. Returns 1 if the entry was alive and now holds the new value,
+# with its expiry prefix and its Redis TTL kept.
+_REPLACE_SCRIPT = (
+    _IF_LIVE
+    + """
 redis.call('SET', KEYS[1], string.sub(current, 1, sep) .. ARGV[2], 'KEEPTTL')
 return 1
 """
+)
 
 
 def _pack(value: bytes, expires_at: float) -> bytes:
