@@ -35,7 +35,10 @@ def _pcscd_pids() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "pcscd":
+                # A zombie (exited, not yet reaped by its parent) serves nobody.
+                stat = (entry / "stat").read_text()
+                name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+                if name == "pcscd" and state != "Z":
                     pids.append(int(entry.name))
             except OSError:
                 continue
@@ -90,9 +93,17 @@ def start_pcscd(log_path: Path | None = None, timeout: float = 10.0) -> Pcscd:
     if not os.path.exists(binary) or not VPCD_DRIVER.exists():
         raise PcscUnavailable("pcscd or the vsmartcard vpcd driver is not installed")
     deadline = time.monotonic() + timeout
-    if _pcscd_pids():
-        _wait_ready(deadline)
-        return Pcscd(None)
+    others = _pcscd_pids()
+    if others:
+        try:
+            _wait_ready(deadline)
+            return Pcscd(None)
+        except PcscUnavailable:
+            # A pcscd that was on its way out (a previous run stopping it) is no pcscd to reuse: once it
+            # has gone, start our own; one that is still alive without the readers is a real failure.
+            if set(others) & set(_pcscd_pids()):
+                raise
+            deadline = time.monotonic() + timeout
     log = open(log_path or os.devnull, "wb")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen([binary, "--foreground", "--error"], stdout=log, stderr=subprocess.STDOUT)
     log.close()
