@@ -44,6 +44,16 @@ class Settings:
     id_token_ttl: int = 600
     refresh_token_ttl: int = 30 * 86400
     authorization_code_ttl: int = 60
+    # Pushed authorization requests (RFC 9126): the request_uri's lifetime, and whether every client must
+    # push its requests (advertised as require_pushed_authorization_requests) or only those registered so.
+    par_request_ttl: int = 60
+    require_par: bool = False
+    # DPoP (RFC 9449): proofs must carry the server's nonce (§8, §9), at the token endpoint and at every
+    # resource, so a proof made in advance (by a script that got into the portal) is dead within two nonce
+    # lifetimes whatever its iat says. Costs one extra round trip per nonce lifetime; off only for clients
+    # that cannot retry with a nonce.
+    dpop_require_nonce: bool = True
+    dpop_nonce_lifetime: int = 300
     login_transaction_ttl: int = 600
     sso_session_ttl: int = 8 * 3600
     jwks_max_age: int = 3600
@@ -202,6 +212,8 @@ def validate_settings(settings: Settings) -> None:
         "id_token_ttl",
         "refresh_token_ttl",
         "authorization_code_ttl",
+        "par_request_ttl",
+        "dpop_nonce_lifetime",
         "login_transaction_ttl",
         "sso_session_ttl",
         "jwks_max_age",
@@ -218,6 +230,9 @@ def validate_settings(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"ONECARD_{name.upper()} must not be negative")
+    if settings.par_request_ttl > 600:
+        # A pushed request is for the browser to carry at once (FAPI 2.0 §5.3.2.2: under 600 seconds).
+        raise ConfigError("ONECARD_PAR_REQUEST_TTL must be at most 600 seconds")
     if settings.card_certificate_days <= 0:
         raise ConfigError("ONECARD_CARD_CERTIFICATE_DAYS must be positive")
     bridge = urlsplit(settings.card_bridge_url)

@@ -20,6 +20,8 @@ from urllib.parse import quote_plus
 import requests
 
 from sdk.clock import Clock, system_clock
+from sdk.dpop import SCHEME as DPOP_SCHEME
+from sdk.dpop import DpopKey, DpopSigner
 from sdk.errors import OneCardError
 from sdk.oidc import REALNAME_VERIFY
 
@@ -131,7 +133,10 @@ _BY_CODE: Final[dict[str, type[RealnameError]]] = {
 
 
 class RealnameClient:
-    """An operator's client of the real-name API (thread-safe; one token shared by all threads)."""
+    """An operator's client of the real-name API (thread-safe; one token shared by all threads).
+
+    With ``dpop_key`` its tokens are DPoP-bound (RFC 9449): a thief of one cannot use it without the key.
+    """
 
     error_classes: ClassVar[dict[str, type[RealnameError]]] = _BY_CODE
 
@@ -144,6 +149,7 @@ class RealnameClient:
         session: requests.Session | None = None,
         clock: Clock = system_clock,
         timeout: float = DEFAULT_TIMEOUT,
+        dpop_key: DpopKey | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -156,6 +162,8 @@ class RealnameClient:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_valid_until = float("-inf")
+        self._dpop = DpopSigner(dpop_key, clock=clock) if dpop_key is not None else None
+        self._bound_tokens: set[str] = set()  # the DPoP-bound ones of the tokens this client got
 
     def __repr__(self) -> str:
         return f"RealnameClient({self.base_url!r}, {self.client_id!r})"  # never the secret
@@ -195,13 +203,18 @@ class RealnameClient:
                 self._token = None
 
     def _fetch_token(self, now: float) -> tuple[str, float]:
-        try:
-            response = self.session.post(
-                self.base_url + TOKEN_PATH,
+        url = self.base_url + TOKEN_PATH
+
+        def send(extra: dict[str, str]) -> requests.Response:
+            return self.session.post(
+                url,
                 data={"grant_type": "client_credentials", "scope": SCOPE},
-                headers={"Authorization": self._basic, "Accept": "application/json"},
+                headers={"Authorization": self._basic, "Accept": "application/json", **extra},
                 timeout=self.timeout,
             )
+
+        try:
+            response = send({}) if self._dpop is None else self._dpop.send("POST", url, send)
         except requests.RequestException as exc:
             raise RealnameServiceError(f"token endpoint unreachable: {type(exc).__name__}") from exc
         data = _json(response)
@@ -216,7 +229,10 @@ class RealnameClient:
             )
         expires_in = data.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int) and expires_in > 0 else 300.0
-        return str(data["access_token"]), now + max(1.0, lifetime - TOKEN_MARGIN)
+        token = str(data["access_token"])
+        if str(data.get("token_type", "")).lower() == DPOP_SCHEME.lower():
+            self._bound_tokens = {token}  # only the current one is ever presented
+        return token, now + max(1.0, lifetime - TOKEN_MARGIN)
 
     def _verify(self, body: dict[str, str]) -> RealnameResult:
         token = self.access_token()
@@ -228,13 +244,18 @@ class RealnameClient:
         return self._parse(response)
 
     def _post(self, body: dict[str, str], token: str) -> requests.Response:
+        url = self.base_url + VERIFY_PATH
+        bound = self._dpop is not None and token in self._bound_tokens
+        scheme = DPOP_SCHEME if bound else "Bearer"
+
+        def send(extra: dict[str, str]) -> requests.Response:
+            headers = {"Authorization": f"{scheme} {token}", "Accept": "application/json", **extra}
+            return self.session.post(url, json=body, headers=headers, timeout=self.timeout)
+
         try:
-            return self.session.post(
-                self.base_url + VERIFY_PATH,
-                json=body,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=self.timeout,
-            )
+            if self._dpop is None or not bound:
+                return send({})
+            return self._dpop.send("POST", url, send, access_token=token)
         except requests.RequestException as exc:
             raise RealnameServiceError(f"real-name API unreachable: {type(exc).__name__}") from exc
 

@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.pcsc",
     "tests.support.live",
+    "tests.support.openid_client",
     "tests.support.site",
 ]

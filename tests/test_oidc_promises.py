@@ -1,7 +1,7 @@
 """Every promise discovery and the docs make about the authorization and token endpoints, attacked (issue #9,
 items 1-3): PKCE S256 for every kind of client before any login, RFC 9207 ``iss`` and ``state`` on every
-authorization response, request objects refused, and a discovery document that says exactly what the
-endpoints do. On SQLite and on PostgreSQL + Redis."""
+authorization response, unsigned request objects and foreign request URIs refused, and a discovery document
+that says exactly what the endpoints do. On SQLite and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
@@ -171,8 +171,9 @@ def test_every_client_must_present_the_verifier(idp: LiveIdp, method: str) -> No
         ({"claims": '{"id_token": {"acr": {"essential": "yes"}}}'}, "invalid_request"),
         ({"claims": '{"userinfo": []}'}, "invalid_request"),
         ({"response_mode": "fragment"}, "invalid_request"),
-        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
-        ({"request_uri": "urn:ietf:params:oauth:request_uri:abc"}, "request_uri_not_supported"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request_object"),
+        ({"request_uri": "urn:ietf:params:oauth:request_uri:abc"}, "invalid_request_uri"),
+        ({"request_uri": "https://portal.example.gov.cn/request.jwt"}, "request_uri_not_supported"),
     ],
 )
 def test_every_error_response_carries_iss_and_state(idp: LiveIdp, change: dict[str, str], error: str) -> None:
@@ -204,10 +205,11 @@ def test_discovery_has_no_empty_lists_and_advertises_rfc9207(idp: LiveIdp) -> No
     doc = discovery(idp)
     assert not [key for key, value in doc.items() if value == []]
     assert doc["authorization_response_iss_parameter_supported"] is True
-    assert doc["request_parameter_supported"] is False and doc["request_uri_parameter_supported"] is False
+    # Request objects yes (tests/test_jar.py); request_uri only from the PAR endpoint (tests/test_par.py).
+    assert doc["request_parameter_supported"] is True and doc["request_uri_parameter_supported"] is False
     for endpoint in ("token", "introspection", "revocation"):
         assert "private_key_jwt" in doc[f"{endpoint}_endpoint_auth_methods_supported"]
-        assert doc[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == ["RS256", "ES256"]
+        assert doc[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]
 
 
 def test_advertised_prompt_values_are_accepted_and_others_refused(idp: LiveIdp) -> None:
@@ -251,7 +253,7 @@ def test_advertised_response_types_modes_and_pkce_methods_are_the_accepted_ones(
         assert_error_redirect(idp, authorize(idp, params), params["state"], "invalid_request")
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
 def test_each_advertised_assertion_alg_authenticates_a_private_key_jwt_client(idp: LiveIdp, alg: str) -> None:
     assert alg in discovery(idp)["token_endpoint_auth_signing_alg_values_supported"]
     client = Registered(idp, "private_key_jwt", alg=alg)
@@ -265,7 +267,7 @@ def test_each_advertised_assertion_alg_authenticates_a_private_key_jwt_client(id
     assert introspected.json().get("active") is True, introspected.text
 
 
-@pytest.mark.parametrize("alg", ["PS256", "RS512", "HS256", "none"])
+@pytest.mark.parametrize("alg", ["PS512", "RS512", "HS256", "none"])
 def test_assertion_algs_not_advertised_are_refused(idp: LiveIdp, alg: str) -> None:
     assert alg not in discovery(idp)["token_endpoint_auth_signing_alg_values_supported"]
     client = Registered(idp, "private_key_jwt", alg=alg)

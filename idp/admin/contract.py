@@ -11,6 +11,7 @@ from idp.citizens.model import CitizenStatus
 from idp.clients.service import (
     AUTH_METHODS,
     CLIENT_KINDS,
+    CLIENT_POLICY_FLAGS,
     ID_TOKEN_ALGS,
     MAX_CLIENT_FIELD_LENGTHS,
     SUBJECT_TYPES,
@@ -58,6 +59,7 @@ _CLIENT_PROPERTIES: Final[JsonObject] = {
     "first_party": {"type": "boolean"},
     "id_number_allowed": {"type": "boolean"},
     "backchannel_logout_uri": {"type": ["string", "null"], "format": "uri"},
+    **{name: {"type": "boolean"} for name in CLIENT_POLICY_FLAGS},
     "created_at": TIMESTAMP,
 }
 _CLIENT: Final[JsonObject] = {
@@ -86,6 +88,24 @@ _REGISTRATION: Final[JsonObject] = {
         "id_number_allowed": {"type": "boolean"},
         "backchannel_logout_uri": {**_text("backchannel_logout_uri"), "format": "uri"},
         "client_id": _text("client_id", "The id to register under; generated when absent or empty."),
+        "fapi2_security_profile": {
+            "type": "boolean",
+            "description": "Enforce the FAPI 2.0 Security Profile: PAR, PKCE S256, DPoP-bound tokens, "
+            "`private_key_jwt` only (required), a code lifetime of 60 s at most.",
+        },
+        "require_pushed_authorization_requests": {
+            "type": "boolean",
+            "description": "Authorization requests only through the PAR endpoint (RFC 9126 §6).",
+        },
+        "require_signed_request_object": {
+            "type": "boolean",
+            "description": "Authorization requests only as signed request objects (RFC 9101 §10.5); "
+            "needs `private_key_jwt` and its `jwks`.",
+        },
+        "dpop_bound_access_tokens": {
+            "type": "boolean",
+            "description": "Every token is DPoP-bound (RFC 9449 §5.2).",
+        },
     },
 }
 _CITIZEN_PAGE: Final[JsonObject] = {

@@ -11,6 +11,7 @@ from idp.audit.service import record_event
 from idp.citizens.importer import import_citizens
 from idp.citizens.service import count_citizens, decrypt_profile, list_citizens
 from idp.clients.service import (
+    CLIENT_POLICY_FLAGS,
     ClientRegistration,
     create_client,
     describe_client,
@@ -62,7 +63,7 @@ def registration_from_json(data: dict[str, Any]) -> ClientRegistration:
         "client_id",
     )
     lists = ("redirect_uris", "post_logout_redirect_uris")
-    flags = ("first_party", "id_number_allowed")
+    flags = ("first_party", "id_number_allowed", *CLIENT_POLICY_FLAGS)
     for key, value in data.items():
         if key in text:
             if not isinstance(value, str) or len(value) > 2000:

@@ -78,6 +78,15 @@ def _read_jwks(_ctx: click.Context, _param: click.Parameter, value: Path | None)
 @click.option("--id-number-allowed", is_flag=True, help="Release the full ID number under the idcard scope.")
 @click.option("--backchannel-logout-uri", default=None, help="Back-channel logout endpoint.")
 @click.option("--client-id", default=None, help="Choose the client id (default: a random oc_… id).")
+@click.option(
+    "--fapi2",
+    "fapi2_security_profile",
+    is_flag=True,
+    help="Enforce the FAPI 2.0 Security Profile (needs --auth-method private_key_jwt).",
+)
+@click.option("--require-par", is_flag=True, help="Only pushed authorization requests (RFC 9126).")
+@click.option("--require-signed-request-object", is_flag=True, help="Only signed request objects (RFC 9101).")
+@click.option("--dpop", "dpop_bound_access_tokens", is_flag=True, help="Only DPoP-bound tokens (RFC 9449).")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as JSON.")
 def clients_add(
     name: str,
@@ -94,6 +103,10 @@ def clients_add(
     id_number_allowed: bool,
     backchannel_logout_uri: str | None,
     client_id: str | None,
+    fapi2_security_profile: bool,
+    require_par: bool,
+    require_signed_request_object: bool,
+    dpop_bound_access_tokens: bool,
     as_json: bool,
 ) -> None:
     """Register a client and print its id and secret (the secret is shown only this once)."""
@@ -112,6 +125,10 @@ def clients_add(
         id_number_allowed=id_number_allowed,
         backchannel_logout_uri=backchannel_logout_uri,
         client_id=client_id,
+        fapi2_security_profile=fapi2_security_profile,
+        require_pushed_authorization_requests=require_par,
+        require_signed_request_object=require_signed_request_object,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     with unit_of_work() as (svc, session):
         client, secret = create_client(session, registration, now=svc.now())

@@ -39,6 +39,12 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     # Only clients registered for it learn the full ID number; everyone else sees it masked (DESIGN §3).
     id_number_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # FAPI 2.0 Security Profile for this client (idp.oauth.fapi): PAR, PKCE S256, private_key_jwt only,
+    # DPoP-bound tokens, a short code lifetime. The three flags below may also be set on their own.
+    fapi2_security_profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False)  # RFC 9126 §6
+    require_signed_request_object: Mapped[bool] = mapped_column(Boolean, default=False)  # RFC 9101 §10.5
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)  # RFC 9449 §5.2
     created_at: Mapped[datetime]
 
     # Authlib's ClientMixin ---------------------------------------------------------------------------
@@ -65,6 +71,10 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
         return matches_hash(client_secret, self.client_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # A FAPI 2.0 client is registered for private_key_jwt only; checked again so that no row edited
+        # by hand lets a shared secret in (FAPI 2.0 §5.3.2.1).
+        if self.fapi2_security_profile and method != "private_key_jwt":
+            return False
         return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
@@ -86,3 +96,14 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     @property
     def allowed_scopes(self) -> set[str]:
         return set(scope_to_list(self.scope))
+
+    @property
+    def requires_par(self) -> bool:
+        """This client's authorization requests must come through the PAR endpoint (RFC 9126 §6); the
+        server-wide setting (``ONECARD_REQUIRE_PAR``) is checked beside it, in idp.oauth.par."""
+        return self.fapi2_security_profile or self.require_pushed_authorization_requests
+
+    @property
+    def requires_dpop(self) -> bool:
+        """Every access and refresh token of this client is DPoP-bound (RFC 9449 §5.2, FAPI 2.0 §5.3.2.2)."""
+        return self.fapi2_security_profile or self.dpop_bound_access_tokens

@@ -24,6 +24,13 @@ CLIENT_KINDS = ("portal", "operator", "venue")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 SUBJECT_TYPES = ("pairwise", "public")
+# The security-policy flags of a registration (idp.oauth.fapi, idp.oauth.par, idp.oauth.request_object, DPoP).
+CLIENT_POLICY_FLAGS = (
+    "fapi2_security_profile",
+    "require_pushed_authorization_requests",
+    "require_signed_request_object",
+    "dpop_bound_access_tokens",
+)
 
 
 def _column_length(field: str) -> int:
@@ -56,6 +63,10 @@ class ClientRegistration:
     id_number_allowed: bool = False
     backchannel_logout_uri: str | None = None
     client_id: str | None = None
+    fapi2_security_profile: bool = False
+    require_pushed_authorization_requests: bool = False
+    require_signed_request_object: bool = False
+    dpop_bound_access_tokens: bool = False
 
 
 def _validate_uri(uri: str, what: str) -> None:
@@ -99,6 +110,16 @@ def validate_registration(reg: ClientRegistration) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
         raise InvalidClientMetadataError("scope", description=f"unknown scopes: {' '.join(unknown)}")
+    if reg.fapi2_security_profile and reg.token_endpoint_auth_method != "private_key_jwt":
+        # FAPI 2.0 Security Profile §5.3.2.1: no shared secrets.
+        raise InvalidClientMetadataError(
+            "fapi2", description="a FAPI 2.0 client must use token_endpoint_auth_method private_key_jwt"
+        )
+    if reg.require_signed_request_object and reg.token_endpoint_auth_method != "private_key_jwt":
+        # Request objects are verified with the client's registered keys (RFC 9101 §6.1).
+        raise InvalidClientMetadataError(
+            "jar", description="require_signed_request_object needs private_key_jwt and its jwks"
+        )
     if reg.token_endpoint_auth_method == "private_key_jwt":
         try:
             keys = KeySet.from_jwks(reg.jwks or {})
@@ -158,6 +179,10 @@ def create_client(session: Session, reg: ClientRegistration, *, now: float) -> t
         first_party=reg.first_party,
         id_number_allowed=reg.id_number_allowed,
         backchannel_logout_uri=reg.backchannel_logout_uri,
+        fapi2_security_profile=reg.fapi2_security_profile,
+        require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
+        require_signed_request_object=reg.require_signed_request_object,
+        dpop_bound_access_tokens=reg.dpop_bound_access_tokens,
         created_at=utc_from_timestamp(now),
     )
     session.add(client)
@@ -203,5 +228,9 @@ def describe_client(client: Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "id_number_allowed": client.id_number_allowed,
         "backchannel_logout_uri": client.backchannel_logout_uri,
+        "fapi2_security_profile": client.fapi2_security_profile,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "require_signed_request_object": client.require_signed_request_object,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "created_at": client.created_at.isoformat(),
     }

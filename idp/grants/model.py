@@ -30,6 +30,9 @@ class Grant(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The RFC 7638 thumbprint of the DPoP key the grant's refresh tokens are bound to (RFC 9449 §5: those
+    # of public clients); a refresh must prove possession of that key. None: not bound.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43), nullable=True)
 
 
 class RefreshToken(Base):

@@ -35,6 +35,7 @@ class GrantInfo:
     acr: str
     amr: tuple[str, ...]
     auth_time: float
+    dpop_jkt: str | None = None  # the DPoP key its refresh tokens are bound to (RFC 9449 §5), if any
 
 
 def _info(grant: Grant) -> GrantInfo:
@@ -48,6 +49,7 @@ def _info(grant: Grant) -> GrantInfo:
         grant.acr,
         tuple(grant.amr),
         grant.auth_time.timestamp(),
+        grant.dpop_jkt,
     )
 
 
@@ -64,6 +66,7 @@ def create_grant(
     auth_time: float,
     now: float,
     grant_id: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> GrantInfo:
     grant = Grant(
         id=grant_id or secrets.token_hex(16),
@@ -76,6 +79,7 @@ def create_grant(
         amr=list(amr),
         auth_time=utc_from_timestamp(auth_time),
         created_at=utc_from_timestamp(now),
+        dpop_jkt=dpop_jkt,
     )
     session.add(grant)
     session.flush()

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 
 from idp.oauth.claims import ClaimsRequestError, requested_acr, validate_claims_request
-from idp.scopes import ACR_LEVELS, ACR_SUBSTANTIAL, acr_rank
+from idp.scopes import ACR_LEVELS, ACR_SUBSTANTIAL, CITIZEN_SCOPES, acr_rank
 
 # Discovery advertises exactly these (idp.oauth.discovery). A citizen has one account, so select_account
 # means "let me choose how to log in again": it forces the login page like prompt=login.
@@ -31,6 +31,7 @@ FRESH_LOGIN_PROMPTS = frozenset({"login", "select_account"})
 RESPONSE_MODES = ("query",)
 MAX_CLAIMS_REQUEST = 4096
 _MAX_AGE = re.compile(r"[0-9]{1,9}")
+_JWK_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,23 @@ def parse_authorization_options(params: Mapping[str, str]) -> AuthorizationOptio
     login_hint = params.get("login_hint") or None
     if login_hint is not None and len(login_hint) > 255:
         raise InvalidRequestError("login_hint is too long.")
+    if params.get("dpop_jkt") and not _JWK_THUMBPRINT.fullmatch(params["dpop_jkt"]):
+        # RFC 9449 §10: the code is bound to this key; the exchange must prove it (idp.oauth.dpop_grants).
+        raise InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638).")
     wanted = (params.get("acr_values") or "").split() + requested_acr(claims)
     known = [acr for acr in wanted if acr in ACR_LEVELS]
     required = max(known, key=acr_rank) if known else ACR_SUBSTANTIAL
     return AuthorizationOptions(prompt, max_age, required, claims, nonce, login_hint)
+
+
+def check_authorization_request(params: Mapping[str, str], allowed_scopes: set[str]) -> AuthorizationOptions:
+    """What the authorization endpoint checks beyond Authlib, also run on a pushed request when it is pushed
+    (RFC 9126 §2.1): the OIDC options, and only citizen scopes the client is registered for."""
+    options = parse_authorization_options(params)
+    scopes = set((params.get("scope") or "").split())
+    if not scopes <= (allowed_scopes & set(CITIZEN_SCOPES)):
+        raise InvalidScopeError("The client may not ask for these scopes.")
+    return options
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,13 @@ class AccessContext:
     def client_id(self) -> str:
         return str(self.claims.get("client_id", ""))
 
+    @property
+    def dpop_jkt(self) -> str | None:
+        """The DPoP key the token is bound to (``cnf.jkt``, RFC 9449 §6.1), or None for a Bearer token."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) else None
+
     # Authlib's TokenMixin: only live tokens are ever built (authenticate_access_token checks both).
     def is_expired(self) -> bool:
         return False

@@ -7,6 +7,7 @@ from typing import Any
 from idp.clients.service import ID_TOKEN_ALGS, SUBJECT_TYPES
 from idp.keys import QR_KEYS_PATH
 from idp.oauth.authorize import PROMPT_VALUES, RESPONSE_MODES
+from idp.oauth.request_object import REQUEST_OBJECT_SIGNING_ALGS
 from idp.oauth.server import (
     CLIENT_ASSERTION_SIGNING_ALGS,
     CODE_CHALLENGE_METHODS,
@@ -14,12 +15,14 @@ from idp.oauth.server import (
     AuthorizationCodeGrant,
 )
 from idp.scopes import ACR_LEVELS, ALL_SCOPES, MASKED_ID_CLAIM, SCOPE_CLAIMS
+from sdk.dpop import DPOP_ALGORITHMS
 from sdk.oidc import DOCUMENT_SOCIAL_SECURITY_CARD, EVIDENCE_DOCUMENT, TRUST_FRAMEWORK, VERIFIED_CLAIM_NAMES
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 
-def provider_metadata(issuer: str) -> dict[str, Any]:
+def provider_metadata(issuer: str, *, require_par: bool = False) -> dict[str, Any]:
+    """``require_par``: the server-wide ``ONECARD_REQUIRE_PAR``."""
     claims = [
         "sub",
         "iss",
@@ -44,6 +47,9 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/jwks.json",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # Per client too (idp.oauth.par): FAPI 2.0 clients and those registered with the flag.
+        "require_pushed_authorization_requests": require_par,
         "end_session_endpoint": f"{issuer}/logout",
         "scopes_supported": list(ALL_SCOPES),
         # OneCard's own: where gates fetch the QR key set (docs/formats/essc1.md §5).
@@ -60,11 +66,18 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_SIGNING_ALGS,
         "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
+        # What a DPoP proof may be signed with (RFC 9449 §5.1; idp.oauth.dpop refuses every other alg).
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         "acr_values_supported": list(ACR_LEVELS),
         "claims_supported": sorted(set(claims)),
         "claims_parameter_supported": True,
-        "request_parameter_supported": False,
+        # Signed request objects by value, at /authorize or in a pushed request (idp.oauth.request_object);
+        # request_uri only as the PAR endpoint hands it out: other servers' URIs are never fetched.
+        "request_parameter_supported": True,
         "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "require_signed_request_object": False,
+        "request_object_signing_alg_values_supported": REQUEST_OBJECT_SIGNING_ALGS,
         "prompt_values_supported": list(PROMPT_VALUES),
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,

@@ -2,6 +2,10 @@
 from the Authorization header (or, for userinfo, the form body, RFC 6750 §2.2), checked by
 ``authenticate_access_token`` — signature, lifetime, individual revocation, the grant behind it.
 
+Two schemes (RFC 9449 §7): ``Bearer``, and ``DPoP`` for tokens bound to a key (``cnf.jkt``), presented with
+a proof of that key for this very request (``ath`` = the token's hash). A bound token presented as Bearer is
+an ``invalid_token``; DPoP refusals carry ``WWW-Authenticate: DPoP error=…, algs=…`` (§7.1).
+
 Two audiences, one validator:
 - ``citizen_tokens`` (userinfo): a citizen's token; errors in RFC 6750's Bearer shape.
 - ``require_scope(scope)`` (admin, real-name, key and venue APIs): a client_credentials token carrying
@@ -23,11 +27,14 @@ from flask import g, request
 from idp.clients.errors import ClientAuthenticationError
 from idp.clients.model import Client
 from idp.oauth.bearer import AccessContext, authenticate_access_token
+from idp.oauth.dpop import DpopFailure, InvalidDpopProofError
+from idp.oauth.dpop_request import uses_dpop_scheme, verify_request_proof
 from idp.oauth.tokens import InvalidTokenError
 from idp.observability.web import note_client
 from idp.openapi.validation import validate_current_request
 from idp.services import services
 from idp.web import db_session
+from sdk.dpop import DPOP_ALGORITHMS, NONCE_HEADER, SCHEME
 from sdk.errors import ForbiddenError, UnauthorizedError
 
 REALM = "onecard"
@@ -42,6 +49,12 @@ class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
         self.citizen = citizen
 
     def authenticate_token(self, token_string: str) -> AccessContext | None:
+        context = self.verified_token(token_string)
+        if context is not None and context.dpop_jkt is not None:
+            return None  # bound to a DPoP key: useless without a proof of it (RFC 9449 §7.1)
+        return context
+
+    def verified_token(self, token_string: str) -> AccessContext | None:
         svc = services()
         try:
             return authenticate_access_token(
@@ -64,6 +77,40 @@ class AccessTokenValidator(BearerTokenValidator):  # type: ignore[misc]
         note_client(token.client_id)  # the request log names the client the token was issued to
 
 
+class DpopTokenValidator(AccessTokenValidator):
+    """``Authorization: DPoP <token>`` with a ``DPoP`` proof (RFC 9449 §7.1): the token must be bound, and the
+    proof made by its key, for this method and URL, over this token (``ath``), with the server's nonce."""
+
+    TOKEN_TYPE = "dpop"
+
+    def authenticate_token(self, token_string: str) -> AccessContext | None:
+        context = self.verified_token(token_string)
+        if context is None or context.dpop_jkt is None:
+            return None  # an unbound token gains nothing from a proof: it is a Bearer token
+        if verify_request_proof(access_token=token_string, expected_jkt=context.dpop_jkt) is None:
+            raise InvalidDpopProofError(DpopFailure.MISSING)
+        return context
+
+
+class DpopChallenge(OAuth2Error):  # type: ignore[misc]
+    """A resource's refusal of a request made with the DPoP scheme (RFC 9449 §7.1): the refused error's own
+    code and description, 401 (403 for ``insufficient_scope``), ``WWW-Authenticate: DPoP`` naming the code and
+    the accepted algorithms, and for ``use_dpop_nonce`` the nonce to retry with (§9)."""
+
+    def __init__(self, refused: OAuth2Error) -> None:
+        status = 403 if isinstance(refused, InsufficientScopeError) else 401
+        super().__init__(description=refused.description, status_code=status)
+        self.error = refused.error
+        self.nonce: str | None = getattr(refused, "nonce", None)
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        challenge = f'{SCHEME} realm="{REALM}", error="{self.error}", algs="{" ".join(DPOP_ALGORITHMS)}"'
+        headers = [*super().get_headers(), ("WWW-Authenticate", challenge)]
+        if self.nonce:
+            headers.append((NONCE_HEADER, self.nonce))
+        return headers
+
+
 class CitizenTokens(ResourceProtector):  # type: ignore[misc]
     """userinfo: also takes the token from a form body (OIDC Core §5.3.1, RFC 6750 §2.2)."""
 
@@ -74,7 +121,10 @@ class CitizenTokens(ResourceProtector):  # type: ignore[misc]
         return super().parse_request_authorization(oauth_request)  # type: ignore[no-any-return]
 
     def raise_error_response(self, error: OAuth2Error) -> None:
-        """RFC 6750 §3.1 answers, rendered by the app's OAuth error handler (status, body and headers)."""
+        """RFC 6750 §3.1 answers (RFC 9449 §7.1 ones for the DPoP scheme), rendered by the app's OAuth error
+        handler (status, body and headers)."""
+        if uses_dpop_scheme() and not isinstance(error, DpopChallenge):
+            raise DpopChallenge(error)
         if isinstance(error, MissingAuthorizationError | UnsupportedTokenTypeError):
             # No Bearer credentials: no error code, just how to authenticate.
             raise BearerChallenge()
@@ -101,13 +151,23 @@ class ServiceTokens(ResourceProtector):  # type: ignore[misc]
     def raise_error_response(self, error: OAuth2Error) -> None:
         if isinstance(error, InsufficientScopeError):
             raise ForbiddenError(error.error)
+        if uses_dpop_scheme():
+            # The DPoP scheme's refusals say what was wrong (RFC 9449 §7.1), in the OAuth shape.
+            raise DpopChallenge(error)
         raise BearerChallenge(error.error)
 
 
-citizen_tokens = CitizenTokens()
-citizen_tokens.register_token_validator(AccessTokenValidator(citizen=True))
-service_tokens = ServiceTokens()
-service_tokens.register_token_validator(AccessTokenValidator(citizen=False))
+P = TypeVar("P", bound=ResourceProtector)
+
+
+def _protector(protector: P, *, citizen: bool) -> P:
+    protector.register_token_validator(AccessTokenValidator(citizen=citizen))  # the first: the default
+    protector.register_token_validator(DpopTokenValidator(citizen=citizen))
+    return protector
+
+
+citizen_tokens = _protector(CitizenTokens(), citizen=True)
+service_tokens = _protector(ServiceTokens(), citizen=False)
 
 
 def authenticate_basic_client(*, endpoint: str) -> Client:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2 import OAuth2Request
+from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
@@ -51,6 +51,9 @@ from idp.grants.service import (
 from idp.keys.service import OIDC_ES256, OIDC_RS256
 from idp.oauth.bearer import authenticate_access_token, revoke_access_token
 from idp.oauth.claims import build_claims, id_token_claim_names, subject_for
+from idp.oauth.dpop_grants import DpopBoundGrant, refresh_token_binding
+from idp.oauth.fapi import authorization_code_ttl, check_client_assertion
+from idp.oauth.par import front_channel_parameters
 from idp.oauth.tokens import InvalidTokenError, issue_access_token, issue_id_token
 from idp.observability.web import note_client
 from idp.scopes import OPENID, SERVICE_SCOPES
@@ -64,7 +67,7 @@ USED_CODE_TTL = 24 * 3600
 ASSERTION_JTI_NAMESPACE = "client_assertion_jti"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 # What a private_key_jwt client assertion may be signed with (RFC 7523, advertised per RFC 8414 §2).
-CLIENT_ASSERTION_SIGNING_ALGS = ["RS256", "ES256"]
+CLIENT_ASSERTION_SIGNING_ALGS = ["RS256", "PS256", "ES256"]
 CODE_CHALLENGE_METHODS = ["S256"]
 
 
@@ -85,6 +88,7 @@ class PendingCode:
     amr: tuple[str, ...]
     auth_time: float
     claims: dict[str, Any] | None
+    dpop_jkt: str | None = None  # the DPoP key the code is bound to (RFC 9449 §10), if the request named one
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -152,6 +156,8 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return super().create_oauth2_request(request)
 
     def get_authorization_grant(self, request: OAuth2Request) -> grants.BaseGrant:
+        if not isinstance(request, StoredAuthorizationRequest):
+            self._resolve_front_channel(request)
         # Authlib's own refusal quotes the caller's response_type in error_description, which then fails
         # on characters RFC 6749 §4.1.2.1 forbids there; refuse it here in fixed words.
         if request.payload.response_type not in AuthorizationCodeGrant.RESPONSE_TYPES:
@@ -159,6 +165,29 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 None, "Only response_type=code is supported.", redirect_uri=self._error_redirect_uri(request)
             )
         return super().get_authorization_grant(request)
+
+    def _resolve_front_channel(self, request: OAuth2Request) -> None:
+        """A pushed ``request_uri`` or a signed ``request`` becomes the plain parameters it stands for, before
+        anything else reads them (idp.oauth.par). Stored requests (login transactions, pushed requests being
+        validated) hold resolved parameters already."""
+        client = self.query_client(request.payload.client_id or "")
+        if client is None:
+            return  # Authlib refuses the unknown client next
+        svc = services()
+        try:
+            params = front_channel_parameters(
+                request.payload.data,
+                client,
+                store=svc.store,
+                issuer=svc.settings.issuer,
+                now=svc.now(),
+                require_par=svc.settings.require_par,
+            )
+        except OAuth2Error as error:
+            error.redirect_uri = self._error_redirect_uri(request)
+            raise
+        if params is not None:
+            request.payload = BasicOAuth2Payload(params)
 
     def _error_redirect_uri(self, request: OAuth2Request) -> str | None:
         """Where an error may go: only a redirect URI registered for a known client (RFC 6749 §4.1.2.1)."""
@@ -198,11 +227,15 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = True,
+        dpop_jkt: str | None = None,
     ) -> dict[str, Any]:
+        """``dpop_jkt``: the key of the request's DPoP proof (idp.oauth.dpop_grants); the access token is
+        then bound to it (``cnf.jkt``, RFC 9449 §6) and its type is ``DPoP`` (§5)."""
         svc = services()
         now = svc.now()
         settings = svc.settings
         keys = svc.keyring.key_set(OIDC_ES256.name, now=now)
+        token_type = "DPoP" if dpop_jkt else "Bearer"
         if user is None:
             # client_credentials: scopes were checked against the registration; the client is the subject.
             requested = set((scope or "").split()) or client.allowed_scopes
@@ -215,10 +248,11 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 scope=granted,
                 ttl=settings.access_token_ttl,
                 now=now,
+                confirmation_jkt=dpop_jkt,
             )
             return {
                 "access_token": access.token,
-                "token_type": "Bearer",
+                "token_type": token_type,
                 "expires_in": access.expires_in,
                 "scope": granted,
             }
@@ -235,10 +269,11 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             grant_id=user.id,
             acr=user.acr,
             auth_time=user.auth_time,
+            confirmation_jkt=dpop_jkt,
         )
         token: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": access.expires_in,
             "scope": granted,
         }
@@ -249,7 +284,7 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return token
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class AuthorizationCodeGrant(DpopBoundGrant, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43
     nonce: str | None = None  # of the code being exchanged, for the id_token (set in authenticate_user)
@@ -279,13 +314,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             "amr": list(user.amr),
             "auth_time": user.auth_time,
             "claims": user.claims,
+            "dpop_jkt": data.get("dpop_jkt") or None,
         }
         now = svc.now()
         svc.store.put(
             CODE_NAMESPACE,
             hash_bearer_secret(code),
             dump_json(record),
-            ttl=svc.settings.authorization_code_ttl,
+            ttl=authorization_code_ttl(request.client, svc.settings.authorization_code_ttl),
             now=now,
         )
 
@@ -309,6 +345,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             return None
         return PendingCode(key=key, amr=tuple(record.pop("amr")), **record)
 
+    def bound_jkt(self) -> str | None:
+        code: PendingCode = self.request.authorization_code
+        return code.dpop_jkt
+
     def delete_authorization_code(self, authorization_code: PendingCode) -> None:
         """Already consumed in ``authenticate_user``."""
 
@@ -329,6 +369,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             amr=code.amr,
             auth_time=code.auth_time,
             now=now,
+            dpop_jkt=refresh_token_binding(self.request.client, self.dpop_jkt),
         )
         svc.store.put(
             USED_CODE_NAMESPACE,
@@ -353,9 +394,13 @@ class PresentedRefreshToken:
         return self.grant.scope
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+class RefreshTokenGrant(DpopBoundGrant, grants.RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def bound_jkt(self) -> str | None:
+        credential: PresentedRefreshToken = self.request.refresh_token
+        return credential.grant.dpop_jkt
 
     def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
         svc = services()
@@ -381,7 +426,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         """Rotation already marked it used in ``authenticate_user``."""
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+class ClientCredentialsGrant(DpopBoundGrant, grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
 
     def validate_token_request(self) -> None:
@@ -414,18 +459,20 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-def refuse_request_objects(grant: grants.BaseGrant, redirect_uri: str) -> None:
-    """Request objects are not supported (OIDC Core §6): say so rather than ignore them."""
+def refuse_unresolved_request_objects(grant: grants.BaseGrant, redirect_uri: str) -> None:
+    """``request`` and ``request_uri`` are resolved before Authlib sees a request
+    (``OneCardAuthorizationServer._resolve_front_channel``, idp.oauth.par): one still here was pushed inside
+    a pushed request or a request object, which RFC 9126 §2.1 and RFC 9101 §4 forbid. Refused, not ignored."""
     data = grant.request.payload.data
     if data.get("request"):
-        raise RequestNotSupportedError("Request objects are not supported.")
+        raise RequestNotSupportedError("A request object cannot hold another one.")
     if data.get("request_uri"):
-        raise RequestURINotSupportedError("request_uri is not supported.")
+        raise RequestURINotSupportedError("request_uri cannot be pushed.")
 
 
-class RequestObjectsNotSupported:
+class UnresolvedRequestObjectsRefused:
     def __call__(self, grant: grants.BaseGrant) -> None:
-        grant.register_hook("after_validate_authorization_request_payload", refuse_request_objects)
+        grant.register_hook("after_validate_authorization_request_payload", refuse_unresolved_request_objects)
 
 
 class OpenIDConnect:
@@ -486,7 +533,19 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         # The issuer, or the endpoint the assertion is presented to (RFC 7523 §3).
         issuer = services().settings.issuer
-        return [issuer, f"{issuer}/token", f"{issuer}/introspect", f"{issuer}/revoke"]
+        return [issuer, f"{issuer}/token", f"{issuer}/par", f"{issuer}/introspect", f"{issuer}/revoke"]
+
+    def __call__(self, query_client: Any, request: OAuth2Request) -> Client | None:
+        """Authlib's authentication, after the FAPI 2.0 rules for a FAPI client's assertion (idp.oauth.fapi),
+        which are checked before the assertion's jti is spent."""
+        assertion = request.form.get("client_assertion")
+        if request.form.get("client_assertion_type") == self.CLIENT_ASSERTION_TYPE and assertion:
+            header, claims = self.extract_assertion(assertion)
+            subject = claims.get("sub")
+            client = query_client(subject) if isinstance(subject, str) else None
+            if client is not None:
+                check_client_assertion(client, header, claims, services().settings.issuer)
+        return super().__call__(query_client, request)  # type: ignore[no-any-return]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         """Authlib's check, but only the algorithms discovery advertises (not joserfc's whole registry)."""
@@ -539,12 +598,14 @@ def _find_token(token_string: str, token_type_hint: str | None) -> IntrospectedT
         grant = find_refresh_token_grant(session, token_string, now=now)
         if grant is None:
             return None
-        payload = {
+        payload: dict[str, Any] = {
             "scope": grant.scope,
             "client_id": grant.client_id,
             "token_type": "refresh_token",
             "acr": grant.acr,
         }
+        if grant.dpop_jkt:
+            payload["cnf"] = {"jkt": grant.dpop_jkt}
         return IntrospectedToken("refresh_token", grant.client_id, payload, token_string)
     try:
         context = authenticate_access_token(
@@ -560,10 +621,11 @@ def _find_token(token_string: str, token_type_hint: str | None) -> IntrospectedT
     claims = context.claims
     payload = {
         k: claims[k]
-        for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "auth_time")
+        for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "auth_time", "cnf")
         if k in claims
     }
-    payload["token_type"] = "Bearer"
+    # RFC 9449 §6.2: a DPoP-bound token introspects with its cnf.jkt and type DPoP.
+    payload["token_type"] = "DPoP" if context.dpop_jkt else "Bearer"
     return IntrospectedToken("access_token", context.client_id, payload, token_string)
 
 
@@ -607,7 +669,7 @@ def create_authorization_server() -> OneCardAuthorizationServer:
     server = OneCardAuthorizationServer()
     server.register_grant(
         AuthorizationCodeGrant,
-        [RequestObjectsNotSupported(), S256CodeChallenge(required=True), OpenIDConnect()],
+        [UnresolvedRequestObjectsRefused(), S256CodeChallenge(required=True), OpenIDConnect()],
     )
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(ClientCredentialsGrant)

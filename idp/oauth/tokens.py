@@ -111,7 +111,9 @@ def issue_access_token(
     grant_id: str | None = None,
     acr: str | None = None,
     auth_time: float | None = None,
+    confirmation_jkt: str | None = None,
 ) -> IssuedAccessToken:
+    """``confirmation_jkt``: the DPoP key the token is bound to (``cnf.jkt``, RFC 9449 §6.1)."""
     jti = secrets.token_urlsafe(16)
     iat = int(now)
     claims: dict[str, Any] = {
@@ -130,6 +132,8 @@ def issue_access_token(
         claims["acr"] = acr
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
+    if confirmation_jkt:
+        claims["cnf"] = {"jkt": confirmation_jkt}
     token = sign_jwt(claims, keys.signing_key(ACCESS_TOKEN_ALG), typ=ACCESS_TOKEN_TYPE)
     return IssuedAccessToken(token, jti, ttl)
 

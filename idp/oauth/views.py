@@ -6,7 +6,6 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6750 import InvalidTokenError as BearerInvalidTokenError
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -23,13 +22,16 @@ from idp.login.transactions import (
     end_transaction,
     update_transaction,
 )
-from idp.oauth.authorize import CurrentLogin, Step, decide, parse_authorization_options
+from idp.oauth.authorize import CurrentLogin, Step, check_authorization_request, decide
 from idp.oauth.bearer import AccessContext, oidc_keys
 from idp.oauth.claims import build_claims
 from idp.oauth.discovery import provider_metadata
+from idp.oauth.dpop_request import announce_dpop_nonce, bind_to_proof_key
 from idp.oauth.logout import end_sso_session
+from idp.oauth.par import push_request, pushed_parameters, single_valued
 from idp.oauth.resource import REALM, citizen_tokens
 from idp.oauth.server import (
+    TOKEN_ENDPOINT_AUTH_METHODS,
     AuthorizedCitizen,
     OneCardAuthorizationServer,
     StoredAuthorizationRequest,
@@ -38,7 +40,7 @@ from idp.oauth.server import (
 from idp.oauth.tokens import InvalidTokenError, verify_jwt
 from idp.observability.metrics import count_token_grant
 from idp.observability.web import oauth_result
-from idp.scopes import CITIZEN_SCOPES, OPENID
+from idp.scopes import OPENID
 from idp.services import services
 from idp.sessions.service import add_participant
 from idp.web import (
@@ -63,7 +65,8 @@ def _server() -> OneCardAuthorizationServer:
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery() -> Response:
     svc = services()
-    return cacheable_json(provider_metadata(svc.settings.issuer), svc.settings.jwks_max_age)
+    metadata = provider_metadata(svc.settings.issuer, require_par=svc.settings.require_par)
+    return cacheable_json(metadata, svc.settings.jwks_max_age)
 
 
 @bp.get("/jwks.json")
@@ -109,10 +112,8 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
     client: Client = grant.client
     params = dict(grant.request.payload.data)
     try:
-        options = parse_authorization_options(params)
+        options = check_authorization_request(params, client.allowed_scopes)
         scopes = set((grant.request.payload.scope or "").split())
-        if not scopes <= (client.allowed_scopes & set(CITIZEN_SCOPES)):
-            raise InvalidScopeError("The client may not ask for these scopes.")
         session_record = current_sso_session()
         login = None
         if session_record is not None:
@@ -165,8 +166,9 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         auth_time=login.auth_time,
         claims=options.claims,
     )
+    # grant.request: the parameters as resolved (a pushed request's, a request object's), not the URL's.
     return server.create_authorization_response(  # type: ignore[no-any-return]
-        request=oauth_request, grant=grant, grant_user=user
+        request=grant.request, grant=grant, grant_user=user
     )
 
 
@@ -188,10 +190,39 @@ def resume(tx: str) -> Response:
     return authorize_request(StoredAuthorizationRequest(svc.settings.issuer, transaction.params), transaction)
 
 
+@bp.post("/par")
+def pushed_authorization_request() -> Response:
+    """RFC 9126 §2: the client authenticates as at /token, its request is validated now as the authorization
+    endpoint would, and a one-time, short-lived request_uri comes back for the browser to carry."""
+    svc = services()
+    server = _server()
+    oauth_request = server.create_oauth2_request(request)
+    try:
+        client = server.authenticate_client(oauth_request, TOKEN_ENDPOINT_AUTH_METHODS, "par")
+        body = single_valued(request.form.lists())
+        params = pushed_parameters(body, client, issuer=svc.settings.issuer, now=svc.now())
+        params = bind_to_proof_key(params)  # RFC 9449 §10.1
+        pushed = StoredAuthorizationRequest(svc.settings.issuer, params)
+        grant = server.get_consent_grant(request=pushed, end_user=None)
+        check_authorization_request(grant.request.payload.data, client.allowed_scopes)
+    except OAuth2Error as error:
+        error.redirect_uri = None  # the answer goes to the client that pushed, never to a redirect URI
+        response: Response = server.handle_error_response(oauth_request, error)
+    else:
+        ttl = svc.settings.par_request_ttl
+        created = push_request(svc.store, client.client_id, params, ttl=ttl, now=svc.now())
+        response = jsonify({"request_uri": created.request_uri, "expires_in": created.expires_in})
+        response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    announce_dpop_nonce(response)
+    return response
+
+
 @bp.post("/token")
 def token() -> Response:
     response: Response = _server().create_token_response()
     response.headers["Cache-Control"] = "no-store"
+    announce_dpop_nonce(response)
     count_token_grant(request.form.get("grant_type"), oauth_result(response))
     return response
 

@@ -54,7 +54,8 @@ _ERROR_RESPONSES: Final[dict[int, tuple[str, str]]] = {
 _ERROR_HEADERS: Final[dict[int, JsonObject]] = {
     401: {
         "WWW-Authenticate": {
-            "description": "The scheme and realm to authenticate with (RFC 7235 §4.1).",
+            "description": "The scheme and realm to authenticate with (RFC 7235 §4.1); for a DPoP "
+            "request the `DPoP` scheme with the error and the accepted `algs` (RFC 9449 §7.1).",
             "schema": {"type": "string"},
         }
     },
@@ -96,7 +97,9 @@ def security_schemes(token_url: str) -> JsonObject:
             "type": "oauth2",
             "description": (
                 "An access token from the client_credentials grant, sent as `Authorization: Bearer …` "
-                "(RFC 6750). Register an `operator` client with the scope the operation names."
+                "(RFC 6750), or, when it is DPoP-bound (`token_type` `DPoP`), as `Authorization: DPoP …` "
+                "with a `DPoP` proof of its key (RFC 9449 §7). Register an `operator` client with the "
+                "scope the operation names."
             ),
             "flows": {
                 "clientCredentials": {

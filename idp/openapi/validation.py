@@ -213,7 +213,9 @@ def credentials_present(
     scheme_word = (header("Authorization") or "").partition(" ")[0].lower()
 
     def present(scheme: JsonObject) -> bool:
-        if scheme["type"] == "oauth2" or (scheme["type"] == "http" and scheme["scheme"] == "bearer"):
+        if scheme["type"] == "oauth2":
+            return scheme_word in ("bearer", "dpop")  # a DPoP-bound token: RFC 9449 §7.1
+        if scheme["type"] == "http" and scheme["scheme"] == "bearer":
             return scheme_word == "bearer"
         if scheme["type"] == "http":
             return scheme_word == str(scheme["scheme"])

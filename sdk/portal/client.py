@@ -5,7 +5,8 @@ It fetches and caches discovery (OIDC Discovery 1.0 §4, ``Cache-Control``-aware
 the code flow with PKCE, redeems codes and refresh tokens at the token endpoint (``client_secret_basic`` or
 ``private_key_jwt``), reads userinfo and builds the RP-initiated logout URL. The checks themselves are the
 pure ``sdk.portal.authorization`` and ``sdk.portal.verification``; this module supplies them keys and the
-``clock``'s ``now``, and keeps the logout-token replay cache.
+``clock``'s ``now``, and keeps the logout-token replay cache. With a ``DpopKey`` its tokens are DPoP-bound
+(RFC 9449): every token request and userinfo call carries a proof of that key.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import jwt
 import requests
 
 from sdk.clock import Clock, system_clock
+from sdk.dpop import SCHEME as DPOP_SCHEME
+from sdk.dpop import DpopKey, DpopSigner
 from sdk.gate import ReplayCache
 from sdk.jwks_cache import DEFAULT_HTTP_TIMEOUT, DEFAULT_UNKNOWN_KID_INTERVAL, DocumentSync, JwksCache
 from sdk.keys import Key, KeySet
@@ -82,6 +85,8 @@ class PortalClient:
 
     ``credential`` is the client secret (``client_secret_basic``) or a ``sdk.keys.Key`` with a private part
     (``private_key_jwt``, the key registered in the client's JWKS). ``clock`` is read for every time check.
+    ``dpop_key``: the portal's DPoP key (kept by the portal, e.g. for the life of its process); tokens are
+    then bound to it and useless to anyone who steals them without it.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class PortalClient:
         unknown_kid_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL,
         logout_token_max_age: int = LOGOUT_TOKEN_MAX_AGE,
         replay_cache: ReplayCache | None = None,
+        dpop_key: DpopKey | None = None,
     ) -> None:
         if isinstance(credential, Key) and not credential.can_sign:
             raise ValueError("a private_key_jwt credential needs the private key")
@@ -117,6 +123,7 @@ class PortalClient:
         self.replay_cache = replay_cache if replay_cache is not None else ReplayCache()
         self._discovery = _DiscoverySync(self.issuer, session=self.session, timeout=timeout)
         self._jwks: JwksCache | None = None
+        self._dpop = DpopSigner(dpop_key, clock=clock) if dpop_key is not None else None
 
     def __repr__(self) -> str:
         return f"PortalClient({self.issuer!r}, {self.client_id!r})"  # never the credential
@@ -241,18 +248,27 @@ class PortalClient:
                 raise InvalidIdTokenError(TokenReason.WRONG_SUBJECT, "auth_time changed on refresh")
         return tokens
 
-    def userinfo(self, access_token: str, *, expected_subject: str | None = None) -> Mapping[str, Any]:
+    def userinfo(
+        self, access_token: str, *, expected_subject: str | None = None, token_type: str | None = None
+    ) -> Mapping[str, Any]:
         """The userinfo claims; with ``expected_subject`` (the id_token's ``sub``), a mismatch raises
-        (OIDC Core §5.3.2: token substitution)."""
+        (OIDC Core §5.3.2: token substitution). ``token_type`` is the token response's (``PortalTokens``);
+        left out, a client with a DPoP key presents a DPoP token, others a Bearer one."""
         endpoint = self.metadata().userinfo_endpoint
         if endpoint is None:
             raise DiscoveryError("the provider has no userinfo endpoint")
+        dpop = self._dpop if (token_type or DPOP_SCHEME).lower() == DPOP_SCHEME.lower() else None
+        scheme = DPOP_SCHEME if dpop is not None else "Bearer"
+
+        def send(extra: dict[str, str]) -> requests.Response:
+            headers = {"Authorization": f"{scheme} {access_token}", "Accept": "application/json", **extra}
+            return self.session.get(endpoint, headers=headers, timeout=self.timeout)
+
         try:
-            response = self.session.get(
-                endpoint,
-                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                timeout=self.timeout,
-            )
+            if dpop is None:
+                response = send({})
+            else:
+                response = dpop.send("GET", endpoint, send, access_token=access_token)
         except requests.RequestException as exc:
             raise UserinfoError(f"userinfo unreachable: {type(exc).__name__}") from exc
         data = _json_object(response)
@@ -387,12 +403,17 @@ class PortalClient:
 
     def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         endpoint = self.metadata().token_endpoint
-        headers, auth_fields = self._client_auth(endpoint)
-        headers["Accept"] = "application/json"
-        try:
-            response = self.session.post(
+
+        def send(extra: dict[str, str]) -> requests.Response:
+            # A fresh client assertion each time: a retry must not replay the first one's jti.
+            headers, auth_fields = self._client_auth(endpoint)
+            headers = {**headers, "Accept": "application/json", **extra}
+            return self.session.post(
                 endpoint, data={**form, **auth_fields}, headers=headers, timeout=self.timeout
             )
+
+        try:
+            response = send({}) if self._dpop is None else self._dpop.send("POST", endpoint, send)
         except requests.RequestException as exc:
             raise TokenRequestError(f"token endpoint unreachable: {type(exc).__name__}") from exc
         data = _json_object(response)
@@ -418,7 +439,8 @@ class PortalClient:
         token_type = data.get("token_type")
         if not isinstance(access_token, str) or not isinstance(token_type, str):
             raise TokenRequestError("token response without access_token/token_type", http_status=200)
-        if token_type.lower() != "bearer":
+        accepted = ("bearer", DPOP_SCHEME.lower()) if self._dpop is not None else ("bearer",)
+        if token_type.lower() not in accepted:
             raise TokenRequestError(f"unexpected token_type {token_type!r}", http_status=200)
         id_token = data.get("id_token")
         claims = None

@@ -245,7 +245,9 @@ def create_portal_blueprint(
             assert verified is not None and tokens.id_token is not None
             userinfo: Mapping[str, Any] = {}
             if fetch_userinfo:
-                userinfo = client.userinfo(tokens.access_token, expected_subject=verified.subject)
+                userinfo = client.userinfo(
+                    tokens.access_token, expected_subject=verified.subject, token_type=tokens.token_type
+                )
         except PortalError as exc:
             reason = getattr(exc, "reason", None) or getattr(exc, "oauth_error", "")
             current_app.logger.warning("OneCard sign-in refused: %s %s", exc.error, reason)
