@@ -13,7 +13,7 @@ test: setup
 	@bash scripts/test.sh
 
 lint: setup
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet demo
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy sdk reader_bridge idp wallet halls demo
 
 # The message catalogues (DESIGN.md §11): extract every text the pages, scripts and the bridge show into each
 # package's messages.pot and merge it into its Chinese .po, which a person then translates (docs/glossary.md);

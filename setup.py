@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 # The packages with catalogues: <package>/translations/<locale>/LC_MESSAGES/messages.po
-PACKAGES_WITH_CATALOGUES = ("idp", "wallet", "reader_bridge")
+PACKAGES_WITH_CATALOGUES = ("idp", "wallet", "halls", "reader_bridge")
 
 
 class build_py_with_catalogues(build_py):

@@ -135,6 +135,8 @@ def demo_run(
     env = {**os.environ, "ONECARD_DATABASE_URL": settings.database_url}  # the children use the same one
     try:
         lines.append(runner.ensure_demo_venue(layout, env))
+        lines.append(runner.ensure_demo_hall(layout, env))
+        lines.append(runner.ensure_demo_catalogue(env))
         click.echo(f"seeded in {time_now() - started:.1f} s; starting the IdP, the portal and the bridge")
         status = runner.run_demo(layout, env, lines, open_pin_dialog=not no_open_dialog, echo=click.echo)
     except runner.DemoError as error:

@@ -14,7 +14,11 @@ One command on a fresh machine, embedded SQLite and nothing else:
   (``onecard-bridge serve --dev --virtual-card``), the PIN typed into the bridge's own PIN dialog;
 - seeded once and left alone afterwards: the demo clients and citizens (``onecard demo seed``), a card for
   the first demo citizen with the documented PIN ``123456``, and a demo venue whose gate credentials are
-  written to ``var/demo-venue.json`` (``onecard venues add``).
+  written to ``var/demo-venue.json`` (``onecard venues add``);
+- a service hall (``onecard halls add``) with two services and two counters, its scanner's credentials
+  written to ``var/demo-hall.json``, its display at ``/halls/demo-civic-hall/display``;
+- brought up to date on every start: the application catalogue's demo entries, a dozen places in Wuhan
+  (``onecard catalogue import``, ``demo.data.DEMO_CATALOGUE``), public at ``/catalogue``.
 
 Everything the demo writes lives in its directory (``--dir``, default ``var``): the card, the venue's
 credentials, the logs, and the SQLite database ``onecard.sqlite3`` — unless ``ONECARD_DATABASE_URL`` (or the
@@ -47,6 +51,12 @@ from types import FrameType
 from typing import Any
 
 from demo.data import (
+    DEMO_CATALOGUE,
+    DEMO_HALL_ADDRESS,
+    DEMO_HALL_COUNTERS,
+    DEMO_HALL_ID,
+    DEMO_HALL_NAME,
+    DEMO_HALL_SERVICES,
     DEMO_PIN,
     DEMO_PORTAL,
     DEMO_PORTAL_SECRET,
@@ -111,6 +121,10 @@ class DemoLayout:
     @property
     def venue_file(self) -> Path:
         return self.directory / "demo-venue.json"
+
+    @property
+    def hall_file(self) -> Path:
+        return self.directory / "demo-hall.json"
 
     @property
     def database_file(self) -> Path:
@@ -251,6 +265,72 @@ def ensure_demo_venue(layout: DemoLayout, env: Mapping[str, str]) -> str:
             raise DemoError(f"onecard venues add failed: {result.stderr.strip() or result.returncode}")
         venue_id = f"{DEMO_VENUE_ID}-{os.urandom(3).hex()}{attempt}"
     raise DemoError("could not add the demo venue")
+
+
+def ensure_demo_catalogue(env: Mapping[str, str]) -> str:
+    """The demo's application catalogue, loaded by ``onecard catalogue import -`` (after the demo venue, whose
+    entry it gives an address). Idempotent: entries already as listed are left alone, so a second start
+    changes nothing and adds no version; an entry staff changed since is brought back to the demo's."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        _onecard_command("catalogue", "import", "-"),
+        input=json.dumps(list(DEMO_CATALOGUE), ensure_ascii=False),
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        raise DemoError(f"onecard catalogue import failed: {result.stderr.strip() or result.returncode}")
+    states = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    counts = ", ".join(f"{states.count(state)} {state}" for state in sorted(set(states)))
+    return f"loaded   catalogue of {len(states)} entries ({counts})"
+
+
+def _run_onecard(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        _onecard_command(*args), env=dict(env), capture_output=True, text=True, timeout=60
+    )
+
+
+def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> str:
+    """The demo's service hall, its two services and two counters, added by ``onecard halls …`` where missing
+    (idempotent: a second start adds nothing). The scanner's credentials are written to ``hall_file`` when the
+    hall is created (the secret is shown only then)."""
+    shown = _run_onecard(env, "halls", "show", DEMO_HALL_ID, "--json")
+    created = shown.returncode != 0
+    if created:
+        added = _run_onecard(
+            env, "halls", "add", "--name", DEMO_HALL_NAME, "--address", DEMO_HALL_ADDRESS,
+            "--id", DEMO_HALL_ID, "--json",
+        )  # fmt: skip
+        if added.returncode != 0:
+            raise DemoError(f"onecard halls add failed: {added.stderr.strip() or added.returncode}")
+        hall = json.loads(added.stdout)
+        credentials = {"client_id": hall["scanner_client_id"], "client_secret": hall["scanner_client_secret"]}
+        layout.hall_file.write_text(json.dumps({"hall_id": DEMO_HALL_ID, **credentials}, indent=2) + "\n")
+        layout.hall_file.chmod(0o600)
+    else:
+        hall = json.loads(shown.stdout)
+    services = {s["code"] for s in hall["services"]}
+    counters = {c["code"] for c in hall["counters"]}
+    commands = [
+        ["add-service", DEMO_HALL_ID, "--code", code, "--name", name, "--name-en", en, "--prefix", prefix]
+        for code, name, en, prefix in DEMO_HALL_SERVICES
+        if code not in services
+    ]
+    for code, name, called in DEMO_HALL_COUNTERS:
+        if code not in counters:
+            commands.append(
+                ["add-counter", DEMO_HALL_ID, "--code", code, "--name", name]
+                + [item for service in called for item in ("--service", service)]
+            )
+    for command in commands:
+        result = _run_onecard(env, "halls", *command)
+        if result.returncode != 0:
+            failure = result.stderr.strip() or result.returncode
+            raise DemoError(f"onecard halls {command[0]} failed: {failure}")
+    state = "created " if created else ("updated " if commands else "exists  ")
+    return f"{state} hall {DEMO_HALL_ID} (/halls/{DEMO_HALL_ID}/display)"
 
 
 # Serving the IdP ---------------------------------------------------------------------------------------
@@ -484,6 +564,7 @@ def banner(layout: DemoLayout, children: list[Child], seeded: list[str]) -> str:
         f"  Wallet: {layout.public_issuer}/wallet   Discovery: "
         f"{layout.issuers[0]}/.well-known/openid-configuration",
         f"  Gate credentials of the demo venue: {layout.venue_file}",
+        f"  Where the card can be used (the catalogue): {layout.public_issuer}/catalogue",
         "",
         *[f"  {line}" for line in seeded],
         "",

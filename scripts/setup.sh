@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # Chromium and a CJK font (pages are bilingual) for the browser tests; SoftHSM for the PKCS#11 key backend;
 # nginx, the TLS proxy of the deployment topology (tests/test_deploy.py runs deploy/nginx/onecard.conf).
 DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig chromium fonts-wqy-microhei softhsm2 nginx)
-# npm installs what the browser tests inject into the pages (axe-core, tests/browser/package-lock.json); a
+# npm installs what the browser tests inject into the pages (axe-core, tests/browser/package-lock.json) and
+# the FAPI tests' relying party (openid-client, tests/node/package-lock.json); a
 # Node.js that brings its own npm (NodeSource's) needs nothing more.
 command -v npm >/dev/null || DEBIAN_PACKAGES+=(npm)
 
@@ -41,15 +42,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 # The message catalogues: the committed .po files compiled to .mo (never committed) on every run, so no
 # compiled catalogue is ever older than its source. `make messages` extracts and merges new messages.
-for catalogue in idp/translations wallet/translations examples/portal/translations reader_bridge/translations; do
+for catalogue in idp/translations wallet/translations halls/translations examples/portal/translations reader_bridge/translations; do
   .venv/bin/pybabel -q compile -d "$catalogue"
 done
-# axe-core for the browser tests' accessibility checks, exactly as locked; again when the lock file changes.
-browser_tests=tests/browser
-if command -v npm >/dev/null && { [ ! -f "$browser_tests/node_modules/.package-lock.json" ] \
-    || [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules/.package-lock.json" ]; }; then
-  (cd "$browser_tests" && npm ci --no-audit --no-fund --silent)
-fi
+# The tests' npm packages, exactly as locked; again when a lock file changes: axe-core for the browser tests'
+# accessibility checks (tests/browser), openid-client, the certified relying party of the FAPI tests
+# (tests/node).
+for node_tests in tests/browser tests/node; do
+  if command -v npm >/dev/null && { [ ! -f "$node_tests/node_modules/.package-lock.json" ] \
+      || [ "$node_tests/package-lock.json" -nt "$node_tests/node_modules/.package-lock.json" ]; }; then
+    (cd "$node_tests" && npm ci --no-audit --no-fund --silent)
+  fi
+done
 # A local wheelhouse for tests/test_sdk_wheel.py, which installs the built SDK wheel into a fresh virtualenv
 # with --no-index (tests never reach a package index): the base dependencies and those of the portal-flask
 # and gate extras, as wheels, read from pyproject.toml. Refilled, like the install, when pyproject changed.

@@ -7,5 +7,5 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --no-cache
-.venv/bin/mypy sdk reader_bridge idp wallet demo examples tests bench scripts
+.venv/bin/mypy sdk reader_bridge idp wallet halls demo examples tests bench scripts
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -27,6 +27,7 @@ from idp.audit.service import verify_chain
 from idp.cli import cli
 from idp.clients.model import Client
 from idp.db import Database
+from sdk.keys import generate_key
 from tests.support.idnumbers import make_id_number
 
 
@@ -171,6 +172,28 @@ def test_clients_add_list_show_remove(migrated: str) -> None:
         (actor, "client.create", client_id),
         (actor, "client.remove", client_id),
     ]
+
+
+def test_clients_add_with_the_fapi2_profile(migrated: str, tmp_path: Path) -> None:
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(json.dumps({"keys": [{**generate_key("ES256").public_jwk(), "kid": "k1"}]}))
+    result = run(
+        "clients", "add", "--name", "Tax portal", "--redirect-uri", "https://tax.example/cb",
+        "--auth-method", "private_key_jwt", "--jwks", str(jwks), "--fapi2", "--require-signed-request-object",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    added = json.loads(result.stdout)
+    assert added["client_secret"] is None and added["fapi2_security_profile"] is True
+    assert added["require_signed_request_object"] is True
+    assert (
+        added["require_pushed_authorization_requests"] is False and added["dpop_bound_access_tokens"] is False
+    )
+    # A FAPI 2.0 client has no shared secret.
+    refused = run(
+        "clients", "add", "--name", "Tax portal", "--redirect-uri", "https://tax.example/cb", "--fapi2"
+    )
+    assert refused.exit_code == 1 and "private_key_jwt" in refused.stderr
 
 
 def test_clients_add_text_output_and_chosen_id(migrated: str) -> None:

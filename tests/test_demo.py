@@ -203,9 +203,25 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
         assert card.pin == DEMO_PIN
         venue = json.loads((tmp_path / "var" / "demo-venue.json").read_text())
         assert venue["venue_id"] == venue["client_id"] == "vn_demo-museum" and venue["client_secret"]
+        # The catalogue: the demo's places, and the demo venue listed by registering it, with its address.
+        catalogue = requests.get(f"http://127.0.0.1:{idp}/api/v1/catalogue?per_page=100", timeout=10).json()
+        entries = {entry["entry_id"]: entry for entry in catalogue["entries"]}
+        assert len(entries) >= 12 and len({entry["category"] for entry in entries.values()}) >= 6
+        museum = entries["vn_demo-museum"]
+        assert museum["claims_source"] == "venue" and museum["address"] and museum["version"] == 2
+        page = requests.get(f"http://127.0.0.1:{idp}/catalogue?near=420111", timeout=10)
+        assert page.status_code == 200 and "洪山区政务服务中心" in page.text
+        # The service hall: its display, and its two services and two counters (halls/).
+        display_url = f"http://127.0.0.1:{idp}/halls/demo-civic-hall/display"
+        display = requests.get(display_url, headers={"Accept": "text/html"}, timeout=10)  # a browser: Chinese
+        assert display.status_code == 200 and "武汉市民之家" in display.text and "医保登记" in display.text
+        hall = json.loads((tmp_path / "var" / "demo-hall.json").read_text())
+        assert hall["client_id"] == "hall_demo-civic-hall" and hall["client_secret"]
         output = stop(demo)
     assert f"Open http://127.0.0.1:{portal}" in output and f"PIN {DEMO_PIN}" in output
     assert "created  card" in output and "created  venue vn_demo-museum" in output
+    assert "created  hall demo-civic-hall" in output
+    assert "catalogue of 14 entries (13 created, 1 updated)" in output
     # Nothing personal in what the demo prints: the ID numbers are masked, names are not shown.
     assert "张三" not in output and "11010219491231001" not in output
 
@@ -215,6 +231,8 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
         assert again.status_code == 200
         output = stop(demo)
     assert "exists   card" in output and "exists   venue vn_demo-museum" in output
+    assert "exists   hall demo-civic-hall" in output
+    assert "catalogue of 14 entries (14 unchanged)" in output
     assert "created" not in output
     assert load_card_file(tmp_path / "var" / "demo-card.json").card_id == card.card_id
 

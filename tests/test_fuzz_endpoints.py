@@ -21,6 +21,7 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from halls.register.service import add_counter, add_service, create_hall
 from tests.support.live import REDIRECT, LiveIdp
 from tests.support.rows import durable_rows
 from wallet.venues.service import VenueRegistration, create_venue
@@ -34,7 +35,12 @@ PARAMETER_NAMES = (  # noqa: SIM905 (a word list reads best as words)
     "login_hint max_age name nonce offset origin period post_logout_redirect_uri prompt purpose "
     "reason redirect_uri redirect_uris refresh_token regions request request_uri requester response "
     "response_mode response_type scope sid signature algorithm format state status to token "
-    "token_type token_type_hint tx type venue_id wait"
+    "token_type token_type_hint tx type venue_id wait "
+    # the application catalogue's search and admin fields
+    "q region capability near lat lon page per_page address latitude longitude capabilities "
+    "include_withdrawn entry_id version "
+    # the service halls' admin, scanner and counter fields
+    "hall_id service services prefix name_en scanner_id day ticket_id"
 ).split()
 
 NASTY_TEXT = [
@@ -69,6 +75,15 @@ NASTY_TEXT = [
     "refresh_token",
     "ocrt_" + "x" * 43,
     "urn:onecard:loa:high",
+    # Pushed-request references and request objects (RFC 9126, RFC 9101): shapes that reach the decoders.
+    "urn:ietf:params:oauth:request_uri:" + "x" * 43,
+    "urn:ietf:params:oauth:request_uri:",
+    "eyJhbGciOiJub25lIn0.e30.",
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJvYyJ9.AAAA",
+    # The seeded hall, its service and counter (halls/): path arguments that reach the halls' code.
+    "civic",
+    "card",
+    "w1",
 ]
 
 # Characters that break naive code, put into otherwise plausible values so they travel deep.
@@ -107,6 +122,7 @@ json_values = st.recursive(
 # The names the protocol endpoints turn on, drawn more often than the rest.
 HOT_NAMES = ["client_id", "redirect_uri", "response_type", "grant_type", "code", "token", "scope", "state"]
 HOT_NAMES += ["name", "offset", "limit", "claims", "max_age", "prompt", "refresh_token", "id_number", "wait"]
+HOT_NAMES += ["request", "request_uri"]
 names = st.sampled_from(HOT_NAMES) | st.sampled_from(PARAMETER_NAMES)
 fields = st.dictionaries(names, text_values, max_size=4)
 
@@ -141,6 +157,8 @@ class Credentials:
             "code": "ESSC1:" + "0" * 40,
             "id_number": "11010519491231002X",
             "purpose": "entry",
+            "service": "card",
+            "status": "served",
         }
 
 
@@ -173,13 +191,21 @@ def seed(idp: LiveIdp) -> Credentials:
         name="Operator", kind="operator", scope="admin realname:verify"
     )
     with idp.services.database.session() as session:
-        venue = create_venue(
+        create_venue(
             session,
             VenueRegistration(name="Museum", category="museum", claims=("valid_resident",)),
             actor="test",
             now=idp.clock(),
         )
-        venue_credentials = (str(venue.venue.client_id), venue.client_secret)
+        # A service hall, whose scanner is a venue too: its credentials serve the gate and the hall scanner.
+        hall = create_hall(session, name="市民之家", hall_id="civic", actor="test", now=idp.clock())
+        add_service(
+            session, hall.hall, code="card", name="社保卡补换", prefix="A", actor="test", now=idp.clock()
+        )
+        add_counter(
+            session, hall.hall, code="w1", name="1号窗口", services=["card"], actor="test", now=idp.clock()
+        )
+        venue_credentials = (hall.scanner_client_id, hall.scanner_client_secret)
     token = requests.post(
         f"{idp.base_url}/token",
         auth=(operator_id, operator_secret or ""),

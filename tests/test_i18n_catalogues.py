@@ -25,6 +25,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None
 CATALOGUES = {
     "idp/translations": ("idp/babel.cfg", ("idp", "sdk/errors.py")),
     "wallet/translations": ("wallet/babel.cfg", ("wallet",)),
+    "halls/translations": ("halls/babel.cfg", ("halls",)),
     "examples/portal/translations": ("examples/portal/babel.cfg", ("examples/portal",)),
     "reader_bridge/translations": ("reader_bridge/babel.cfg", ("reader_bridge",)),
 }

@@ -13,27 +13,46 @@ against the schema of that revision.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, MetaData, String, create_engine, inspect, make_url, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    column,
+    create_engine,
+    inspect,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy import (
+    table as table_of_columns,
+)
 
 from idp import dbadmin
 from idp.audit.service import record_event, verify_chain
 from idp.citizens.service import create_citizen, decrypt_profile, find_by_id_number
 from idp.clients.service import ClientRegistration, create_client, get_client
 from idp.crypto.pii import PiiCipher
-from idp.db import Database
+from idp.db import Database, utc_from_timestamp
 from idp.models import Base
 from idp.stores.sql import SqlStore
+from sdk.keys import generate_key
 from tests.fixtures.services import create_database_or_skip, drop_database
 
 NOW = 1_790_000_000.0  # 2026-09-21 UTC
@@ -53,15 +72,40 @@ class Seeded:
             check(database)
 
 
+# oauth_clients as revision 0001 made it: later revisions add columns (0004), so its seed and check use
+# these columns only, not the model of today.
+CLIENTS_0001 = table_of_columns(
+    "oauth_clients",
+    *(
+        column(name, String())
+        for name in ("client_id", "name", "kind", "token_endpoint_auth_method", "scope")
+    ),
+    *(column(name, String()) for name in ("subject_type", "id_token_signed_response_alg")),
+    *(column(name, JSON()) for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types")),
+    *(column(name, Boolean()) for name in ("first_party", "id_number_allowed")),
+    column("created_at", DateTime(timezone=True)),
+)
+
+
 def seed_0001(database: Database, seeded: Seeded) -> None:
     """A client, a citizen, an audit event and a store entry in the tables of the initial schema."""
     with database.session() as session:
-        create_client(
-            session,
-            ClientRegistration(
-                name="Portal", redirect_uris=("https://portal.example/cb",), client_id="portal"
-            ),
-            now=NOW,
+        session.execute(
+            CLIENTS_0001.insert().values(
+                client_id="portal",
+                name="Portal",
+                kind="portal",
+                token_endpoint_auth_method="client_secret_basic",
+                scope="openid profile",
+                subject_type="pairwise",
+                id_token_signed_response_alg="RS256",
+                redirect_uris=["https://portal.example/cb"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code", "refresh_token"],
+                first_party=False,
+                id_number_allowed=False,
+                created_at=utc_from_timestamp(NOW),
+            )
         )
         citizen = create_citizen(session, CIPHER, *CITIZEN, now=NOW)
         record_event(
@@ -72,9 +116,12 @@ def seed_0001(database: Database, seeded: Seeded) -> None:
 
     def check(database: Database) -> None:
         with database.session() as session:
-            client = get_client(session, "portal")
-            assert client.redirect_uris == ["https://portal.example/cb"]
-            assert client.created_at.timestamp() == NOW
+            query = select(CLIENTS_0001.c.redirect_uris, CLIENTS_0001.c.created_at)
+            redirect_uris, created_at = session.execute(
+                query.where(CLIENTS_0001.c.client_id == "portal")
+            ).one()
+            assert redirect_uris == ["https://portal.example/cb"]
+            assert created_at.replace(tzinfo=created_at.tzinfo or UTC).timestamp() == NOW
             citizen = find_by_id_number(session, CIPHER, CITIZEN[1])
             assert citizen is not None and citizen.id == citizen_id
             assert decrypt_profile(CIPHER, citizen).name == CITIZEN[0]
@@ -85,7 +132,156 @@ def seed_0001(database: Database, seeded: Seeded) -> None:
     seeded.checks.append(check)
 
 
-SEEDS: dict[str, Callable[[Database, Seeded], None]] = {"0001": seed_0001}
+def seed_0004(database: Database, seeded: Seeded) -> None:
+    """The FAPI flags (issue 15): the client of 0001 has them all off, and a FAPI 2.0 client keeps its own."""
+    keys = {"keys": [{**generate_key("ES256").public_jwk(), "kid": "k1"}]}
+    with database.session() as session:
+        create_client(
+            session,
+            ClientRegistration(
+                name="FAPI portal",
+                redirect_uris=("https://fapi.example/cb",),
+                client_id="fapi",
+                token_endpoint_auth_method="private_key_jwt",
+                jwks=keys,
+                fapi2_security_profile=True,
+                require_signed_request_object=True,
+            ),
+            now=NOW,
+        )
+
+    def check(database: Database) -> None:
+        with database.session() as session:
+            old = get_client(session, "portal")
+            assert not (old.requires_par or old.requires_dpop or old.require_signed_request_object)
+            fapi = get_client(session, "fapi")
+            assert fapi.requires_par and fapi.requires_dpop and fapi.require_signed_request_object
+            assert not fapi.require_pushed_authorization_requests and not fapi.dpop_bound_access_tokens
+
+    seeded.checks.append(check)
+
+
+def seed_0006(database: Database, seeded: Seeded) -> None:
+    """The application catalogue (issue 13): an entry with two versions in its history, written as rows of
+    this revision's tables; at head it reads back through the catalogue service."""
+    from wallet.catalogue.service import entry_history, get_entry
+
+    at = utc_from_timestamp(NOW)
+    content = {"name": "武汉图书馆", "category": "library", "region": "420103", "address": "建设大道861号"}
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO wallet_catalogue_entries (id, name, category, region, address, latitude, "
+                "longitude, capabilities, claims, venue_id, version, created_at, updated_at, withdrawn_at) "
+                "VALUES ('library', :name, :category, :region, :address, 30.6, 114.27, '[\"borrowing\"]', "
+                "'[\"name\"]', NULL, 2, :at, :at, NULL)"
+            ),
+            {**content, "at": at},
+        )
+        for version, action, address in ((1, "create", "旧址"), (2, "update", content["address"])):
+            connection.execute(
+                text(
+                    "INSERT INTO wallet_catalogue_revisions (entry_id, version, action, actor, at, changed, "
+                    "snapshot) VALUES ('library', :version, :action, 'cli:staff', :at, '[\"address\"]', "
+                    ":snapshot)"
+                ),
+                {
+                    "version": version,
+                    "action": action,
+                    "at": at,
+                    "snapshot": json.dumps({**content, "address": address}, ensure_ascii=False),
+                },
+            )
+
+    def check(database: Database) -> None:
+        with database.session() as session:
+            entry = get_entry(session, "library")
+            assert (entry.name, entry.region, entry.capabilities, entry.version) == (
+                "武汉图书馆",
+                "420103",
+                ["borrowing"],
+                2,
+            )
+            history = entry_history(session, "library")
+            assert [(r.version, r.action, r.snapshot["address"]) for r in history] == [
+                (1, "create", "旧址"),
+                (2, "update", "建设大道861号"),
+            ]
+            assert history[0].at == at
+
+    seeded.checks.append(check)
+
+
+def seed_0007(database: Database, seeded: Seeded) -> None:
+    """Service halls and queue numbers (issue 13): a hall (on a venue row of 0003's table) with a service, a
+    counter and a waiting ticket of the citizen of 0001, as rows of this revision's tables; at head the ticket
+    reads back through the queue service, with its place in line."""
+    from halls.queue.model import Ticket
+    from halls.queue.service import ticket_view
+
+    at = utc_from_timestamp(NOW)
+    with database.engine.begin() as connection:
+        citizen_id = connection.execute(text("SELECT id FROM citizens")).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO wallet_venues (id, name, category, client_id, claims, regions, created_at, "
+                "removed_at) VALUES ('hall_civic', '市民之家', 'government', NULL, '[]', '[]', :at, NULL)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO halls_halls (id, name, address, venue_id, created_at, removed_at) "
+                "VALUES ('civic', '市民之家', '民族大道1号', 'hall_civic', :at, NULL)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO halls_services (id, hall_id, code, name, name_en, prefix, created_at, "
+                "removed_at) VALUES ('hs1', 'civic', 'card', '社保卡补换', 'Card', 'A', :at, NULL)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO halls_counters (id, hall_id, code, name, service_ids, created_at, removed_at) "
+                "VALUES ('hc1', 'civic', 'w1', '1号窗口', '[\"hs1\"]', :at, NULL)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text("INSERT INTO halls_number_sequences (service_id, day, last_seq) VALUES ('hs1', :day, 12)"),
+            {"day": at.date()},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO halls_tickets (id, hall_id, service_id, day, seq, number, citizen_id, channel, "
+                "terminal_id, status, active_key, counter_id, taken_at, called_at, finished_at) VALUES "
+                "(:id, 'civic', 'hs1', :day, 12, 'A012', :citizen, 'kiosk', 'kiosk-1', 'waiting', :key, "
+                "NULL, :at, NULL, NULL)"
+            ),
+            {"id": "t" * 32, "day": at.date(), "citizen": citizen_id, "key": f"hs1:{citizen_id}", "at": at},
+        )
+
+    def check(database: Database) -> None:
+        with database.session() as session:
+            ticket = session.get(Ticket, "t" * 32)
+            assert ticket is not None
+            view = ticket_view(session, ticket)
+            assert (view.number, view.status, view.ahead) == ("A012", "waiting", 0)
+            assert view.service_name == "社保卡补换"
+            assert view.taken_at == at
+
+    seeded.checks.append(check)
+
+
+SEEDS: dict[str, Callable[[Database, Seeded], None]] = {
+    "0001": seed_0001,
+    "0004_fapi": seed_0004,
+    "0006_catalogue": seed_0006,
+    "0007_queue": seed_0007,
+}
 
 
 def revisions_oldest_first() -> list[str]:

@@ -40,6 +40,7 @@ NOT_IN_CONTRACT: dict[str, str] = {
             "oidc.authorize",
             "oidc.resume",
             "oidc.token",
+            "oidc.pushed_authorization_request",
             "oidc.userinfo",
             "oidc.introspect",
             "oidc.revoke",
@@ -80,6 +81,11 @@ NOT_IN_CONTRACT: dict[str, str] = {
             "wallet_qrlogin.approve",
             "wallet_qrlogin.deny",
             "wallet_stats.scans_page",
+            "wallet_catalogue.page",
+            "halls_pages.tickets_page",
+            "halls_pages.cancel",
+            "halls_pages.display",
+            "halls_stats.stats_page",
         ],
         PAGE,
     ),
@@ -88,6 +94,7 @@ NOT_IN_CONTRACT: dict[str, str] = {
     "metrics.metrics": "Prometheus' text exposition format, for the metrics scraper",
     "static": "static files",
     "wallet_assets.static": "static files",
+    "halls_assets.static": "static files",
     "openapi.document": "the contract itself",
     "testlogin.start": "the tests' stand-in login method, installed by the tests only",
 }
@@ -97,10 +104,11 @@ IMPORT_REPORT = ("importCitizens", "422")
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveIdp]:
+    from halls.plugin import init_app as install_halls  # and the halls
     from wallet.plugin import init_app as install_wallet  # tests may use the wallet; idp never does
 
     with running_idp(
-        f"sqlite:///{tmp_path}/idp.sqlite3", plugins=(install_test_login, install_wallet)
+        f"sqlite:///{tmp_path}/idp.sqlite3", plugins=(install_test_login, install_wallet, install_halls)
     ) as server:
         yield server
 

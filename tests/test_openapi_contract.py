@@ -85,6 +85,7 @@ def spare_objects(callers: ApiCallers) -> dict[str, str]:
     return {
         "client_id": callers.spare_client_id,
         "venue_id": callers.spare_venue_id,
+        "entry_id": callers.spare_venue_id,  # the spare venue's catalogue entry has the venue's id
         "reference": callers.spare_card_id,
         "kid": callers.spare_kid,
     }

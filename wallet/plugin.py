@@ -1,7 +1,7 @@
 """The wallet's registration hook: ``init_app(app)`` is the ``onecard.plugins`` entry point idp's
 ``create_app`` calls. It adds the wallet's blueprints (pages, passkeys, codes, gate API, venue and
-statistics admin APIs), its templates and static files, the e-card passkey login method, and its fragments
-of the JSON APIs' contract (``Services.api_contract``).
+statistics admin APIs, the application catalogue's page and APIs), its templates and static files, the
+e-card passkey login method, and its fragments of the JSON APIs' contract (``Services.api_contract``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from idp.services import Services
 from wallet.ecards.service import citizen_of_usable_handle
 from wallet.qrlogin.service import describe_browser
 from wallet.services import WALLET_EXTENSION, WalletServices
-from wallet.words import category_word, scan_reason_word
+from wallet.words import capability_word, category_word, fact_word, scan_reason_word
 
 
 def init_app(app: Flask) -> None:
+    from wallet.catalogue.views import admin_bp as catalogue_admin_bp
+    from wallet.catalogue.views import bp as catalogue_bp
     from wallet.devices.views import ECARD_METHOD
     from wallet.devices.views import bp as devices_bp
     from wallet.ecards.views import bp as ecards_bp
@@ -42,7 +44,10 @@ def init_app(app: Flask) -> None:
     app.add_template_global(describe_browser, "describe_browser")
     app.add_template_global(category_word, "category_word")
     app.add_template_global(scan_reason_word, "scan_reason_word")
-    for blueprint in (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp):
+    app.add_template_global(capability_word, "capability_word")
+    app.add_template_global(fact_word, "fact_word")
+    blueprints = (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp)
+    for blueprint in (*blueprints, catalogue_bp, catalogue_admin_bp):
         app.register_blueprint(blueprint)
     svc: Services = app.extensions["onecard"]
     svc.authenticators.register(ECARD_METHOD)
@@ -54,6 +59,7 @@ def init_app(app: Flask) -> None:
 
 def _register_contract(svc: Services) -> None:
     """The wallet's part of ``/api/openapi.json``: one fragment per domain, each beside its views."""
+    from wallet.catalogue.contract import CONTRACT as catalogue_contract
     from wallet.devices.contract import CONTRACT as devices_contract
     from wallet.qr.contract import CONTRACT as code_contract
     from wallet.qrlogin.contract import CONTRACT as qrlogin_contract
@@ -62,5 +68,11 @@ def _register_contract(svc: Services) -> None:
     from wallet.venues.contract import CONTRACT as venues_contract
 
     svc.api_contract.register(
-        gate_contract, venues_contract, stats_contract, code_contract, devices_contract, qrlogin_contract
+        gate_contract,
+        venues_contract,
+        stats_contract,
+        code_contract,
+        devices_contract,
+        qrlogin_contract,
+        catalogue_contract,
     )

@@ -261,10 +261,11 @@ def live_idp(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]
 
 @pytest.fixture(params=["sqlite", "postgres-redis"])
 def live_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveIdp]:
-    """Like ``live_idp``, with the wallet plug-in too: every endpoint OneCard serves."""
+    """Like ``live_idp``, with the wallet and halls plug-ins too: every endpoint OneCard serves."""
+    from halls.plugin import init_app as install_halls  # nor the halls
     from wallet.plugin import init_app as install_wallet  # tests may use the wallet; idp never does
 
-    yield from _live_on_each_database(request, tmp_path, (install_test_login, install_wallet))
+    yield from _live_on_each_database(request, tmp_path, (install_test_login, install_wallet, install_halls))
 
 
 def portal(idp: LiveIdp, **kwargs: Any) -> OAuth2Session:

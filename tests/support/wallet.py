@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,6 +200,7 @@ def running_wallet(
     create_schema: bool = True,
     clock: ShiftClock | None = None,
     citizens: bool = True,
+    extra_plugins: Sequence[Callable[[Any], None]] = (),
 ) -> Iterator[LiveWallet]:
     """A threaded werkzeug server on 127.0.0.1 whose issuer is ``http://<host>:<port>``."""
     holder: list[Any] = []
@@ -217,7 +218,7 @@ def running_wallet(
         redis_url=redis_url,
         redis_prefix=redis_prefix,
         clock=clock,
-        plugins=[install_test_login, install_wallet],
+        plugins=[install_test_login, install_wallet, *extra_plugins],  # e.g. the halls (tests/test_halls.py)
     )
     holder.append(app)
     live = LiveWallet(base_url, app, clock)

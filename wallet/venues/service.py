@@ -4,6 +4,10 @@ A venue's client is an ordinary ``idp.clients`` client of kind ``venue`` with th
 ``gate:verify`` and ``client_secret_basic`` — the credentials ``POST /api/v1/gate/verify`` takes
 (docs/formats/essc1.md §7). Its id is the venue's id. Functions take a ``Session`` and ``now`` and never
 commit.
+
+A registered venue is listed in the application catalogue at once, and a removed one withdrawn from it
+(``wallet.catalogue.service.publish_venue`` / ``withdraw_venue``): the register tells the catalogue, the
+catalogue knows nothing of venues.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from idp.audit.service import record_event
 from idp.clients.service import ClientRegistration, create_client, find_client, remove_client
 from idp.db import utc_from_timestamp
 from idp.scopes import GATE_VERIFY
+from wallet.catalogue.service import publish_venue, withdraw_venue
 from wallet.venues.errors import InvalidVenueError, VenueExistsError, VenueNotFoundError
 from wallet.venues.model import Venue
 
@@ -129,6 +134,15 @@ def create_venue(session: Session, reg: VenueRegistration, *, actor: str, now: f
         details={"category": reg.category, "claims": list(reg.claims), "regions": list(reg.regions)},
         now=now,
     )
+    publish_venue(
+        session,
+        venue_id=venue.id,
+        name=venue.name,
+        category=venue.category,
+        claims=venue.claims,
+        actor=actor,
+        now=now,
+    )
     return CreatedVenue(venue, secret)
 
 
@@ -176,6 +190,7 @@ def remove_venue(session: Session, venue_id: str, *, actor: str, now: float) -> 
         details={},
         now=now,
     )
+    withdraw_venue(session, venue.id, actor=actor, now=now)
     return venue
 
 

@@ -1,0 +1,154 @@
+"""``onecard halls``: halls, their services and counters, and calling numbers at a counter.
+
+Registered on the ``onecard`` command through the ``onecard.cli`` entry point group (idp never imports the
+halls). Uses the plumbing every command group shares, ``idp.cli_support``: the unit of work (errors become
+one line and exit status 1), output helpers, the audit actor. The one secret printed is a new hall
+scanner's client secret, once.
+"""
+
+from __future__ import annotations
+
+import click
+
+from halls.queue.service import call_next, finish_current
+from halls.register.service import (
+    add_counter,
+    add_service,
+    create_hall,
+    describe_hall,
+    get_counter,
+    get_hall,
+    list_halls,
+    remove_hall,
+)
+from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
+
+
+@click.group()
+def halls() -> None:
+    """Service halls: their services (业务), counters (窗口) and queue numbers (取号)."""
+
+
+@halls.command("add")
+@click.option("--name", required=True, help="The hall's name, as its signs say it.")
+@click.option("--address", default="", help="Its address.")
+@click.option("--id", "hall_id", default=None, help="The hall id [default: random].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def halls_add(name: str, address: str, hall_id: str | None, as_json: bool) -> None:
+    """Register a hall and print its scanner's credentials (the secret is shown only now)."""
+    with unit_of_work() as (svc, session):
+        created = create_hall(
+            session, name=name, address=address, hall_id=hall_id, actor=cli_actor(), now=svc.now()
+        )
+        fields = describe_hall(session, created.hall)
+    fields["scanner_client_secret"] = created.scanner_client_secret
+    if as_json:
+        echo_json(fields)
+    else:
+        echo_fields(fields)
+        click.echo("Store the scanner's client secret now: it is not shown again.", err=True)
+
+
+@halls.command("list")
+def halls_list() -> None:
+    """List the live halls."""
+    with unit_of_work() as (_svc, session):
+        for hall in list_halls(session):
+            click.echo(f"{hall.id}  {hall.name}")
+
+
+@halls.command("show")
+@click.argument("hall_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def halls_show(hall_id: str, as_json: bool) -> None:
+    """Show a hall with its services and counters."""
+    with unit_of_work() as (_svc, session):
+        fields = describe_hall(session, get_hall(session, hall_id))
+    if as_json:
+        echo_json(fields)
+    else:
+        echo_fields(fields)
+
+
+@halls.command("remove")
+@click.argument("hall_id")
+def halls_remove(hall_id: str) -> None:
+    """Remove a hall: its scanner's credentials stop working at once."""
+    with unit_of_work() as (svc, session):
+        remove_hall(session, hall_id, actor=cli_actor(), now=svc.now())
+    click.echo(f"removed  hall {hall_id}")
+
+
+@halls.command("add-service")
+@click.argument("hall_id")
+@click.option("--code", required=True, help="The service's code, e.g. card-replacement.")
+@click.option("--name", required=True, help="Its name in Chinese, e.g. 社保卡补换.")
+@click.option("--name-en", default="", help="Its name in English.")
+@click.option("--prefix", required=True, help="The letter its numbers start with, e.g. A.")
+def halls_add_service(hall_id: str, code: str, name: str, name_en: str, prefix: str) -> None:
+    """Add a service (业务) to a hall."""
+    with unit_of_work() as (svc, session):
+        add_service(
+            session,
+            get_hall(session, hall_id),
+            code=code,
+            name=name,
+            name_en=name_en,
+            prefix=prefix,
+            actor=cli_actor(),
+            now=svc.now(),
+        )
+    click.echo(f"added  service {code} to {hall_id}")
+
+
+@halls.command("add-counter")
+@click.argument("hall_id")
+@click.option("--code", required=True, help="The counter's code, e.g. w3.")
+@click.option("--name", required=True, help="Its name, e.g. 3号窗口.")
+@click.option("--service", "services", multiple=True, required=True, help="A service it calls (repeat).")
+def halls_add_counter(hall_id: str, code: str, name: str, services: tuple[str, ...]) -> None:
+    """Add a counter (窗口) calling the numbers of some services."""
+    with unit_of_work() as (svc, session):
+        add_counter(
+            session,
+            get_hall(session, hall_id),
+            code=code,
+            name=name,
+            services=list(services),
+            actor=cli_actor(),
+            now=svc.now(),
+        )
+    click.echo(f"added  counter {code} to {hall_id}")
+
+
+@halls.command("call-next")
+@click.argument("hall_id")
+@click.argument("counter")
+def halls_call_next(hall_id: str, counter: str) -> None:
+    """Call the next number at a counter."""
+    with unit_of_work() as (svc, session):
+        called = call_next(
+            session,
+            get_counter(session, get_hall(session, hall_id), counter),
+            actor=cli_actor(),
+            now=svc.now(),
+        )
+    click.echo(f"called  {called.number}  {called.service_name}" if called else "Nobody is waiting.")
+
+
+@halls.command("finish")
+@click.argument("hall_id")
+@click.argument("counter")
+@click.option("--no-show", is_flag=True, help="The citizen did not come: not served.")
+def halls_finish(hall_id: str, counter: str, no_show: bool) -> None:
+    """Mark the number the counter called as served (or, with --no-show, not there)."""
+    status = "no_show" if no_show else "served"
+    with unit_of_work() as (svc, session):
+        finished = finish_current(
+            session,
+            get_counter(session, get_hall(session, hall_id), counter),
+            status,
+            actor=cli_actor(),
+            now=svc.now(),
+        )
+    click.echo(f"{status}  {finished.number}")

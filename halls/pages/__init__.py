@@ -1,0 +1,1 @@
+"""The halls' pages: the citizen's ticket in the wallet, the hall display, the counter page."""

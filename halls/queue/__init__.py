@@ -1,0 +1,1 @@
+"""Queue numbers (取号): taking, following and calling tickets."""

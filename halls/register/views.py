@@ -1,0 +1,165 @@
+"""Admin API for service halls (``admin`` scope, client_credentials), and the counters' calls:
+
+- ``GET    /api/v1/admin/halls``                          → ``{"halls": [...]}``
+- ``POST   /api/v1/admin/halls``                          ``{name, address?, hall_id?}`` → 201 with the
+  scanner's ``scanner_client_id`` and ``scanner_client_secret`` (shown once)
+- ``GET    /api/v1/admin/halls/<hall_id>``; ``DELETE`` → 204 (the scanner's credentials stop working)
+- ``POST   /api/v1/admin/halls/<hall_id>/services``       ``{code, name, prefix, name_en?}`` → 201
+- ``DELETE /api/v1/admin/halls/<hall_id>/services/<code>`` → 204
+- ``POST   /api/v1/admin/halls/<hall_id>/counters``       ``{code, name, services: [code…]}`` → 201
+- ``DELETE /api/v1/admin/halls/<hall_id>/counters/<code>`` → 204
+- ``POST   /api/v1/admin/halls/<hall_id>/counters/<code>/call-next`` → 200 the ticket called, 204 nobody waits
+- ``POST   /api/v1/admin/halls/<hall_id>/counters/<code>/finish`` ``{status: served|no_show}`` → 200
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from halls.queue.service import call_next, finish_current
+from halls.register.service import (
+    add_counter,
+    add_service,
+    create_hall,
+    describe_hall,
+    describe_service,
+    get_counter,
+    get_hall,
+    list_halls,
+    remove_counter,
+    remove_hall,
+    remove_service,
+)
+from idp.oauth.resource import current_access, require_scope
+from idp.scopes import ADMIN
+from idp.services import services
+from idp.web import db_session, json_body
+
+bp = Blueprint("halls_admin", __name__, url_prefix="/api/v1/admin/halls")
+
+
+def _actor() -> str:
+    return f"client:{current_access().client_id}"
+
+
+def _created(body: dict[str, object]) -> Response:
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("")
+@require_scope(ADMIN)
+def index() -> Response:
+    session = db_session()
+    return jsonify({"halls": [describe_hall(session, h) for h in list_halls(session)]})
+
+
+@bp.post("")
+@require_scope(ADMIN)
+def create() -> Response:
+    body = json_body()
+    session = db_session()
+    created = create_hall(
+        session,
+        name=body.get("name"),
+        address=body.get("address", ""),
+        hall_id=body.get("hall_id"),
+        actor=_actor(),
+        now=services().now(),
+    )
+    described = describe_hall(session, created.hall)
+    described["scanner_client_secret"] = created.scanner_client_secret  # shown once; only its hash is kept
+    return _created(described)
+
+
+@bp.get("/<hall_id>")
+@require_scope(ADMIN)
+def show(hall_id: str) -> Response:
+    session = db_session()
+    return jsonify(describe_hall(session, get_hall(session, hall_id)))
+
+
+@bp.delete("/<hall_id>")
+@require_scope(ADMIN)
+def remove(hall_id: str) -> Response:
+    remove_hall(db_session(), hall_id, actor=_actor(), now=services().now())
+    return Response(status=204)
+
+
+@bp.post("/<hall_id>/services")
+@require_scope(ADMIN)
+def create_service(hall_id: str) -> Response:
+    body = json_body()
+    session = db_session()
+    service = add_service(
+        session,
+        get_hall(session, hall_id),
+        code=body.get("code"),
+        name=body.get("name"),
+        prefix=body.get("prefix"),
+        name_en=body.get("name_en", ""),
+        actor=_actor(),
+        now=services().now(),
+    )
+    return _created(describe_service(service))
+
+
+@bp.delete("/<hall_id>/services/<code>")
+@require_scope(ADMIN)
+def delete_service(hall_id: str, code: str) -> Response:
+    session = db_session()
+    remove_service(session, get_hall(session, hall_id), code, actor=_actor(), now=services().now())
+    return Response(status=204)
+
+
+@bp.post("/<hall_id>/counters")
+@require_scope(ADMIN)
+def create_counter(hall_id: str) -> Response:
+    body = json_body()
+    session = db_session()
+    hall = get_hall(session, hall_id)
+    counter = add_counter(
+        session,
+        hall,
+        code=body.get("code"),
+        name=body.get("name"),
+        services=body.get("services"),
+        actor=_actor(),
+        now=services().now(),
+    )
+    return _created(next(c for c in describe_hall(session, hall)["counters"] if c["code"] == counter.code))
+
+
+@bp.delete("/<hall_id>/counters/<code>")
+@require_scope(ADMIN)
+def delete_counter(hall_id: str, code: str) -> Response:
+    session = db_session()
+    remove_counter(session, get_hall(session, hall_id), code, actor=_actor(), now=services().now())
+    return Response(status=204)
+
+
+@bp.post("/<hall_id>/counters/<code>/call-next")
+@require_scope(ADMIN)
+def counter_call_next(hall_id: str, code: str) -> Response:
+    session = db_session()
+    counter = get_counter(session, get_hall(session, hall_id), code)
+    called = call_next(session, counter, actor=_actor(), now=services().now())
+    if called is None:
+        return Response(status=204)
+    response = jsonify(called.to_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/<hall_id>/counters/<code>/finish")
+@require_scope(ADMIN)
+def counter_finish(hall_id: str, code: str) -> Response:
+    body = json_body()
+    session = db_session()
+    counter = get_counter(session, get_hall(session, hall_id), code)
+    finished = finish_current(session, counter, body.get("status"), actor=_actor(), now=services().now())
+    response = jsonify(finished.to_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
