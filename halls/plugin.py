@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Flask
+from flask_babel import lazy_gettext
 
 from idp.i18n import add_translation_directory
 from idp.services import Services
+from wallet.services import WALLET_EXTENSION
 
 
 def init_app(app: Flask) -> None:
@@ -31,6 +33,11 @@ def init_app(app: Flask) -> None:
     for blueprint in (assets, register_bp, queue_bp, pages_bp, stats_bp):
         app.register_blueprint(blueprint)
     # The kiosk pages (halls/kiosk, issue 13 item 1) register their blueprints here.
+    # The citizen's queue numbers are a page of the wallet: listed in its menu (translated when shown) where
+    # the wallet is installed too.
+    wallet = app.extensions.get(WALLET_EXTENSION)
+    if wallet is not None:
+        wallet.menu_items.append(("halls_pages.tickets_page", lazy_gettext("My queue numbers")))
     _register_contract(app.extensions["onecard"])
 
 

@@ -324,6 +324,10 @@ def test_ticket_page_and_display_render_in_both_languages(live: LiveWallet, lang
     user.login_with_card()
     page = user.http.get(user.url("/wallet/halls"), headers={"Accept-Language": lang}, timeout=10)
     assert page.status_code == 200 and "A002" in page.text and 'aria-live="polite"' in page.text
+    # The wallet's menu lists the page, in the page's language.
+    home = user.http.get(user.url("/wallet"), headers={"Accept-Language": lang}, timeout=10)
+    menu_label = "My queue numbers" if lang == "en" else "我的排队号"
+    assert f'<a href="/wallet/halls">{menu_label}</a>' in home.text
     if lang == "en":
         assert "Numbers before yours: 1." in page.text and "社保卡补换 (en)" in page.text
     else:

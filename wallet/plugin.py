@@ -14,7 +14,7 @@ from idp.i18n import add_translation_directory
 from idp.services import Services
 from wallet.ecards.service import citizen_of_usable_handle
 from wallet.qrlogin.service import describe_browser
-from wallet.services import WALLET_EXTENSION, WalletServices
+from wallet.services import WALLET_EXTENSION, WalletServices, wallet_services
 from wallet.words import capability_word, category_word, fact_word, scan_reason_word
 
 
@@ -44,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(describe_browser, "describe_browser")
     app.add_template_global(category_word, "category_word")
     app.add_template_global(scan_reason_word, "scan_reason_word")
+    app.add_template_global(lambda: wallet_services().menu_items, "wallet_menu_items")
     app.add_template_global(capability_word, "capability_word")
     app.add_template_global(fact_word, "fact_word")
     blueprints = (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp)

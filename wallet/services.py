@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from flask import current_app
@@ -17,6 +17,9 @@ class WalletServices:
     # An optional lookup of a requester's approximate place from its IP (e.g. a GeoIP database), shown on
     # the phone when it approves a QR login; None shows the address only.
     qr_login_locator: Locator | None = None
+    # Pages another plug-in adds to the wallet's menu (the halls' queue numbers), as (endpoint, label): the
+    # wallet cannot import its plug-ins, so they register here and the layout lists them after its own.
+    menu_items: list[tuple[str, str]] = field(default_factory=list)
 
 
 def wallet_services() -> WalletServices:
