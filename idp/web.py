@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from idp.clients.errors import ClientAuthenticationError
 from idp.keys.service import COOKIE_KEYS
 from idp.services import services
+from idp.text import is_storable_text
 from sdk.errors import InvalidRequestError, OneCardError
 
 BROWSER_COOKIE = "ocbr"
@@ -34,10 +35,6 @@ HSTS = "max-age=31536000"
 # (``idp.i18n``), which must not read the store itself.
 UI_LOCALES_G = "login_ui_locales"
 MAX_JSON_DEPTH = 32
-# Text no OneCard field can hold: C0 controls but tab, line feed and carriage return (PostgreSQL refuses NUL,
-# and none belongs in a name, an id or a URL), and lone surrogates (JSON's "\ud800" decodes to one; it has no
-# UTF-8 form, so the database driver would fail on it).
-_UNACCEPTABLE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 # A plain decimal integer parameter: at most 18 digits, so that int() stays cheap and any value fits 64 bits.
 INTEGER_ARG = re.compile(r"-?[0-9]{1,18}")
 LARGEST_INTEGER_ARG = 10**18 - 1
@@ -172,9 +169,9 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def validate_text(values: Iterable[str]) -> None:
-    """Refuse text no field can hold (``_UNACCEPTABLE_TEXT``) with an ``InvalidRequestError``."""
+    """Refuse text no field can hold (``idp.text``) with an ``InvalidRequestError``."""
     for value in values:
-        if _UNACCEPTABLE_TEXT.search(value):
+        if not is_storable_text(value):
             raise InvalidRequestError(
                 "unacceptable text", description="The request contains characters that are not allowed."
             )

@@ -136,6 +136,7 @@ class RealnameClient:
     """An operator's client of the real-name API (thread-safe; one token shared by all threads).
 
     With ``dpop_key`` its tokens are DPoP-bound (RFC 9449): a thief of one cannot use it without the key.
+    ``require_dpop``: a ``Bearer`` token response (a downgrade) is refused with ``RealnameServiceError``.
     """
 
     error_classes: ClassVar[dict[str, type[RealnameError]]] = _BY_CODE
@@ -150,7 +151,11 @@ class RealnameClient:
         clock: Clock = system_clock,
         timeout: float = DEFAULT_TIMEOUT,
         dpop_key: DpopKey | None = None,
+        require_dpop: bool = False,
     ) -> None:
+        if require_dpop and dpop_key is None:
+            raise ValueError("require_dpop needs a dpop_key")
+        self.require_dpop = require_dpop
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         raw = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
@@ -232,6 +237,8 @@ class RealnameClient:
         token = str(data["access_token"])
         if str(data.get("token_type", "")).lower() == DPOP_SCHEME.lower():
             self._bound_tokens = {token}  # only the current one is ever presented
+        elif self.require_dpop:
+            raise RealnameServiceError("the token endpoint answered with a Bearer token, not a DPoP one")
         return token, now + max(1.0, lifetime - TOKEN_MARGIN)
 
     def _verify(self, body: dict[str, str]) -> RealnameResult:

@@ -19,7 +19,6 @@ import requests
 from authlib.common.security import generate_token
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from idp.clients.model import Client
 from idp.grants.model import Grant
 from idp.oauth.dpop import (
     CLOCK_SKEW,
@@ -29,7 +28,6 @@ from idp.oauth.dpop import (
     UseDpopNonceError,
     verify_dpop_proof,
 )
-from idp.oauth.dpop_grants import refresh_token_binding
 from idp.oauth.dpop_nonce import DpopNonces
 from idp.stores.base import EphemeralStore
 from sdk.dpop import DpopKey, DpopSigner, access_token_hash, normalize_htu
@@ -225,23 +223,35 @@ def test_a_confidential_clients_refresh_may_bind_a_new_key(live_idp: LiveIdp) ->
     assert claims_of(renewed.json()["access_token"])["cnf"]["jkt"] == second.thumbprint
 
 
-def test_a_bound_refresh_token_needs_its_own_key(live_idp: LiveIdp) -> None:
-    """A grant whose refresh tokens are bound (a public client's, §5) refreshes only with that key's proof."""
-    bound, other = DpopKey.generate(), DpopKey.generate()
-    auth, tokens = code_flow(live_idp, bound)
+def test_a_grant_issued_with_dpop_refreshes_only_with_a_proof(live_idp: LiveIdp) -> None:
+    """A client not registered for DPoP that started its grant with a proof keeps it DPoP-bound: a refresh
+    without a proof is refused (it once came back as a Bearer token, review 15 finding 3) and changes
+    nothing; with a proof of any key (RFC 9449 §5: a confidential client's refresh token is constrained by
+    its authentication) the new access token is bound to that key."""
+    first, second = DpopKey.generate(), DpopKey.generate()
+    auth, tokens = code_flow(live_idp, first)
+    assert tokens["token_type"] == "DPoP"
     with live_idp.services.database.session() as session:
         grant = session.get(Grant, claims_of(tokens["access_token"])["gid"])
-        assert grant is not None and grant.dpop_jkt is None  # a confidential client's: not bound
-        grant.dpop_jkt = bound.thumbprint  # as a public client's would be
+        assert grant is not None and grant.dpop_jkt == first.thumbprint  # recorded by the code exchange
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-    for proof in (proof_for(live_idp, other), None):
-        refused = token_request(live_idp, auth, proof, refresh)
-        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
-    introspected = introspect(live_idp, auth, tokens["refresh_token"])
-    assert introspected["active"] is True and introspected["cnf"] == {"jkt": bound.thumbprint}  # unchanged
-    renewed = token_request(live_idp, auth, proof_for(live_idp, bound), refresh)
+    refused = token_request(live_idp, auth, None, refresh)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof", refused.text
+    assert introspect(live_idp, auth, tokens["refresh_token"])["active"] is True  # not spent
+    renewed = token_request(live_idp, auth, proof_for(live_idp, second), refresh)
     assert renewed.status_code == 200, renewed.text
-    assert claims_of(renewed.json()["access_token"])["cnf"]["jkt"] == bound.thumbprint
+    body = renewed.json()
+    assert body["token_type"] == "DPoP" and claims_of(body["access_token"])["cnf"]["jkt"] == second.thumbprint
+    again = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    assert token_request(live_idp, auth, None, again).json()["error"] == "invalid_dpop_proof"  # still bound
+
+
+def test_a_grant_issued_without_dpop_refreshes_as_bearer(live_idp: LiveIdp) -> None:
+    auth, tokens = code_flow(live_idp, None)
+    assert tokens["token_type"] == "Bearer"
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    renewed = token_request(live_idp, auth, None, refresh)
+    assert renewed.status_code == 200 and renewed.json()["token_type"] == "Bearer", renewed.text
 
 
 def test_revocation_ends_a_dpop_bound_token(live_idp: LiveIdp) -> None:
@@ -471,14 +481,6 @@ def test_a_pushed_request_with_a_proof_binds_its_code_to_that_key(live_idp: Live
     )
 
 
-def test_only_a_public_clients_refresh_tokens_are_bound() -> None:
-    """RFC 9449 §5: a confidential client's refresh tokens are constrained by its authentication instead."""
-    for method in ("client_secret_basic", "client_secret_post", "private_key_jwt"):
-        assert refresh_token_binding(Client(token_endpoint_auth_method=method), "jkt") is None
-    assert refresh_token_binding(Client(token_endpoint_auth_method="none"), "jkt") == "jkt"
-    assert refresh_token_binding(Client(token_endpoint_auth_method="none"), None) is None
-
-
 def _signed(key: DpopKey, claims: dict[str, Any], **header: Any) -> str:
     headers = {"typ": "dpop+jwt", "jwk": key.public_jwk, **header}
     return jwt.encode(claims, key.private_key, algorithm="ES256", headers=headers)  # type: ignore[arg-type]
@@ -502,6 +504,11 @@ def _signed(key: DpopKey, claims: dict[str, Any], **header: Any) -> str:
         ({}, {"jwk": {"kty": ["RSA"], "n": 1, "e": {}}}, DpopFailure.BAD_KEY),
         ({}, {"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}, DpopFailure.BAD_KEY),
         ({}, {"typ": "DPoP+JWT"}, DpopFailure.WRONG_TYPE),
+        # Text no identifier can be (a lone surrogate cannot even be encoded), or too long to remember.
+        ({"jti": "\ud800"}, {}, DpopFailure.MALFORMED),
+        ({"jti": "j\x00"}, {}, DpopFailure.MALFORMED),
+        ({"jti": "é"}, {}, DpopFailure.MALFORMED),
+        ({"jti": "j" * 257}, {}, DpopFailure.MALFORMED),
     ],
 )
 def test_malformed_proofs_are_refused_with_a_reason(
@@ -515,3 +522,81 @@ def test_malformed_proofs_are_refused_with_a_reason(
     with pytest.raises(InvalidDpopProofError) as refused:
         verify_dpop_proof(proof, expected_method="POST", expected_url=url, store=store, now=NOW)
     assert refused.value.reason is expected
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\x00", "é", "a" * 1000])
+def test_an_ath_or_nonce_no_server_could_have_issued_is_malformed(store: EphemeralStore, value: str) -> None:
+    """A lone surrogate once reached ``.encode()`` and gave a 500 (review 15, finding 1)."""
+    key = DpopKey.generate()
+    url = "https://idp.example.gov.cn/userinfo"
+    nonces = DpopNonces(store, lifetime=300)
+    nonces.current(now=NOW)  # a nonce is stored, so the proof's is compared with it
+    base = {"jti": "j-1", "htm": "GET", "htu": url, "iat": int(NOW)}
+    for claims, kwargs in (
+        ({"ath": value}, {"expected_access_token": "an-access-token"}),
+        ({"nonce": value}, {"nonces": nonces}),
+    ):
+        with pytest.raises(InvalidDpopProofError) as refused:
+            verify_dpop_proof(
+                _signed(key, {**base, **claims}),
+                expected_method="GET",
+                expected_url=url,
+                store=store,
+                now=NOW,
+                **kwargs,
+            )
+        assert refused.value.reason is DpopFailure.MALFORMED
+    assert nonces.is_current(value, now=NOW) is False
+
+
+def test_a_surrogate_in_a_proof_is_invalid_dpop_proof_at_token_and_resources(live_idp: LiveIdp) -> None:
+    auth = operator(live_idp)
+    key = DpopKey.generate()
+    url = f"{live_idp.base_url}/token"
+    claims = {
+        "jti": "\ud800",
+        "htm": "POST",
+        "htu": url,
+        "iat": int(live_idp.clock()),
+        "nonce": nonce_of(live_idp),
+    }
+    refused = token_request(live_idp, auth, _signed(key, claims))
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof", refused.text
+    token = token_request(live_idp, auth, proof_for(live_idp, key)).json()["access_token"]
+    verify_url = f"{live_idp.base_url}/api/v1/realname/verify"
+    claims = {
+        "jti": "j-2",
+        "htm": "POST",
+        "htu": verify_url,
+        "iat": int(live_idp.clock()),
+        "nonce": nonce_of(live_idp),
+        "ath": "\ud800",
+    }
+    answer = requests.post(
+        verify_url,
+        headers={"Authorization": f"DPoP {token}", "DPoP": _signed(key, claims)},
+        json={"name": "张三", "id_number": "110101199003070011"},
+        timeout=10,
+    )
+    assert answer.status_code == 401 and "invalid_dpop_proof" in answer.headers["WWW-Authenticate"]
+
+
+def test_a_refused_push_leaves_its_proof_unspent(live_idp: LiveIdp) -> None:
+    """A pushed request refused for its parameters changes nothing: the proof's jti is spent only by a
+    request that is accepted (review 15, finding 10)."""
+    client = portal(live_idp)
+    auth = (client.client_id, str(client.client_secret))
+    url, _state = client.create_authorization_url(
+        f"{live_idp.base_url}/authorize", code_verifier=generate_token(48)
+    )
+    params = query_of(url)
+    par = f"{live_idp.base_url}/par"
+    proof = proof_for(live_idp, DpopKey.generate(), url=par)
+    refused = requests.post(
+        par, auth=auth, data={**params, "scope": "openid no-such-scope"}, headers={"DPoP": proof}, timeout=10
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope", refused.text
+    pushed = requests.post(par, auth=auth, data=params, headers={"DPoP": proof}, timeout=10)
+    assert pushed.status_code == 201, pushed.text
+    replayed = requests.post(par, auth=auth, data=params, headers={"DPoP": proof}, timeout=10)
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_dpop_proof"

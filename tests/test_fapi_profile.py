@@ -6,6 +6,7 @@ the fields such a client reads. On SQLite and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from idp.clients.errors import InvalidClientMetadataError
 from idp.clients.model import Client
 from idp.clients.service import ClientRegistration, validate_registration
 from sdk.dpop import DpopKey, DpopSigner
-from tests.support.fapi import KeyedClient, authorize, discovery, error_at_redirect
+from tests.support.fapi import ASSERTION_TYPE, KeyedClient, authorize, discovery, error_at_redirect
 from tests.support.live import REDIRECT, LiveIdp
 from tests.support.openapi import bearer, token_for
 
@@ -94,6 +95,40 @@ def test_a_fapi_client_cannot_be_registered_with_a_shared_secret(method: str) ->
     )
     with pytest.raises(InvalidClientMetadataError):
         validate_registration(registration)
+
+
+def test_a_fapi_client_signs_id_tokens_with_es256_and_never_rs256(idp: LiveIdp) -> None:
+    """FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA only (review 15, finding 4)."""
+    jwks = {"keys": [KeyedClient(idp).jwk]}
+    fapi = ClientRegistration(
+        name="FAPI portal",
+        redirect_uris=(REDIRECT,),
+        scope="openid",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks=jwks,
+        fapi2_security_profile=True,
+    )
+    validate_registration(fapi)
+    assert fapi.id_token_alg == "ES256"  # the default for a FAPI client
+    assert ClientRegistration(name="Portal").id_token_alg == "RS256"  # unchanged for the others
+    with pytest.raises(InvalidClientMetadataError):
+        validate_registration(replace(fapi, id_token_signed_response_alg="RS256"))
+    _operator, token = token_for(idp, "admin")
+    url = f"{idp.base_url}/api/v1/admin/clients"
+    form = {
+        "name": "Tax portal",
+        "redirect_uris": [REDIRECT],
+        "scope": "openid",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": jwks,
+        "fapi2_security_profile": True,
+    }
+    refused = requests.post(
+        url, json={**form, "id_token_signed_response_alg": "RS256"}, headers=bearer(token), timeout=10
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_client_metadata", refused.text
+    created = requests.post(url, json=form, headers=bearer(token), timeout=10)
+    assert created.status_code == 201 and created.json()["id_token_signed_response_alg"] == "ES256"
 
 
 def test_the_fapi_flow_end_to_end_pushes_proves_and_gets_a_dpop_bound_token(idp: LiveIdp) -> None:
@@ -273,3 +308,21 @@ def test_discovery_holds_what_a_fapi_client_reads(idp: LiveIdp) -> None:
     ):
         assert {"PS256", "ES256"} <= set(doc[field])
     assert {"PS256", "ES256"} & set(doc["dpop_signing_alg_values_supported"])
+
+
+@pytest.mark.parametrize("claim", ["sub", "iss", "jti"])
+@pytest.mark.parametrize("value", ["\ud800", "oc\x00", "x" * 300])
+def test_an_assertion_naming_no_possible_client_is_invalid_client(
+    idp: LiveIdp, claim: str, value: str
+) -> None:
+    """A lone surrogate in ``sub`` reached the client lookup and gave a 500 (review 15, finding 7)."""
+    client = KeyedClient(idp)
+    claims = {**client.assertion_claims(wall_clock=True), claim: value}
+    form = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": client.sign(claims)}
+    for path, data in (
+        ("/token", {"grant_type": "authorization_code", "code": "c", "redirect_uri": REDIRECT}),
+        ("/par", client.authorization_params()),
+    ):
+        answer = requests.post(f"{idp.base_url}{path}", data={**data, **form}, timeout=10)
+        assert answer.status_code in (400, 401), (path, answer.text)
+        assert answer.json()["error"] == "invalid_client", (path, answer.text)

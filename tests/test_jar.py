@@ -97,6 +97,14 @@ def _bad_request_objects(client: KeyedClient, other: KeyedClient) -> dict[str, s
         "nested-request-uri": client.request_object({**params, "request_uri": "urn:x"}),
         "bad-claim-type": client.request_object({**params, "scope": ["openid"]}),
         "too-long": "a" * 20_000,
+        # Text no parameter can hold (review 15, finding 2: a lone surrogate gave a 500 at /par).
+        "surrogate-state": client.request_object({**params, "state": "\ud800"}),
+        "nul-in-scope": client.request_object({**params, "scope": "openid\x00"}),
+        "surrogate-claim-name": client.request_object({**params, "x\ud800": "1"}),
+        "surrogate-in-claims": client.request_object({**params, "claims": {"id_token": {"\ud800": None}}}),
+        # exp caps the lifetime whether or not nbf is there (review 15, finding 5).
+        "no-nbf-lives-for-ever": client.request_object(params, nbf=None, exp=now + 10**9),
+        "no-nbf-exp-beyond-an-hour": client.request_object(params, nbf=None, exp=now + 3600 + 120),
     }
 
 
@@ -120,6 +128,12 @@ BAD = [
     "nested-request-uri",
     "bad-claim-type",
     "too-long",
+    "surrogate-state",
+    "nul-in-scope",
+    "surrogate-claim-name",
+    "surrogate-in-claims",
+    "no-nbf-lives-for-ever",
+    "no-nbf-exp-beyond-an-hour",
 ]
 
 
@@ -191,3 +205,16 @@ def test_request_object_algs_not_advertised_are_refused(idp: LiveIdp, alg: str) 
     client = KeyedClient(idp, alg="RS256")
     response = by_value(client, client.request_object(client.authorization_params(), alg=alg))
     assert error_at_redirect(response)["error"] == "invalid_request_object"
+
+
+def test_a_request_object_with_a_jti_is_accepted_once(idp: LiveIdp) -> None:
+    """A signed request that leaked through the browser is not replayed while it lives (RFC 9101 §10.8)."""
+    client = KeyedClient(idp)
+    request_object = client.request_object({**client.authorization_params(), "jti": "ro-1"})
+    first = by_value(client, request_object)
+    assert first.status_code in (302, 303) and "error=" not in first.headers["Location"], first.headers
+    answer = error_at_redirect(by_value(client, request_object))
+    assert answer["error"] == "invalid_request_object", answer
+    other = KeyedClient(idp)  # another client's jti of the same value is its own
+    second = by_value(other, other.request_object({**other.authorization_params(), "jti": "ro-1"}))
+    assert "error=" not in second.headers["Location"]

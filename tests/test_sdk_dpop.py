@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sdk.clock import FixedClock
 from sdk.dpop import DpopKey, DpopSigner, access_token_hash, asks_for_nonce, jwk_thumbprint
 from sdk.keys import Key
+from sdk.realname import RealnameClient, RealnameServiceError
 
 # RFC 7638 §3.1: the example RSA key and its SHA-256 thumbprint.
 RFC7638_JWK = {
@@ -105,3 +106,40 @@ def test_what_counts_as_asking_for_the_nonce() -> None:
     assert not asks_for_nonce(answer(400, {"error": "use_dpop_nonce"}))  # no nonce to retry with
     assert not asks_for_nonce(answer(400, {"error": "invalid_dpop_proof"}, {"DPoP-Nonce": "n"}))
     assert not asks_for_nonce(answer(200, {"error": "use_dpop_nonce"}, {"DPoP-Nonce": "n"}))
+
+
+class _OneAnswer(requests.Session):
+    """The token endpoint's answer, as a provider that dropped the binding would give it."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__()
+        self.response = response
+
+    def post(self, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        return self.response
+
+
+def test_a_realname_client_that_requires_dpop_refuses_a_bearer_token() -> None:
+    with pytest.raises(ValueError):
+        RealnameClient("https://idp.example", "oc_x", "occs_x", require_dpop=True)
+    bearer = answer(200, {"access_token": "t", "token_type": "Bearer", "expires_in": 300})
+    client = RealnameClient(
+        "https://idp.example",
+        "oc_x",
+        "occs_x",
+        session=_OneAnswer(bearer),
+        clock=FixedClock(NOW),
+        dpop_key=DpopKey.generate(),
+        require_dpop=True,
+    )
+    with pytest.raises(RealnameServiceError):
+        client.access_token()
+    lenient = RealnameClient(
+        "https://idp.example",
+        "oc_x",
+        "occs_x",
+        session=_OneAnswer(bearer),
+        clock=FixedClock(NOW),
+        dpop_key=DpopKey.generate(),
+    )
+    assert lenient.access_token() == "t"

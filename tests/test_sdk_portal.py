@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from idp.keys.lifecycle import KeyActor, activate, rotate, tick
+from sdk.dpop import DpopKey
 from sdk.gate import parse_max_age
 from sdk.keys import Key, KeySet, generate_key
 from sdk.portal import (
@@ -32,7 +33,9 @@ from sdk.portal import (
     InvalidLogoutTokenError,
     PortalClient,
     PortalTokens,
+    PushedRequestError,
     TokenReason,
+    TokenRequestError,
     acr_satisfies,
 )
 from tests.support.live import BackChannelReceiver, Browser, LiveIdp, running_idp
@@ -439,3 +442,85 @@ def test_the_core_helpers_load_no_flask() -> None:
 
     code = "import sys, sdk.portal, sdk.realname, sdk.gate; assert 'flask' not in sys.modules, 'flask loaded'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def fapi_portal(idp: LiveIdp, **options: Any) -> PortalClient:
+    key = generate_key("ES256")
+    client_id, _ = idp.register_client(
+        redirect_uris=(REDIRECT,),
+        scope="openid profile realname",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks=KeySet((key,)).to_jwks(),
+        fapi2_security_profile=True,
+    )
+    return PortalClient(idp.base_url, client_id, key, REDIRECT, clock=idp.clock, **options)
+
+
+def test_a_fapi_portal_pushes_its_request_and_gets_dpop_bound_tokens(idp: LiveIdp) -> None:
+    """The FAPI 2.0 profile through sdk.portal alone (review 15, finding 6): PAR with private_key_jwt and a
+    DPoP proof, the front channel carrying only client_id and request_uri, a DPoP-bound token."""
+    client = fapi_portal(
+        idp, dpop_key=DpopKey.generate(), pushed_authorization_requests=True, require_dpop=True
+    )
+    start = client.authorization_url("openid profile realname")
+    front = parse_qs(urlsplit(start.url).query)
+    assert set(front) == {"client_id", "request_uri"}
+    assert front["request_uri"][0].startswith("urn:ietf:params:oauth:request_uri:")
+    final = Browser(idp).authorize(start.url, citizen="zhang", acr=ACR_HIGH)
+    tokens = client.exchange_code(final, start)
+    assert tokens.token_type == "DPoP" and tokens.id_token_claims is not None
+    assert jwt.get_unverified_header(str(tokens.id_token))["alg"] == "ES256"
+    assert client.userinfo(tokens.access_token, token_type=tokens.token_type)["sub"]
+    # Without PAR the same client is refused at the authorization endpoint, as the profile requires.
+    plain = fapi_portal(idp, dpop_key=DpopKey.generate())
+    refused = requests.get(plain.authorization_url().url, allow_redirects=False, timeout=10)
+    assert refused.status_code in (302, 303, 400)
+
+
+def test_a_refused_push_raises_with_the_providers_error(idp: LiveIdp) -> None:
+    registered = fapi_portal(idp, pushed_authorization_requests=True)
+    client = PortalClient(
+        idp.base_url,
+        registered.client_id,
+        registered._credential,
+        "https://elsewhere.example/cb",  # not registered
+        clock=idp.clock,
+        pushed_authorization_requests=True,
+        dpop_key=DpopKey.generate(),
+    )
+    with pytest.raises(PushedRequestError) as refused:
+        client.authorization_url("openid")
+    assert refused.value.oauth_error == "invalid_request" and refused.value.http_status == 400
+
+
+def test_a_client_that_requires_dpop_refuses_a_bearer_token(idp: LiveIdp) -> None:
+    """A downgrade to Bearer (a provider or a man in the middle that drops the binding) is refused."""
+    with pytest.raises(ValueError):
+        make_client(idp).__class__(idp.base_url, "oc_x", "secret", REDIRECT, require_dpop=True)
+    client = make_client(idp)
+    bound = PortalClient(
+        idp.base_url,
+        client.client_id,
+        client._credential,
+        REDIRECT,
+        clock=idp.clock,
+        dpop_key=DpopKey.generate(),
+        require_dpop=True,
+    )
+    with pytest.raises(TokenRequestError) as refused:
+        bound._tokens(
+            {"access_token": "t", "token_type": "Bearer"},
+            expected_nonce=None,
+            acr_values=(),
+            max_age=None,
+            id_token_required=False,
+        )
+    assert "token_type" in str(refused.value)
+    accepted = bound._tokens(
+        {"access_token": "t", "token_type": "DPoP"},
+        expected_nonce=None,
+        acr_values=(),
+        max_age=None,
+        id_token_required=False,
+    )
+    assert accepted.token_type == "DPoP"

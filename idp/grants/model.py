@@ -30,8 +30,8 @@ class Grant(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # The RFC 7638 thumbprint of the DPoP key the grant's refresh tokens are bound to (RFC 9449 §5: those
-    # of public clients); a refresh must prove possession of that key. None: not bound.
+    # The RFC 7638 thumbprint of the DPoP key the grant's first tokens were bound to: a DPoP-bound grant,
+    # whose refreshes need a proof (RFC 9449 §5; of any key, its clients being confidential). None: Bearer.
     dpop_jkt: Mapped[str | None] = mapped_column(String(43), nullable=True)
 
 

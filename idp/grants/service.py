@@ -35,7 +35,7 @@ class GrantInfo:
     acr: str
     amr: tuple[str, ...]
     auth_time: float
-    dpop_jkt: str | None = None  # the DPoP key its refresh tokens are bound to (RFC 9449 §5), if any
+    dpop_jkt: str | None = None  # the DPoP key it was first issued with: a DPoP-bound grant (RFC 9449 §5)
 
 
 def _info(grant: Grant) -> GrantInfo:

@@ -23,7 +23,7 @@ import jwt
 from authlib.oauth2 import OAuth2Error
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from idp.oauth.dpop_nonce import DpopNonces
+from idp.oauth.dpop_nonce import MAX_NONCE_LENGTH, DpopNonces
 from idp.stores.base import EphemeralStore
 from sdk.dpop import (
     DPOP_ALGORITHMS,
@@ -44,6 +44,8 @@ PROOF_MAX_AGE: Final = 60
 CLOCK_SKEW: Final = 5
 MAX_PROOF_LENGTH: Final = 8192
 MAX_JTI_LENGTH: Final = 256
+# An ath is a SHA-256 in base64url: 43 characters.
+MAX_ATH_LENGTH: Final = 128
 # Members only a private (or symmetric) JWK has (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -147,6 +149,13 @@ def _claims_of(proof: str) -> tuple[dict[str, Any], str]:
     return claims, jwk_thumbprint(public_key)
 
 
+def _check_token_text(value: object, max_length: int) -> None:
+    """A string claim compared or hashed below must be printable ASCII of a sane length: the JSON of a proof
+    may hold a lone surrogate, which no ``.encode()`` survives, or text no server ever issued."""
+    if isinstance(value, str) and not (len(value) <= max_length and value.isascii() and value.isprintable()):
+        raise InvalidDpopProofError(DpopFailure.MALFORMED)
+
+
 def verify_dpop_proof(
     proof: str,
     *,
@@ -163,7 +172,9 @@ def verify_dpop_proof(
     ``expected_jkt`` (a bound token), the server nonce when ``nonces`` is given, ``jti`` never seen."""
     claims, jkt = _claims_of(proof)
     jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
-    if not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
+    for name, max_length in (("jti", MAX_JTI_LENGTH), ("ath", MAX_ATH_LENGTH), ("nonce", MAX_NONCE_LENGTH)):
+        _check_token_text(claims.get(name), max_length)  # before any of them meets .encode()
+    if not (isinstance(jti, str) and jti):
         raise InvalidDpopProofError(DpopFailure.MISSING_CLAIM)
     if not isinstance(htm, str) or not isinstance(htu, str):
         raise InvalidDpopProofError(DpopFailure.MISSING_CLAIM)

@@ -5,9 +5,10 @@ anything, and the tokens it issues are bound to the proof's key.
 - No proof: a Bearer token, unless the client is registered for DPoP-bound tokens (``Client.requires_dpop``,
   FAPI 2.0 clients included), which is refused with ``invalid_dpop_proof`` (§5.2).
 - A code requested with ``dpop_jkt`` (§10) is redeemed only with a proof of that key.
-- Refresh tokens of public clients are bound to the proof's key, and a refresh must prove possession of
-  that key again (§5). A confidential client's are not (§5: client authentication already constrains them),
-  so its refresh may bind the new access token to a new key.
+- A grant whose first tokens were DPoP-bound stays so (``Grant.dpop_jkt`` records the key): a refresh without
+  a proof is refused with ``invalid_dpop_proof``, never downgraded to Bearer. OneCard's clients are all
+  confidential, so the proof may be of another key (§5: client authentication constrains the refresh token);
+  the new access token is bound to the key proved.
 """
 
 from __future__ import annotations
@@ -19,13 +20,6 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from idp.clients.model import Client
 from idp.oauth.dpop import DpopFailure, InvalidDpopProofError
 from idp.oauth.dpop_request import verify_request_proof
-
-PUBLIC_CLIENT_AUTH_METHOD = "none"
-
-
-def refresh_token_binding(client: Client, jkt: str | None) -> str | None:
-    """The key a new grant's refresh tokens are bound to: the proof's, for a public client only (§5)."""
-    return jkt if client.token_endpoint_auth_method == PUBLIC_CLIENT_AUTH_METHOD else None
 
 
 class DpopBoundGrant(grants.BaseGrant):  # type: ignore[misc]
@@ -41,17 +35,21 @@ class DpopBoundGrant(grants.BaseGrant):  # type: ignore[misc]
     def check_proof(self) -> None:
         client: Client = self.request.client
         proof = verify_request_proof()
-        if proof is None and client.requires_dpop:
+        if proof is None and (client.requires_dpop or self.issued_dpop_bound()):
             raise InvalidDpopProofError(DpopFailure.MISSING)
         bound = self.bound_jkt()
         if bound is not None and (proof is None or proof.jkt != bound):
-            # The code (§10) or refresh token (§5) is bound to a key this request does not prove.
+            # The code is bound to a key this request does not prove (§10).
             raise InvalidGrantError("The grant is bound to another DPoP key.")
         self.dpop_jkt = proof.jkt if proof is not None else None
 
     def bound_jkt(self) -> str | None:
-        """The key the presented code or refresh token is bound to, if any."""
+        """The key the presented credential is bound to, if any (a code requested with ``dpop_jkt``)."""
         return None
+
+    def issued_dpop_bound(self) -> bool:
+        """The presented credential's grant was issued DPoP-bound, so what it gives must be too."""
+        return False
 
     def generate_token(
         self,

@@ -17,6 +17,7 @@ from idp.stores.base import EphemeralStore
 
 NONCE_NAMESPACE: Final = "dpop_nonce"
 DEFAULT_LIFETIME: Final = 300
+MAX_NONCE_LENGTH: Final = 64
 
 
 class DpopNonces:
@@ -40,8 +41,8 @@ class DpopNonces:
 
     def is_current(self, nonce: object, *, now: float) -> bool:
         """``nonce`` is this window's or the last one's."""
-        if not isinstance(nonce, str) or not nonce or len(nonce) > 64:
-            return False
+        if not isinstance(nonce, str) or not nonce or len(nonce) > MAX_NONCE_LENGTH or not nonce.isascii():
+            return False  # ours are short base64url; a lone surrogate would not survive .encode()
         window = self._window(now)
         for key in (str(window), str(window - 1)):
             known = self.store.get(NONCE_NAMESPACE, key, now=now)

@@ -39,7 +39,9 @@ class PushedRequest:
     expires_in: int
 
 
-def _signed_parameters(raw: str, client: Client, *, issuer: str, now: float) -> dict[str, str]:
+def _signed_parameters(
+    raw: str, client: Client, *, issuer: str, now: float, jti_store: EphemeralStore | None = None
+) -> dict[str, str]:
     return decode_request_object(
         raw,
         client_id=client.client_id,
@@ -48,6 +50,7 @@ def _signed_parameters(raw: str, client: Client, *, issuer: str, now: float) -> 
         now=now,
         algorithms=signing_algorithms(client, REQUEST_OBJECT_SIGNING_ALGS),
         require_nbf=client.fapi2_security_profile,
+        jti_store=jti_store,
     )
 
 
@@ -133,7 +136,7 @@ def front_channel_parameters(
         raise InvalidRequestError("This client must use pushed authorization requests (RFC 9126 section 5).")
     if "request" in front:
         # The request object's client_id must be the front channel's (checked in decode_request_object).
-        return _signed_parameters(front["request"], client, issuer=issuer, now=now)
+        return _signed_parameters(front["request"], client, issuer=issuer, now=now, jti_store=store)
     if client.require_signed_request_object:
         raise InvalidRequestError("This client must send a signed request object (RFC 9101 section 10.5).")
     return None

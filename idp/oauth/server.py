@@ -51,7 +51,7 @@ from idp.grants.service import (
 from idp.keys.service import OIDC_ES256, OIDC_RS256
 from idp.oauth.bearer import authenticate_access_token, revoke_access_token
 from idp.oauth.claims import build_claims, id_token_claim_names, subject_for
-from idp.oauth.dpop_grants import DpopBoundGrant, refresh_token_binding
+from idp.oauth.dpop_grants import DpopBoundGrant
 from idp.oauth.fapi import authorization_code_ttl, check_client_assertion
 from idp.oauth.par import front_channel_parameters
 from idp.oauth.tokens import InvalidTokenError, issue_access_token, issue_id_token
@@ -65,6 +65,7 @@ CODE_NAMESPACE = "authz_code"
 USED_CODE_NAMESPACE = "authz_code_used"
 USED_CODE_TTL = 24 * 3600
 ASSERTION_JTI_NAMESPACE = "client_assertion_jti"
+MAX_ASSERTION_TEXT = 256  # the longest sub, iss or jti of a client assertion
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 # What a private_key_jwt client assertion may be signed with (RFC 7523, advertised per RFC 8414 §2).
 CLIENT_ASSERTION_SIGNING_ALGS = ["RS256", "PS256", "ES256"]
@@ -369,7 +370,7 @@ class AuthorizationCodeGrant(DpopBoundGrant, grants.AuthorizationCodeGrant):  # 
             amr=code.amr,
             auth_time=code.auth_time,
             now=now,
-            dpop_jkt=refresh_token_binding(self.request.client, self.dpop_jkt),
+            dpop_jkt=self.dpop_jkt,  # issued DPoP-bound: its refreshes need a proof
         )
         svc.store.put(
             USED_CODE_NAMESPACE,
@@ -398,9 +399,9 @@ class RefreshTokenGrant(DpopBoundGrant, grants.RefreshTokenGrant):  # type: igno
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def bound_jkt(self) -> str | None:
+    def issued_dpop_bound(self) -> bool:
         credential: PresentedRefreshToken = self.request.refresh_token
-        return credential.grant.dpop_jkt
+        return credential.grant.dpop_jkt is not None
 
     def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
         svc = services()
@@ -525,6 +526,16 @@ class OpenIDConnect:
         )
 
 
+def _check_assertion_text(value: object) -> None:
+    """An assertion's ``sub``, ``iss`` and ``jti`` are short printable ASCII (client ids are; a jti is ours
+    to remember): its JSON may hold a lone surrogate (no UTF-8 form, so the database lookup would fail) or a
+    NUL."""
+    if isinstance(value, str) and not (
+        len(value) <= MAX_ASSERTION_TEXT and value.isascii() and value.isprintable()
+    ):
+        raise InvalidClientError(description="The client assertion is not valid.")
+
+
 class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     """private_key_jwt (OIDC Core §9, RFC 7523 §2.2): assertion jti is one-time across nodes."""
 
@@ -541,6 +552,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         assertion = request.form.get("client_assertion")
         if request.form.get("client_assertion_type") == self.CLIENT_ASSERTION_TYPE and assertion:
             header, claims = self.extract_assertion(assertion)
+            for name in ("sub", "iss", "jti"):
+                _check_assertion_text(claims.get(name))  # before the client lookup and the jti store
             subject = claims.get("sub")
             client = query_client(subject) if isinstance(subject, str) else None
             if client is not None:
@@ -604,8 +617,6 @@ def _find_token(token_string: str, token_type_hint: str | None) -> IntrospectedT
             "token_type": "refresh_token",
             "acr": grant.acr,
         }
-        if grant.dpop_jkt:
-            payload["cnf"] = {"jkt": grant.dpop_jkt}
         return IntrospectedToken("refresh_token", grant.client_id, payload, token_string)
     try:
         context = authenticate_access_token(

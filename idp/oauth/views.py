@@ -201,10 +201,11 @@ def pushed_authorization_request() -> Response:
         client = server.authenticate_client(oauth_request, TOKEN_ENDPOINT_AUTH_METHODS, "par")
         body = single_valued(request.form.lists())
         params = pushed_parameters(body, client, issuer=svc.settings.issuer, now=svc.now())
-        params = bind_to_proof_key(params)  # RFC 9449 §10.1
         pushed = StoredAuthorizationRequest(svc.settings.issuer, params)
         grant = server.get_consent_grant(request=pushed, end_user=None)
         check_authorization_request(grant.request.payload.data, client.allowed_scopes)
+        # The proof last: its jti is spent only by a request that is accepted. RFC 9449 §10.1.
+        params = bind_to_proof_key(params)
     except OAuth2Error as error:
         error.redirect_uri = None  # the answer goes to the client that pushed, never to a redirect URI
         response: Response = server.handle_error_response(oauth_request, error)

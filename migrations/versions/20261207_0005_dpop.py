@@ -4,8 +4,8 @@ Revision ID: 0005_dpop
 Revises: 0004_fapi
 Create Date: 2026-12-07 10:40:00+00:00
 
-One nullable column: the thumbprint of the DPoP key a grant's refresh tokens are bound to (RFC 9449 §5).
-Grants made before stay unbound, as they were.
+One nullable column: the thumbprint of the DPoP key a grant was first issued with, which makes it a
+DPoP-bound grant whose refreshes need a proof (RFC 9449 §5). Grants made before stay Bearer, as they were.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 It fetches and caches discovery (OIDC Discovery 1.0 §4, ``Cache-Control``-aware) and the JWKS
 (``sdk.jwks_cache.JwksCache``: cache headers, ETag, one rate-limited refresh on an unknown ``kid``), starts
 the code flow with PKCE, redeems codes and refresh tokens at the token endpoint (``client_secret_basic`` or
-``private_key_jwt``), reads userinfo and builds the RP-initiated logout URL. The checks themselves are the
+``private_key_jwt``), reads userinfo and builds the RP-initiated logout URL. With
+``pushed_authorization_requests`` the authorization request is pushed (RFC 9126, as FAPI 2.0 requires) and
+the browser carries only ``client_id`` and ``request_uri``. The checks themselves are the
 pure ``sdk.portal.authorization`` and ``sdk.portal.verification``; this module supplies them keys and the
 ``clock``'s ``now``, and keeps the logout-token replay cache. With a ``DpopKey`` its tokens are DPoP-bound
 (RFC 9449): every token request and userinfo call carries a proof of that key.
@@ -36,6 +38,7 @@ from sdk.portal.errors import (
     DiscoveryError,
     InvalidIdTokenError,
     InvalidLogoutTokenError,
+    PushedRequestError,
     TokenReason,
     TokenRequestError,
     TokenValidationError,
@@ -86,7 +89,10 @@ class PortalClient:
     ``credential`` is the client secret (``client_secret_basic``) or a ``sdk.keys.Key`` with a private part
     (``private_key_jwt``, the key registered in the client's JWKS). ``clock`` is read for every time check.
     ``dpop_key``: the portal's DPoP key (kept by the portal, e.g. for the life of its process); tokens are
-    then bound to it and useless to anyone who steals them without it.
+    then bound to it and useless to anyone who steals them without it. ``require_dpop``: a ``Bearer`` token
+    response (a downgrade) is refused. ``pushed_authorization_requests``: ``authorization_url`` pushes the
+    request first (RFC 9126), with the client's authentication and, given a key, a DPoP proof (which binds
+    the code to the key, RFC 9449 §10.1).
     """
 
     def __init__(
@@ -104,7 +110,11 @@ class PortalClient:
         logout_token_max_age: int = LOGOUT_TOKEN_MAX_AGE,
         replay_cache: ReplayCache | None = None,
         dpop_key: DpopKey | None = None,
+        require_dpop: bool = False,
+        pushed_authorization_requests: bool = False,
     ) -> None:
+        if require_dpop and dpop_key is None:
+            raise ValueError("require_dpop needs a dpop_key")
         if isinstance(credential, Key) and not credential.can_sign:
             raise ValueError("a private_key_jwt credential needs the private key")
         if clock_skew < 0:
@@ -124,6 +134,8 @@ class PortalClient:
         self._discovery = _DiscoverySync(self.issuer, session=self.session, timeout=timeout)
         self._jwks: JwksCache | None = None
         self._dpop = DpopSigner(dpop_key, clock=clock) if dpop_key is not None else None
+        self.require_dpop = require_dpop
+        self.pushed_authorization_requests = pushed_authorization_requests
 
     def __repr__(self) -> str:
         return f"PortalClient({self.issuer!r}, {self.client_id!r})"  # never the credential
@@ -168,7 +180,8 @@ class PortalClient:
         login_hint: str | None = None,
         ui_locales: str | None = None,
     ) -> AuthorizationStart:
-        """Where to send the browser, and what to keep until it comes back."""
+        """Where to send the browser, and what to keep until it comes back (pushed first, when the client is
+        configured for it: ``PushedRequestError`` if the provider refuses)."""
         scopes = scope.split() if isinstance(scope, str) else list(scope)
         if OPENID not in scopes:
             scopes.insert(0, OPENID)
@@ -200,6 +213,8 @@ class PortalClient:
             params["login_hint"] = login_hint
         if ui_locales:
             params["ui_locales"] = ui_locales
+        if self.pushed_authorization_requests:
+            params = {"client_id": self.client_id, "request_uri": self._push(params)}
         endpoint = self.metadata().authorization_endpoint
         url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
         return AuthorizationStart(
@@ -375,8 +390,8 @@ class PortalClient:
             keys = jwks.key_set(now)
         return keys
 
-    def _client_auth(self, token_endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
-        """Headers and form fields that authenticate this client at the token endpoint."""
+    def _client_auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and form fields that authenticate this client at the token and PAR endpoints."""
         if isinstance(self._credential, str):
             # RFC 6749 §2.3.1: form-encode id and secret before Basic.
             raw = f"{quote_plus(self.client_id)}:{quote_plus(self._credential)}".encode()
@@ -386,7 +401,8 @@ class PortalClient:
             {
                 "iss": self.client_id,
                 "sub": self.client_id,
-                "aud": token_endpoint,
+                # The issuer: what every OneCard endpoint accepts, and all a FAPI 2.0 client may name.
+                "aud": self.issuer,
                 "jti": secrets.token_urlsafe(16),
                 "iat": now,
                 "exp": now + 60,
@@ -401,19 +417,43 @@ class PortalClient:
             "client_assertion": assertion,
         }
 
-    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
-        endpoint = self.metadata().token_endpoint
+    def _authenticated_post(self, endpoint: str, form: Mapping[str, str]) -> requests.Response:
+        """A back-channel POST with the client's authentication and, given a key, a DPoP proof."""
 
         def send(extra: dict[str, str]) -> requests.Response:
             # A fresh client assertion each time: a retry must not replay the first one's jti.
-            headers, auth_fields = self._client_auth(endpoint)
+            headers, auth_fields = self._client_auth()
             headers = {**headers, "Accept": "application/json", **extra}
             return self.session.post(
                 endpoint, data={**form, **auth_fields}, headers=headers, timeout=self.timeout
             )
 
+        return send({}) if self._dpop is None else self._dpop.send("POST", endpoint, send)
+
+    def _push(self, params: Mapping[str, str]) -> str:
+        """RFC 9126 §2: push the authorization request; its ``request_uri``."""
+        endpoint = self.metadata().pushed_authorization_request_endpoint
+        if endpoint is None:
+            raise DiscoveryError("the provider has no pushed_authorization_request_endpoint")
         try:
-            response = send({}) if self._dpop is None else self._dpop.send("POST", endpoint, send)
+            response = self._authenticated_post(endpoint, params)
+        except requests.RequestException as exc:
+            raise PushedRequestError(f"PAR endpoint unreachable: {type(exc).__name__}") from exc
+        data = _json_object(response)
+        request_uri = data.get("request_uri") if data else None
+        if response.status_code != 201 or not isinstance(request_uri, str) or not request_uri:
+            error = str(data.get("error", "")) if data else ""
+            raise PushedRequestError(
+                f"HTTP {response.status_code} {error}".strip(),
+                http_status=response.status_code,
+                oauth_error=error,
+            )
+        return request_uri
+
+    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
+        endpoint = self.metadata().token_endpoint
+        try:
+            response = self._authenticated_post(endpoint, form)
         except requests.RequestException as exc:
             raise TokenRequestError(f"token endpoint unreachable: {type(exc).__name__}") from exc
         data = _json_object(response)
@@ -439,7 +479,12 @@ class PortalClient:
         token_type = data.get("token_type")
         if not isinstance(access_token, str) or not isinstance(token_type, str):
             raise TokenRequestError("token response without access_token/token_type", http_status=200)
-        accepted = ("bearer", DPOP_SCHEME.lower()) if self._dpop is not None else ("bearer",)
+        if self.require_dpop:
+            accepted: tuple[str, ...] = (DPOP_SCHEME.lower(),)  # a Bearer answer would be a downgrade
+        elif self._dpop is not None:
+            accepted = ("bearer", DPOP_SCHEME.lower())
+        else:
+            accepted = ("bearer",)
         if token_type.lower() not in accepted:
             raise TokenRequestError(f"unexpected token_type {token_type!r}", http_status=200)
         id_token = data.get("id_token")

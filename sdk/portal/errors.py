@@ -114,5 +114,11 @@ class TokenRequestError(ProviderError):
     error = "token_request_failed"
 
 
+class PushedRequestError(ProviderError):
+    """The pushed authorization request endpoint refused (``oauth_error`` is its RFC 9126 §2.3 code)."""
+
+    error = "pushed_request_failed"
+
+
 class UserinfoError(ProviderError):
     error = "userinfo_failed"

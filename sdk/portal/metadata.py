@@ -21,6 +21,7 @@ class ProviderMetadata:
     userinfo_endpoint: str | None
     end_session_endpoint: str | None
     raw: Mapping[str, Any]
+    pushed_authorization_request_endpoint: str | None = None
 
 
 def parse_provider_metadata(document: Any, *, expected_issuer: str) -> ProviderMetadata:
@@ -47,4 +48,5 @@ def parse_provider_metadata(document: Any, *, expected_issuer: str) -> ProviderM
         userinfo_endpoint=url("userinfo_endpoint", False),
         end_session_endpoint=url("end_session_endpoint", False),
         raw=frozen(document),
+        pushed_authorization_request_endpoint=url("pushed_authorization_request_endpoint", False),
     )

@@ -53,7 +53,10 @@ def claims_of(token: str) -> dict[str, Any]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
-def code_flow(idp: LiveIdp, key: DpopKey, **registration: Any) -> tuple[tuple[str, str], dict[str, Any]]:
+def code_flow(
+    idp: LiveIdp, key: DpopKey | None, **registration: Any
+) -> tuple[tuple[str, str], dict[str, Any]]:
+    """A portal's code flow; its code exchanged with a proof of ``key`` (None: without a proof)."""
     client = portal(idp, **registration)
     verifier = generate_token(48)
     url, _state = client.create_authorization_url(f"{idp.base_url}/authorize", code_verifier=verifier)
@@ -65,6 +68,6 @@ def code_flow(idp: LiveIdp, key: DpopKey, **registration: Any) -> tuple[tuple[st
         "redirect_uri": REDIRECT,
         "code_verifier": verifier,
     }
-    response = token_request(idp, auth, proof_for(idp, key), data)
+    response = token_request(idp, auth, proof_for(idp, key) if key is not None else None, data)
     assert response.status_code == 200, response.text
     return auth, dict(response.json())
