@@ -225,3 +225,5 @@ DEMO_HALL_COUNTERS = (
     ("w1", "1号窗口", ("card-replacement",)),
     ("w2", "2号窗口", ("card-replacement", "medical-registration")),
 )
+# The counter with a registered device (DESIGN.md §14); its private key is kept in var/demo-counter.json.
+DEMO_DEVICE_COUNTER = "w1"

@@ -16,7 +16,8 @@ One command on a fresh machine, embedded SQLite and nothing else:
   the first demo citizen with the documented PIN ``123456``, and a demo venue whose gate credentials are
   written to ``var/demo-venue.json`` (``onecard venues add``);
 - a service hall (``onecard halls add``) with two services and two counters, its scanner's credentials
-  written to ``var/demo-hall.json``, its display at ``/halls/demo-civic-hall/display``;
+  written to ``var/demo-hall.json``, counter w1's registered device (its private key in
+  ``var/demo-counter.json``), its display at ``/halls/demo-civic-hall/display``;
 - brought up to date on every start: the application catalogue's demo entries, a dozen places in Wuhan
   (``onecard catalogue import``, ``demo.data.DEMO_CATALOGUE``), public at ``/catalogue``.
 
@@ -52,6 +53,7 @@ from typing import Any
 
 from demo.data import (
     DEMO_CATALOGUE,
+    DEMO_DEVICE_COUNTER,
     DEMO_HALL_ADDRESS,
     DEMO_HALL_COUNTERS,
     DEMO_HALL_ID,
@@ -65,6 +67,7 @@ from demo.data import (
     DEMO_VENUE_ID,
     DEMO_VENUE_NAME,
 )
+from sdk.keys import Key, generate_key
 
 DEFAULT_IDP_PORT = 8000
 DEFAULT_PORTAL_PORT = 8001
@@ -125,6 +128,11 @@ class DemoLayout:
     @property
     def hall_file(self) -> Path:
         return self.directory / "demo-hall.json"
+
+    @property
+    def counter_file(self) -> Path:
+        """The demo counter device's client id and private key (PEM)."""
+        return self.directory / "demo-counter.json"
 
     @property
     def database_file(self) -> Path:
@@ -295,7 +303,8 @@ def _run_onecard(env: Mapping[str, str], *args: str) -> subprocess.CompletedProc
 def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> str:
     """The demo's service hall, its two services and two counters, added by ``onecard halls …`` where missing
     (idempotent: a second start adds nothing). The scanner's credentials are written to ``hall_file`` when the
-    hall is created (the secret is shown only then)."""
+    hall is created (the secret is shown only then); a device is registered for the demo counter and its key
+    written to ``counter_file`` (a lost key file is replaced by a new key, rotated in)."""
     shown = _run_onecard(env, "halls", "show", DEMO_HALL_ID, "--json")
     created = shown.returncode != 0
     if created:
@@ -324,13 +333,43 @@ def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> str:
                 ["add-counter", DEMO_HALL_ID, "--code", code, "--name", name]
                 + [item for service in called for item in ("--service", service)]
             )
+    device = {c["code"]: c.get("device_client_id") for c in hall["counters"]}.get(DEMO_DEVICE_COUNTER)
+    key = None
+    if device is None or not layout.counter_file.exists():
+        # A new key: registered for a counter without a device, else (its key file was lost) rotated in.
+        key = generate_key("ES256")
+        jwks_file = layout.directory / "demo-counter.jwks.json"  # public: the CLI reads the JWK Set from it
+        jwks_file.write_text(json.dumps({"keys": [key.public_jwk()]}) + "\n")
+        verb = "register-device" if device is None else "replace-device-keys"
+        commands.append([verb, DEMO_HALL_ID, DEMO_DEVICE_COUNTER, "--jwks", str(jwks_file)])
     for command in commands:
         result = _run_onecard(env, "halls", *command)
         if result.returncode != 0:
             failure = result.stderr.strip() or result.returncode
             raise DemoError(f"onecard halls {command[0]} failed: {failure}")
+    if key is not None:
+        _write_counter_file(layout, env, key)
     state = "created " if created else ("updated " if commands else "exists  ")
     return f"{state} hall {DEMO_HALL_ID} (/halls/{DEMO_HALL_ID}/display)"
+
+
+def _write_counter_file(layout: DemoLayout, env: Mapping[str, str], key: Key) -> None:
+    """The demo counter device's credentials, as its terminal would keep them (0600, like the scanner's):
+    its client id (read back from the hall), the key's id and the private key."""
+    shown = _run_onecard(env, "halls", "show", DEMO_HALL_ID, "--json")
+    if shown.returncode != 0:
+        raise DemoError(f"onecard halls show failed: {shown.stderr.strip() or shown.returncode}")
+    counters = {c["code"]: c for c in json.loads(shown.stdout)["counters"]}
+    credentials = {
+        "hall_id": DEMO_HALL_ID,
+        "counter": DEMO_DEVICE_COUNTER,
+        "client_id": counters[DEMO_DEVICE_COUNTER]["device_client_id"],
+        "kid": key.kid,
+        "private_key_pem": key.private_pem().decode("ascii"),
+    }
+    layout.counter_file.touch(mode=0o600)
+    layout.counter_file.chmod(0o600)  # before the key is in it
+    layout.counter_file.write_text(json.dumps(credentials, indent=2) + "\n")
 
 
 # Serving the IdP ---------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""``onecard halls``: halls, their services and counters, and calling numbers at a counter.
+"""``onecard halls``: halls, their services, counters and counter devices, and the staff override for calling
+numbers at a counter (a counter calls with its own registered device, DESIGN.md §14; these commands are for
+staff at the server's console when it cannot, and are audited as an override).
 
 Registered on the ``onecard`` command through the ``onecard.cli`` entry point group (idp never imports the
 halls). Uses the plumbing every command group shares, ``idp.cli_support``: the unit of work (errors become
@@ -7,6 +9,10 @@ scanner's client secret, once.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,7 +25,10 @@ from halls.register.service import (
     get_counter,
     get_hall,
     list_halls,
+    register_counter_device,
+    remove_counter_device,
     remove_hall,
+    replace_counter_device_keys,
 )
 from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
 
@@ -121,16 +130,71 @@ def halls_add_counter(hall_id: str, code: str, name: str, services: tuple[str, .
     click.echo(f"added  counter {code} to {hall_id}")
 
 
+def _read_jwks(_ctx: click.Context, _param: click.Parameter, value: Path) -> Any:
+    try:
+        return json.loads(value.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise click.BadParameter(f"{value}: not a JSON file ({exc})") from exc
+
+
+_JWKS_OPTION = click.option(
+    "--jwks",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=_read_jwks,
+    help="A JSON file with the device's public JWK Set (its private key stays on the device).",
+)
+
+
+@halls.command("register-device")
+@click.argument("hall_id")
+@click.argument("counter")
+@_JWKS_OPTION
+def halls_register_device(hall_id: str, counter: str, jwks: Any) -> None:
+    """Register a counter's device (private_key_jwt, scope hall:counter) and print its client id."""
+    with unit_of_work() as (svc, session):
+        client = register_counter_device(
+            session, get_hall(session, hall_id), counter, jwks=jwks, actor=cli_actor(), now=svc.now()
+        )
+        client_id = client.client_id
+    click.echo(f"registered  device {client_id} for {hall_id}/{counter}")
+
+
+@halls.command("replace-device-keys")
+@click.argument("hall_id")
+@click.argument("counter")
+@_JWKS_OPTION
+def halls_replace_device_keys(hall_id: str, counter: str, jwks: Any) -> None:
+    """Replace the keys of a counter's device (key rotation)."""
+    with unit_of_work() as (svc, session):
+        client = replace_counter_device_keys(
+            session, get_hall(session, hall_id), counter, jwks=jwks, actor=cli_actor(), now=svc.now()
+        )
+        client_id = client.client_id
+    click.echo(f"replaced  keys of device {client_id}")
+
+
+@halls.command("remove-device")
+@click.argument("hall_id")
+@click.argument("counter")
+def halls_remove_device(hall_id: str, counter: str) -> None:
+    """Remove a counter's device: its credentials stop working at once."""
+    with unit_of_work() as (svc, session):
+        remove_counter_device(session, get_hall(session, hall_id), counter, actor=cli_actor(), now=svc.now())
+    click.echo(f"removed  device of {hall_id}/{counter}")
+
+
 @halls.command("call-next")
 @click.argument("hall_id")
 @click.argument("counter")
 def halls_call_next(hall_id: str, counter: str) -> None:
-    """Call the next number at a counter."""
+    """Staff override: call the next number at a counter without its device (audited as an override)."""
     with unit_of_work() as (svc, session):
         called = call_next(
             session,
             get_counter(session, get_hall(session, hall_id), counter),
             actor=cli_actor(),
+            device_client_id=None,
             now=svc.now(),
         )
     click.echo(f"called  {called.number}  {called.service_name}" if called else "Nobody is waiting.")
@@ -141,7 +205,7 @@ def halls_call_next(hall_id: str, counter: str) -> None:
 @click.argument("counter")
 @click.option("--no-show", is_flag=True, help="The citizen did not come: not served.")
 def halls_finish(hall_id: str, counter: str, no_show: bool) -> None:
-    """Mark the number the counter called as served (or, with --no-show, not there)."""
+    """Staff override: mark the number the counter called as served (or, with --no-show, not there)."""
     status = "no_show" if no_show else "served"
     with unit_of_work() as (svc, session):
         finished = finish_current(
@@ -149,6 +213,7 @@ def halls_finish(hall_id: str, counter: str, no_show: bool) -> None:
             get_counter(session, get_hall(session, hall_id), counter),
             status,
             actor=cli_actor(),
+            device_client_id=None,
             now=svc.now(),
         )
     click.echo(f"{status}  {finished.number}")

@@ -32,7 +32,10 @@ def init_app(app: Flask) -> None:
     add_translation_directory(app, Path(__file__).parent / "translations")
     for blueprint in (assets, register_bp, queue_bp, pages_bp, stats_bp):
         app.register_blueprint(blueprint)
-    # The kiosk pages (halls/kiosk, issue 13 item 1) register their blueprints here.
+    from halls.kiosk.views import bp as kiosk_bp
+
+    # The kiosk pages (halls/kiosk, issue 13 item 1): a self-service terminal's card login and menu.
+    app.register_blueprint(kiosk_bp)
     # The citizen's queue numbers are a page of the wallet: listed in its menu (translated when shown) where
     # the wallet is installed too.
     wallet = app.extensions.get(WALLET_EXTENSION)

@@ -83,6 +83,10 @@ class Settings:
     # Where the login page looks for the citizen's reader bridge (reader_bridge.server.DEFAULT_PORT); a
     # developer's bridge may listen on another loopback port.
     card_bridge_url: str = "http://127.0.0.1:47400"
+    # Kiosk pages (halls/kiosk): seconds without input before the page ends the citizen's visit and returns to
+    # its start (the "More time" button extends it), and how long a terminal's kiosk session lasts.
+    kiosk_idle_seconds: int = 90
+    kiosk_terminal_hours: int = 14
     # How long one QR-login status long-poll may wait for a change, seconds.
     qr_login_poll_seconds: float = 20.0
     # Prometheus metrics (idp.observability): a bearer token (or a file holding it) that opens /metrics on

@@ -16,6 +16,7 @@ from sdk.oidc import (
     ACR_SUBSTANTIAL,
     ADMIN,
     GATE_VERIFY,
+    HALL_COUNTER,
     IDCARD,
     MASKED_ID_CLAIM,
     OFFLINE_ACCESS,
@@ -35,6 +36,7 @@ __all__ = [
     "ALL_SCOPES",
     "CITIZEN_SCOPES",
     "GATE_VERIFY",
+    "HALL_COUNTER",
     "IDCARD",
     "MASKED_ID_CLAIM",
     "OFFLINE_ACCESS",
@@ -51,8 +53,8 @@ __all__ = [
 # Scopes a citizen consents to (OIDC Core §5.4 plus OneCard's own).
 CITIZEN_SCOPES: Final = (OPENID, PROFILE, REALNAME, IDCARD, OFFLINE_ACCESS)
 
-# Scopes for client_credentials (operators, venues, the security team).
-SERVICE_SCOPES: Final = (REALNAME_VERIFY, GATE_VERIFY, ADMIN)
+# Scopes for client_credentials (operators, venues, registered devices, the security team).
+SERVICE_SCOPES: Final = (REALNAME_VERIFY, GATE_VERIFY, HALL_COUNTER, ADMIN)
 
 ALL_SCOPES: Final = CITIZEN_SCOPES + SERVICE_SCOPES
 

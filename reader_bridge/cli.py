@@ -18,7 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,22 @@ def bridge_config(args: argparse.Namespace, origins: frozenset[str]) -> BridgeCo
         pin_source=_pin_source(args.pin_source, open_dialog=not args.no_open_dialog),
         settings=Settings(pin_timeout=args.pin_timeout),
         dev_mode=args.dev,
+        kiosk=args.kiosk is not None,
     )
+
+
+def serve_origins(args: argparse.Namespace, environ: Mapping[str, str]) -> frozenset[str]:
+    """The origins ``serve`` answers. In the kiosk profile (``--kiosk ORIGIN``, issue 13) exactly one: the
+    OneCard kiosk pages' origin, and no ``--origin`` or ``ONECARD_BRIDGE_ORIGINS`` beside it, so a kiosk
+    bridge never serves another site; ``ValueError`` otherwise."""
+    if args.kiosk is None:
+        return parse_origins([environ.get(ORIGINS_ENV, ""), *args.origin])
+    if args.origin or environ.get(ORIGINS_ENV, "").strip():
+        raise ValueError(f"--kiosk allows exactly one origin: drop --origin and {ORIGINS_ENV}")
+    origins = parse_origins([args.kiosk])
+    if len(origins) != 1:
+        raise ValueError("--kiosk takes exactly one origin, e.g. https://login.example")
+    return origins
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -92,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("--virtual-card needs --dev: a virtual card is a development tool.", file=sys.stderr)
         return 2
     try:
-        origins = parse_origins([os.environ.get(ORIGINS_ENV, ""), *args.origin])
+        origins = serve_origins(args, os.environ)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -170,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument(
         "--origin", action="append", default=[], help=f"allowed web origin (also {ORIGINS_ENV})"
+    )
+    serve.add_argument(
+        "--kiosk",
+        metavar="ORIGIN",
+        default=None,
+        help="kiosk profile: serve only the OneCard kiosk pages at ORIGIN (no other --origin)",
     )
     serve.add_argument("--pin-source", choices=("dialog", "terminal", "pinpad"), default="dialog")
     serve.add_argument(

@@ -14,6 +14,10 @@
   ``POST …/continue`` and may cancel it with ``POST …/cancel`` — a simple request, so a page can send it
   with ``fetch(…, {keepalive: true})`` while it is being left. Cancel answers once the operation has
   ended, so the next one can start at once.
+- In the kiosk profile (``serve --kiosk ORIGIN``, issue 13) ``GET /v1/kiosk/card?present=…&wait=…`` tells
+  the kiosk page whether a card is in the reader, waiting (long poll on the terminal's ``wait_for_change``)
+  until that differs from what the page last saw: a card pulled mid-visit ends the visit. Outside the
+  kiosk profile the route does not exist, so an ordinary desktop bridge tells no site when cards come and go.
 - The PIN dialog (``/pin/<id>``) is a page of the bridge's *own* origin; its form is accepted only from that
   origin, and it may not be framed.
 
@@ -27,6 +31,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -55,6 +60,7 @@ MAX_WAIT: Final = 25.0  # long-poll cap, below common proxy and fetch timeouts
 _B64URL: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, unpadded
 _OPERATION_PATH: Final = re.compile(r"^/v1/operations/([A-Za-z0-9_-]{1,64})(/events|/cancel|/continue)?$")
 _OPERATION_ACTIONS: Final = ("/cancel", "/continue")  # POST only
+KIOSK_CARD_PATH: Final = "/v1/kiosk/card"
 _PIN_PATH: Final = re.compile(r"^/pin/([A-Za-z0-9_-]{1,64})$")
 _DIALOG_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -90,6 +96,7 @@ class BridgeConfig:
     settings: Settings = field(default_factory=Settings)
     dev_mode: bool = False
     max_wait: float = MAX_WAIT
+    kiosk: bool = False  # the kiosk profile: one origin (cli.serve_origins) and the card-presence route
 
 
 class BridgeHTTPServer(ThreadingHTTPServer):
@@ -247,6 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._require_origin(origin, optional=True)
             self._json(HTTPStatus.OK, self._status(), origin)
             return
+        if url.path == KIOSK_CARD_PATH and self.server.config.kiosk:
+            self._require_origin(origin)
+            self._json(HTTPStatus.OK, self._kiosk_card(parse_qs(url.query)), origin)
+            return
         match = _OPERATION_PATH.match(url.path)
         if match and match.group(2) not in _OPERATION_ACTIONS:
             self._require_origin(origin)
@@ -262,6 +273,28 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, operation.to_json(), origin)
             return
         raise NotFoundError(url.path)
+
+    def _kiosk_card(self, query: Mapping[str, list[str]]) -> dict[str, bool]:
+        """Whether a card is in a reader, answered once it differs from ``present`` (what the page saw
+        last) or after ``wait`` seconds. Without ``present`` it answers at once."""
+        seen = query.get("present", [""])[0]
+        if seen not in ("", "true", "false"):
+            raise BadRequestError("present must be true or false")
+        wait = _parse_wait(query.get("wait", ["20"])[0], cap=self.server.config.max_wait)
+        terminal = self.server.config.terminal
+        present = card_present(terminal)
+        deadline = time.monotonic() + wait
+        while seen and present == (seen == "true"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                # Short slices, so a reader plugged in meanwhile is looked at too.
+                terminal.wait_for_change(min(left, 1.0))
+            except BridgeError:
+                return {"card_present": False}  # PC/SC failed: as in card_present, no card
+            present = card_present(terminal)
+        return {"card_present": present}
 
     def _status(self) -> dict[str, Any]:
         config = self.server.config
@@ -373,6 +406,15 @@ class _Handler(BaseHTTPRequestHandler):
         form = {name: values[0] for name, values in fields.items()}
         outcome = self._dialog().submit(dialog_id, form, **self._page_language())
         self._send(outcome.status, outcome.html.encode(), "text/html; charset=utf-8", _DIALOG_HEADERS)
+
+
+def card_present(terminal: Terminal) -> bool:
+    """A card in any of the bridge's readers; a PC/SC failure (reader gone, pcscd stopped) counts as none,
+    so a kiosk whose reader broke ends its visit rather than keep it open."""
+    try:
+        return any(reader.card_present for reader in terminal.readers())
+    except BridgeError:
+        return False
 
 
 def _parse_after(text: str) -> int:

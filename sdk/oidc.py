@@ -28,9 +28,10 @@ REALNAME: Final = "realname"
 IDCARD: Final = "idcard"
 OFFLINE_ACCESS: Final = "offline_access"
 
-# client_credentials scopes of operators, venues and the security team.
+# client_credentials scopes of operators, venues, registered devices and the security team.
 REALNAME_VERIFY: Final = "realname:verify"
 GATE_VERIFY: Final = "gate:verify"
+HALL_COUNTER: Final = "hall:counter"  # a service hall's counter device calling its numbers
 ADMIN: Final = "admin"
 
 # --- claims ---------------------------------------------------------------------------------------------

@@ -102,16 +102,7 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveWallet]
 
 
 def admin_headers(live: LiveWallet) -> dict[str, str]:
-    client_id, secret = live.register_client(name="Catalogue staff", kind="operator", scope="admin")
-    assert secret
-    answer = requests.post(
-        live.base_url + "/token",
-        data={"grant_type": "client_credentials", "scope": "admin"},
-        auth=(client_id, secret),
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["access_token"]}
+    return live.service_token_headers(name="Catalogue staff")
 
 
 def rows(live: LiveWallet) -> tuple[int, int, list[tuple[Any, ...]]]:

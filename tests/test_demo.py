@@ -32,6 +32,8 @@ from demo.runner import HostDispatcher
 from idp.cli import cli
 from sdk.card_file import load_card_file
 from sdk.gate_cli import main as gate_main
+from sdk.keys import Key
+from tests.support.counter_device import CounterDevice
 
 START_TIMEOUT = 60.0
 
@@ -217,6 +219,17 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
         assert display.status_code == 200 and "武汉市民之家" in display.text and "医保登记" in display.text
         hall = json.loads((tmp_path / "var" / "demo-hall.json").read_text())
         assert hall["client_id"] == "hall_demo-civic-hall" and hall["client_secret"]
+        # The demo counter's device: its key, kept by the demo, gets it a token and calls at its counter.
+        counter = json.loads((tmp_path / "var" / "demo-counter.json").read_text())
+        assert (tmp_path / "var" / "demo-counter.json").stat().st_mode & 0o077 == 0
+        device = CounterDevice(counter["client_id"])
+        device.key = Key.from_private_pem(counter["private_key_pem"].encode(), kid=counter["kid"])
+        call = requests.post(
+            f"http://127.0.0.1:{idp}/api/v1/halls/demo-civic-hall/counters/w1/call-next",
+            headers=device.headers(f"http://127.0.0.1:{idp}"),
+            timeout=10,
+        )
+        assert call.status_code == 204  # nobody waits in the demo hall
         output = stop(demo)
     assert f"Open http://127.0.0.1:{portal}" in output and f"PIN {DEMO_PIN}" in output
     assert "created  card" in output and "created  venue vn_demo-museum" in output

@@ -21,7 +21,8 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from halls.register.service import add_counter, add_service, create_hall
+from halls.register.service import add_counter, add_service, create_hall, register_counter_device
+from tests.support.counter_device import CounterDevice
 from tests.support.live import REDIRECT, LiveIdp
 from tests.support.rows import durable_rows
 from wallet.venues.service import VenueRegistration, create_venue
@@ -40,7 +41,7 @@ PARAMETER_NAMES = (  # noqa: SIM905 (a word list reads best as words)
     "q region capability near lat lon page per_page address latitude longitude capabilities "
     "include_withdrawn entry_id version "
     # the service halls' admin, scanner and counter fields
-    "hall_id service services prefix name_en scanner_id day ticket_id"
+    "hall_id service services prefix name_en scanner_id day ticket_id jwks"
 ).split()
 
 NASTY_TEXT = [
@@ -137,6 +138,7 @@ class Credentials:
     portal: tuple[str, str]
     venue: tuple[str, str]
     admin_token: str
+    counter_token: str  # the hall counter w1's registered device (private_key_jwt, hall:counter)
 
     def valid_fields(self) -> dict[str, Any]:
         """Values a well-formed request would carry, so that a mutation of one reaches deep code."""
@@ -205,6 +207,11 @@ def seed(idp: LiveIdp) -> Credentials:
         add_counter(
             session, hall.hall, code="w1", name="1号窗口", services=["card"], actor="test", now=idp.clock()
         )
+        # The counter's device, so that fuzzed counter calls get past authentication to the counter's code.
+        device = CounterDevice()
+        device.client_id = register_counter_device(
+            session, hall.hall, "w1", jwks=device.jwks, actor="test", now=idp.clock()
+        ).client_id
         venue_credentials = (hall.scanner_client_id, hall.scanner_client_secret)
     token = requests.post(
         f"{idp.base_url}/token",
@@ -212,7 +219,12 @@ def seed(idp: LiveIdp) -> Credentials:
         data={"grant_type": "client_credentials"},
         timeout=5,
     ).json()["access_token"]
-    return Credentials((portal_id, portal_secret or ""), venue_credentials, token)
+    return Credentials(
+        (portal_id, portal_secret or ""),
+        venue_credentials,
+        token,
+        device.headers(idp.base_url)["Authorization"],
+    )
 
 
 def basic(user: str, password: str) -> str:
@@ -228,6 +240,7 @@ def authorization_headers(credentials: Credentials) -> st.SearchStrategy[dict[st
             [
                 {},
                 {"Authorization": f"Bearer {credentials.admin_token}"},
+                {"Authorization": credentials.counter_token},
                 {"Authorization": "Bearer " + "x" * 20},
                 {"Authorization": "Basic " + "%%%"},
                 {"Authorization": "Basic YTpi"},

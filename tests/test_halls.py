@@ -1,6 +1,7 @@
 """Service halls and queue numbers (issue 13 item 2): the admin API and its refusals, numbers taken with the
 e-card code at the hall's scanner (real ESSC1 codes from the wallet) and through ``take_number`` (the kiosk's
-call), one number per citizen and service, calling in order, the statistics, the pages in zh and en."""
+call), one number per citizen and service, calling in order by each counter's registered device
+(private_key_jwt, DESIGN.md §14) and no other caller, the statistics, the pages in zh and en."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import redis
 import requests
@@ -20,20 +22,25 @@ from halls.plugin import init_app as install_halls
 from halls.queue.errors import AlreadyQueuedError
 from halls.queue.model import Ticket
 from halls.queue.service import take_number
-from halls.register.model import Hall, HallService
+from halls.register.model import Counter, Hall, HallService
 from halls.register.service import get_hall, get_service
 from idp import dbadmin
 from idp.audit.model import AuditEvent
 from idp.cards.model import CardStatus
 from idp.cli import cli
+from idp.cli_support import unit_of_work
+from idp.clients.errors import InvalidClientMetadataError
+from idp.clients.model import Client
 from idp.db import Base
 from tests.fixtures.services import delete_redis_keys, random_redis_prefix
+from tests.support.counter_device import CounterDevice
 from tests.support.idnumbers import random_id_numbers
 from tests.support.qrlogin import seed_citizen_with_ecard
 from tests.support.wallet import LiveWallet, WalletUser, csrf_of, running_wallet
 from wallet.scans.model import ScanRecord
 
 HALLS = "/api/v1/admin/halls"
+COUNTERS = "/api/v1/halls/civic/counters"  # the counter devices' API
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.redis])])
@@ -64,16 +71,7 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveWallet]
 
 
 def admin_token(live: LiveWallet) -> dict[str, str]:
-    client_id, secret = live.register_client(name="Hall staff", kind="operator", scope="admin")
-    assert secret
-    answer = requests.post(
-        live.base_url + "/token",
-        data={"grant_type": "client_credentials", "scope": "admin"},
-        auth=(client_id, secret),
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["access_token"]}
+    return live.service_token_headers(name="Hall staff")
 
 
 def set_up_hall(live: LiveWallet, headers: dict[str, str]) -> dict[str, Any]:
@@ -98,6 +96,19 @@ def set_up_hall(live: LiveWallet, headers: dict[str, str]) -> dict[str, Any]:
         )
         assert counter.status_code == 201, counter.text
     return hall.json()  # type: ignore[no-any-return]
+
+
+def counter_devices(live: LiveWallet, headers: dict[str, str]) -> dict[str, dict[str, str]]:
+    """A registered device for each of the hall's counters; their ``hall:counter`` Bearer headers by code."""
+    return {code: device_headers(live, headers, code)[1] for code in ("w1", "w2")}
+
+
+def device_headers(
+    live: LiveWallet, headers: dict[str, str], code: str
+) -> tuple[CounterDevice, dict[str, str]]:
+    device = CounterDevice()
+    device.register(live.base_url, headers, "civic", code)
+    return device, device.headers(live.base_url)
 
 
 def rows(live: LiveWallet, model: Any) -> int:
@@ -133,7 +144,12 @@ def test_admin_api_registers_halls_services_counters_with_audit(live: LiveWallet
     assert created["scanner_client_id"] == "hall_civic" and created["scanner_client_secret"]
     shown = requests.get(live.base_url + HALLS + "/civic", headers=headers, timeout=10).json()
     assert [s["prefix"] for s in shown["services"]] == ["A", "B"]
-    assert shown["counters"][1] == {"code": "w2", "name": "2号窗口", "services": ["card", "medical"]}
+    assert shown["counters"][1] == {
+        "code": "w2",
+        "name": "2号窗口",
+        "services": ["card", "medical"],
+        "device_client_id": None,
+    }
     assert "scanner_client_secret" not in shown
     listed = requests.get(live.base_url + HALLS, headers=headers, timeout=10).json()
     assert [h["hall_id"] for h in listed["halls"]] == ["civic"]
@@ -165,7 +181,8 @@ def test_admin_api_refuses_without_admin_token_and_bad_input_changes_nothing(liv
     url = live.base_url + HALLS
     assert requests.get(url, timeout=10).status_code == 401
     assert requests.get(url + "/civic/stats", timeout=10).status_code == 401
-    assert requests.post(url + "/civic/counters/w1/call-next", timeout=10).status_code == 401
+    assert requests.post(live.base_url + COUNTERS + "/w1/call-next", timeout=10).status_code == 401
+    assert requests.post(url + "/civic/counters/w1/device", json={"jwks": {}}, timeout=10).status_code == 401
     assert requests.post(url, json={"name": "X"}, timeout=10).status_code == 401
     client_id, secret = live.register_client(name="Checker", kind="operator", scope="realname:verify")
     token = requests.post(
@@ -189,8 +206,6 @@ def test_admin_api_refuses_without_admin_token_and_bad_input_changes_nothing(liv
         (url + "/civic/counters", {"code": "w3", "name": "3号窗口", "services": ["nope"]}),
         (url + "/civic/counters", {"code": "w3", "name": "3号窗口", "services": []}),
         (url + "/nowhere/services", {"code": "x", "name": "X", "prefix": "C"}),
-        (url + "/civic/counters/w1/finish", {"status": "served"}),  # nothing called: 409
-        (url + "/civic/counters/w1/finish", {"status": "gone"}),
     ]
     for target, body in bad:
         answer = requests.post(target, json=body, headers=headers, timeout=10)
@@ -216,16 +231,19 @@ def test_one_number_per_citizen_and_service_and_calling_in_order(live: LiveWalle
     assert other_service["number"] == "B001"
     second = kiosk_take(live, "li", "card")
     assert second["number"] == "A002" and second["ahead"] == 1 and second["estimated_wait"] > 0
-    counter = live.base_url + HALLS + "/civic/counters"
+    counter = live.base_url + COUNTERS
+    device = counter_devices(live, headers)
     # w1 serves "card" only: A001 first, then A002; w2 gets B001 although A002 was taken later.
-    called = requests.post(counter + "/w1/call-next", headers=headers, timeout=10)
+    called = requests.post(counter + "/w1/call-next", headers=device["w1"], timeout=10)
     assert called.status_code == 200 and called.json()["number"] == "A001"
     assert called.json()["counter"] == "1号窗口"
-    busy = requests.post(counter + "/w1/call-next", headers=headers, timeout=10)
+    busy = requests.post(counter + "/w1/call-next", headers=device["w1"], timeout=10)
     assert busy.status_code == 409 and busy.json()["error"] == "counter_busy"
-    w2 = requests.post(counter + "/w2/call-next", headers=headers, timeout=10)
+    w2 = requests.post(counter + "/w2/call-next", headers=device["w2"], timeout=10)
     assert w2.json()["number"] == "B001"  # taken before A002: the longest wait across w2's services
-    served = requests.post(counter + "/w1/finish", json={"status": "served"}, headers=headers, timeout=10)
+    served = requests.post(
+        counter + "/w1/finish", json={"status": "served"}, headers=device["w1"], timeout=10
+    )
     assert served.status_code == 200 and served.json()["status"] == "served"
     # Once served, the citizen may take a new number for the same service.
     again = kiosk_take(live, "zhang", "card")
@@ -235,7 +253,9 @@ def test_one_number_per_citizen_and_service_and_calling_in_order(live: LiveWalle
     next_day = kiosk_take(live, "li", "card")
     assert next_day["number"] == "A001" and next_day["ahead"] == 0
     live.clock.advance(-86_400)
-    no_show = requests.post(counter + "/w2/finish", json={"status": "no_show"}, headers=headers, timeout=10)
+    no_show = requests.post(
+        counter + "/w2/finish", json={"status": "no_show"}, headers=device["w2"], timeout=10
+    )
     assert no_show.json()["status"] == "no_show"
     board = requests.get(live.base_url + "/api/v1/halls/civic/board", timeout=10).json()
     assert board["called"] == [] and board["waiting"] == {"card": 1}  # A003 (A002 lapsed)
@@ -332,7 +352,10 @@ def test_ticket_page_and_display_render_in_both_languages(live: LiveWallet, lang
         assert "Numbers before yours: 1." in page.text and "社保卡补换 (en)" in page.text
     else:
         assert "前面还有1个号" in page.text
-    requests.post(live.base_url + HALLS + "/civic/counters/w1/call-next", headers=headers, timeout=10)
+    _device, w1 = device_headers(live, headers, "w1")
+    assert (
+        requests.post(live.base_url + COUNTERS + "/w1/call-next", headers=w1, timeout=10).status_code == 200
+    )
     display = requests.get(
         live.base_url + "/halls/civic/display", headers={"Accept-Language": lang}, timeout=10
     )
@@ -429,3 +452,154 @@ def test_cli_sets_up_a_hall_and_calls_numbers(tmp_path: Path, monkeypatch: pytes
     assert "civic" in run("halls", "list").output
     nobody = run("halls", "call-next", "civic", "w1")
     assert nobody.exit_code == 0 and "Nobody" in nobody.output
+    # The counter's device, registered and rekeyed from the console; its private key is refused.
+    device = CounterDevice()
+    jwks_file = tmp_path / "device.jwks.json"
+    jwks_file.write_text(json.dumps(device.jwks))
+    registered = run("halls", "register-device", "civic", "w1", "--jwks", str(jwks_file))
+    assert registered.exit_code == 0, registered.output
+    client_id = registered.output.split()[2]
+    shown = json.loads(run("halls", "show", "civic", "--json").stdout)
+    assert shown["counters"][0]["device_client_id"] == client_id
+    jwks_file.write_text(json.dumps({"keys": [{**device.key.public_jwk(), "d": "AAAA"}]}))
+    private = run("halls", "replace-device-keys", "civic", "w1", "--jwks", str(jwks_file))
+    assert private.exit_code == 1 and "public keys only" in private.output
+    jwks_file.write_text(json.dumps(device.rotate()))
+    assert run("halls", "replace-device-keys", "civic", "w1", "--jwks", str(jwks_file)).exit_code == 0
+    # call-next and finish at the console are the staff override, audited as such.
+    with click.Context(cli), unit_of_work(keys=True) as (svc, session):
+        citizen_id = seed_citizen_with_ecard(svc, name="王芳", id_number=random_id_numbers(1, seed=3)[0][0])
+        service = get_service(session, get_hall(session, "civic"), "card")
+        take_number(session, citizen_id=citizen_id, service=service, now=svc.now())
+    called = run("halls", "call-next", "civic", "w1")
+    assert called.exit_code == 0 and "A001" in called.output
+    assert run("halls", "finish", "civic", "w1", "--no-show").exit_code == 0
+    with click.Context(cli), unit_of_work() as (_svc, session):
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action.like("hall.ticket.%"))).all()
+        assert [(e.action, e.details.get("staff_override")) for e in events] == [
+            ("hall.ticket.take", None),
+            ("hall.ticket.call", True),
+            ("hall.ticket.no_show", True),
+        ]
+    assert run("halls", "remove-device", "civic", "w1").exit_code == 0
+    assert run("halls", "remove-device", "civic", "w1").exit_code == 1
+
+
+def test_only_the_counters_own_device_calls_its_numbers(live: LiveWallet) -> None:
+    """DESIGN.md §14: a counter is a registered device with its own key. Another counter's device, an admin
+    token, a client_secret client holding the scope, a removed device: all refused, nothing changes."""
+    headers = admin_token(live)
+    set_up_hall(live, headers)
+    kiosk_take(live, "zhang", "card")
+    w1_device, w1 = device_headers(live, headers, "w1")
+    _w2_device, w2 = device_headers(live, headers, "w2")
+    url = live.base_url + COUNTERS
+    # A client_secret client cannot be a device, nor open a counter with the scope an admin gave it by hand.
+    with pytest.raises(InvalidClientMetadataError):
+        live.register_client(name="Fake counter", kind="device", scope="hall:counter")
+    secret_id, secret = live.register_client(name="Secret", kind="operator", scope="hall:counter")
+    secret_token = requests.post(
+        live.base_url + "/token",
+        data={"grant_type": "client_credentials", "scope": "hall:counter"},
+        auth=(secret_id, secret or ""),
+        timeout=10,
+    ).json()["access_token"]
+    before = (rows(live, AuditEvent), rows(live, Client))
+    refused = [
+        (url + "/w1/call-next", w2, 403),  # w2's device at w1
+        (url + "/w1/finish", w2, 403),
+        ("/api/v1/halls/nowhere/counters/w1/call-next", w1, 403),  # not its hall
+        (url + "/w1/call-next", headers, 403),  # an admin token: insufficient_scope
+        (url + "/w1/call-next", {"Authorization": "Bearer " + secret_token}, 403),
+        (url + "/w1/call-next", {}, 401),
+    ]
+    for target, auth, status in refused:
+        target = target if target.startswith("http") else live.base_url + target
+        answer = requests.post(target, json={"status": "served"}, headers=auth, timeout=10)
+        assert answer.status_code == status, (target, answer.text)
+        assert set(answer.json()) == {"error", "error_description"}
+    with live.services.database.session() as session:
+        assert session.scalars(select(Ticket.status)).all() == ["waiting"]
+    assert (rows(live, AuditEvent), rows(live, Client)) == before
+    # The device's own call: audited with the device's client id.
+    nothing_called = requests.post(url + "/w1/finish", json={"status": "served"}, headers=w1, timeout=10)
+    assert nothing_called.status_code == 409 and nothing_called.json()["error"] == "ticket_state"
+    bad_status = requests.post(url + "/w1/finish", json={"status": "gone"}, headers=w1, timeout=10)
+    assert bad_status.status_code == 400
+    called = requests.post(url + "/w1/call-next", headers=w1, timeout=10)
+    assert called.status_code == 200 and called.json()["number"] == "A001"
+    with live.services.database.session() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "hall.ticket.call")).one()
+        assert event.actor == f"client:{w1_device.client_id}"
+        assert event.details["device_client_id"] == w1_device.client_id
+    # One device per counter; the keys are staff's to replace (rotation), public keys only.
+    again = requests.post(
+        live.base_url + HALLS + "/civic/counters/w1/device",
+        json={"jwks": CounterDevice().jwks},
+        headers=headers,
+        timeout=10,
+    )
+    assert again.status_code == 409
+    keys_url = live.base_url + HALLS + "/civic/counters/w1/device/jwks"
+    private = {"keys": [{**w1_device.key.public_jwk(), "d": "AAAA"}]}
+    clients_before = rows(live, Client)
+    shared = {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}  # a shared secret is no device key
+    not_sets: list[Any] = [
+        private,
+        shared,
+        {"keys": [w1_device.key.public_jwk()] * 6},
+        {"keys": []},
+        {"keys": [{"kty": "EC", "crv": "P-256", "x": "?"}]},
+        [],
+        "x",
+    ]
+    for jwks in not_sets:
+        answer = requests.put(keys_url, json={"jwks": jwks}, headers=headers, timeout=10)
+        assert answer.status_code == 400, (jwks, answer.text)
+        assert requests.post(
+            live.base_url + HALLS + "/civic/counters/w1/device",
+            json={"jwks": jwks},
+            headers=headers,
+            timeout=10,
+        ).status_code in (400, 409)
+    assert rows(live, Client) == clients_before
+    stale = CounterDevice(w1_device.client_id)
+    stale.key = w1_device.key
+    rotated = requests.put(keys_url, json={"jwks": w1_device.rotate()}, headers=headers, timeout=10)
+    assert rotated.status_code == 200 and rotated.json()["device_client_id"] == w1_device.client_id
+    assert w1_device.token_response(live.base_url, live.base_url).status_code == 200  # the new key works
+    old_key = stale.token_response(live.base_url, live.base_url)  # the old key no more
+    assert old_key.status_code in (400, 401) and old_key.json()["error"] == "invalid_client"
+    # Removing the device: its credentials and its token stop working at once.
+    removed = requests.delete(
+        live.base_url + HALLS + "/civic/counters/w1/device", headers=headers, timeout=10
+    )
+    assert removed.status_code == 204
+    assert requests.post(
+        url + "/w1/finish", json={"status": "served"}, headers=w1, timeout=10
+    ).status_code in (
+        401,
+        403,
+    )
+    assert w1_device.token_response(live.base_url, live.base_url).json()["error"] == "invalid_client"
+    with live.services.database.session() as session:
+        counter = session.scalars(select(Counter).where(Counter.code == "w1")).one()
+        assert counter.device_client_id is None
+        actions = set(session.scalars(select(AuditEvent.action)))
+    assert {
+        "hall.counter.device.register",
+        "hall.counter.device.keys",
+        "hall.counter.device.remove",
+    } <= actions
+    # A new device for the counter is a new client: the old one's token opens nothing.
+    _fresh, fresh = device_headers(live, headers, "w1")
+    assert requests.post(
+        url + "/w1/finish", json={"status": "served"}, headers=w1, timeout=10
+    ).status_code in (
+        401,
+        403,
+    )
+    assert (
+        requests.post(url + "/w1/finish", json={"status": "served"}, headers=fresh, timeout=10).status_code
+        == 200
+    )

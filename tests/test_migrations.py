@@ -214,12 +214,32 @@ def seed_0006(database: Database, seeded: Seeded) -> None:
 
 def seed_0007(database: Database, seeded: Seeded) -> None:
     """Service halls and queue numbers (issue 13): a hall (on a venue row of 0003's table) with a service, a
-    counter and a waiting ticket of the citizen of 0001, as rows of this revision's tables; at head the ticket
-    reads back through the queue service, with its place in line."""
+    counter bound to its registered device (a client row) and a waiting ticket of the citizen of 0001, as rows
+    of this revision's tables; at head the ticket reads back through the queue service, with its place in
+    line, and the device finds its counter."""
     from halls.queue.model import Ticket
     from halls.queue.service import ticket_view
+    from halls.register.service import counter_of_device
 
     at = utc_from_timestamp(NOW)
+    with database.session() as session:
+        session.execute(
+            CLIENTS_0001.insert().values(
+                client_id="dev_w1",
+                name="市民之家 1号窗口",
+                kind="device",
+                token_endpoint_auth_method="private_key_jwt",
+                scope="hall:counter",
+                subject_type="pairwise",
+                id_token_signed_response_alg="RS256",
+                redirect_uris=[],
+                post_logout_redirect_uris=[],
+                grant_types=["client_credentials"],
+                first_party=False,
+                id_number_allowed=False,
+                created_at=at,
+            )
+        )
     with database.engine.begin() as connection:
         citizen_id = connection.execute(text("SELECT id FROM citizens")).scalar_one()
         connection.execute(
@@ -245,8 +265,9 @@ def seed_0007(database: Database, seeded: Seeded) -> None:
         )
         connection.execute(
             text(
-                "INSERT INTO halls_counters (id, hall_id, code, name, service_ids, created_at, removed_at) "
-                "VALUES ('hc1', 'civic', 'w1', '1号窗口', '[\"hs1\"]', :at, NULL)"
+                "INSERT INTO halls_counters (id, hall_id, code, name, service_ids, device_client_id, "
+                "created_at, removed_at) "
+                "VALUES ('hc1', 'civic', 'w1', '1号窗口', '[\"hs1\"]', 'dev_w1', :at, NULL)"
             ),
             {"at": at},
         )
@@ -272,6 +293,8 @@ def seed_0007(database: Database, seeded: Seeded) -> None:
             assert (view.number, view.status, view.ahead) == ("A012", "waiting", 0)
             assert view.service_name == "社保卡补换"
             assert view.taken_at == at
+            counter = counter_of_device(session, "dev_w1")
+            assert counter is not None and counter.code == "w1"
 
     seeded.checks.append(check)
 

@@ -1,7 +1,7 @@
 """Queue numbers across two real server processes on one PostgreSQL + Redis (issue 13 item 4): citizens scan
 their e-card codes at the hall's scanner concurrently, half through each node, and no number is given twice;
-one citizen's two codes on two nodes at once give one number; two counters on two nodes calling at once
-never call the same number."""
+one citizen's two codes on two nodes at once give one number; two counters on two nodes calling at once, each
+with its own registered device's token (private_key_jwt at /token of its node), never call the same number."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from halls.plugin import init_app as install_halls
-from halls.register.service import add_counter, add_service, create_hall
-from idp.clients.service import ClientRegistration, create_client
+from halls.register.service import add_counter, add_service, create_hall, register_counter_device
+from tests.support.counter_device import CounterDevice
 from tests.support.idnumbers import random_id_numbers
 from tests.support.nodes import migrated_deployment, running_nodes
 from tests.support.qrlogin import seed_citizen_with_ecard
@@ -34,17 +34,6 @@ def fresh_code(svc: Any, citizen_id: str) -> str:
         return issue_ecard_code(session, keyring=svc.keyring, cipher=None, view=view, now=svc.now()).text
 
 
-def admin_headers(node_url: str, client_id: str, secret: str) -> dict[str, str]:
-    answer = requests.post(
-        node_url + "/token",
-        data={"grant_type": "client_credentials", "scope": "admin"},
-        auth=(client_id, secret),
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["access_token"]}
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_numbers_are_given_once_across_two_nodes(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
@@ -62,16 +51,15 @@ def test_numbers_are_given_once_across_two_nodes(postgres_url: str, redis_url: s
             add_service(
                 session, hall, code="card", name="社保卡补换", prefix="A", actor="test", now=svc.now()
             )
-            for code in ("w1", "w2"):
+            devices = [CounterDevice(), CounterDevice()]
+            for code, device in zip(("w1", "w2"), devices, strict=True):
                 add_counter(
                     session, hall, code=code, name=code, services=["card"], actor="test", now=svc.now()
                 )
-            ops, ops_secret = create_client(
-                session, ClientRegistration(name="Ops", kind="operator", scope="admin"), now=svc.now()
-            )
+                device.client_id = register_counter_device(
+                    session, hall, code, jwks=device.jwks, actor="test", now=svc.now()
+                ).client_id
             scanner = (created.scanner_client_id, created.scanner_client_secret)
-            ops_id = ops.client_id
-        assert ops_secret is not None
         codes = [fresh_code(svc, c) for c in citizens[:CITIZENS]]
         twice = citizens[CITIZENS]
         twin_codes = [fresh_code(svc, twice), fresh_code(svc, twice)]
@@ -103,11 +91,16 @@ def test_numbers_are_given_once_across_two_nodes(postgres_url: str, redis_url: s
             assert len({a.json()["ticket"]["number"] for a in pair}) == 1  # the one number, shown twice
 
             # Two counters on two nodes calling at once, again and again: never the same number twice.
-            headers = [admin_headers(url, ops_id, ops_secret) for url in urls]
+            # Each device gets its token at its own node; the assertion's audience is the one issuer (node A).
+            headers = [device.headers(url, issuer=urls[0]) for device, url in zip(devices, urls, strict=True)]
+            other = requests.post(
+                f"{urls[1]}/api/v1/halls/civic/counters/w1/call-next", headers=headers[1], timeout=30
+            )
+            assert other.status_code == 403 and other.json()["error"] == "counter_forbidden"
 
             def call(counter: int) -> list[str]:
                 called: list[str] = []
-                base = f"{urls[counter]}/api/v1/admin/halls/civic/counters/w{counter + 1}"
+                base = f"{urls[counter]}/api/v1/halls/civic/counters/w{counter + 1}"
                 while True:
                     answer = requests.post(base + "/call-next", headers=headers[counter], timeout=30)
                     if answer.status_code == 204:

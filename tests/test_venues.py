@@ -74,16 +74,7 @@ def live(tmp_path: Path) -> Iterator[LiveWallet]:
 
 
 def admin_token(live: LiveWallet) -> dict[str, str]:
-    client_id, secret = live.register_client(name="Ops", kind="operator", scope="admin")
-    assert secret
-    answer = requests.post(
-        live.base_url + "/token",
-        data={"grant_type": "client_credentials", "scope": "admin"},
-        auth=(client_id, secret),
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["access_token"]}
+    return live.service_token_headers(name="Ops")
 
 
 def test_admin_api(live: LiveWallet) -> None:

@@ -1,5 +1,5 @@
-"""The contract of the hall scanner's API and the hall's board (``halls.queue.views``): its part of
-``/api/openapi.json``."""
+"""The contract of the hall scanner's API, the counter devices' calls and the hall's board
+(``halls.queue.views``): its part of ``/api/openapi.json``."""
 
 from __future__ import annotations
 
@@ -17,12 +17,21 @@ from idp.openapi.components import (
     path_parameter,
     ref,
     refusals,
+    service_token,
 )
 from idp.openapi.contract import ContractFragment, Operation
+from idp.scopes import HALL_COUNTER
 from sdk.qr_token import QrTokenReason
 from wallet.scans.service import MAX_GATE_ID
 
 HALL_ID: Final = path_parameter("hall_id", "The hall's id.")
+COUNTER: Final = path_parameter("code", "The counter's code.")
+COUNTER_DEVICE: Final = service_token(HALL_COUNTER)
+_BY_DEVICE: Final = (
+    "Only the counter's registered device: a `hall:counter` token it got with client_credentials at "
+    "`/token`, authenticating with private_key_jwt (RFC 7523 §2.2). Another counter's device, an admin "
+    "token or a client_secret client: 403, nothing changes."
+)
 _NULLABLE_SECONDS: Final[JsonObject] = {"type": ["integer", "null"], "description": "POSIX time, in seconds."}
 
 TICKET_SCHEMA: Final[JsonObject] = {
@@ -62,7 +71,8 @@ TICKET_SCHEMA: Final[JsonObject] = {
 
 CONTRACT: Final = ContractFragment(
     tag="halls",
-    description="Queue numbers in service halls: the hall scanner's e-card scan, the hall's board.",
+    description="Queue numbers in service halls: the hall scanner's e-card scan, the counter devices' calls, "
+    "the hall's board.",
     schemas={"Ticket": TICKET_SCHEMA},
     operations=(
         Operation(
@@ -103,6 +113,47 @@ CONTRACT: Final = ContractFragment(
                         },
                     ),
                     **refusals(400, 401, 403, 404, 429),
+                },
+            },
+            refusal=InvalidTicketRequestError,
+        ),
+        Operation(
+            "post",
+            "/api/v1/halls/{hall_id}/counters/{code}/call-next",
+            {
+                "operationId": "callNextNumber",
+                "summary": "Call the longest-waiting number of the counter's services (audited)",
+                "description": _BY_DEVICE,
+                "security": COUNTER_DEVICE,
+                "parameters": [HALL_ID, COUNTER],
+                "responses": {
+                    "200": json_response("The number called.", ref("Ticket")),
+                    "204": {"description": "Nobody is waiting."},
+                    **refusals(401, 403, 404, 409),
+                },
+            },
+            refusal=InvalidTicketRequestError,
+        ),
+        Operation(
+            "post",
+            "/api/v1/halls/{hall_id}/counters/{code}/finish",
+            {
+                "operationId": "finishNumber",
+                "summary": "Mark the number the counter called as served or no-show (audited)",
+                "description": _BY_DEVICE,
+                "security": COUNTER_DEVICE,
+                "parameters": [HALL_ID, COUNTER],
+                "requestBody": json_request(
+                    {
+                        "type": "object",
+                        "required": ["status"],
+                        "additionalProperties": False,
+                        "properties": {"status": {"enum": ["served", "no_show"]}},
+                    }
+                ),
+                "responses": {
+                    "200": json_response("The number, finished.", ref("Ticket")),
+                    **refusals(400, 401, 403, 404, 409),
                 },
             },
             refusal=InvalidTicketRequestError,

@@ -41,3 +41,8 @@ class InvalidTicketRequestError(InvalidRequestError):
 class ScannerForbiddenError(ForbiddenError):
     error = "forbidden"
     description = "This client is not the scanner of a live hall."
+
+
+class CounterForbiddenError(ForbiddenError):
+    error = "counter_forbidden"
+    description = "This client is not the registered device of this counter."

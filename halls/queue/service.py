@@ -286,8 +286,11 @@ def current_ticket(session: Session, counter: Counter) -> Ticket | None:
     )
 
 
-def call_next(session: Session, counter: Counter, *, actor: str, now: float) -> TicketView | None:
+def call_next(
+    session: Session, counter: Counter, *, actor: str, device_client_id: str | None, now: float
+) -> TicketView | None:
     """Call the longest-waiting number of the counter's services today; None when nobody waits.
+    ``device_client_id``: the counter's device that called (recorded); None for the staff override (the CLI).
 
     Each candidate is claimed with a compare-and-set (``status = 'waiting'``): if another counter, on any
     node, claimed it first, the next candidate is tried.
@@ -330,13 +333,24 @@ def call_next(session: Session, counter: Counter, *, actor: str, now: float) -> 
         action="hall.ticket.call",
         target_type="hall",
         target_id=counter.hall_id,
-        details={"number": ticket.number, "counter": counter.code},
+        details=_call_details(ticket, counter, device_client_id),
         now=now,
     )
     return ticket_view(session, ticket)
 
 
-def finish_current(session: Session, counter: Counter, status: Any, *, actor: str, now: float) -> TicketView:
+def _call_details(ticket: Ticket, counter: Counter, device_client_id: str | None) -> dict[str, Any]:
+    """What a counter's call records: the number, the counter, and the device that made it (or that staff
+    overrode the device, at the console)."""
+    via: dict[str, Any] = (
+        {"device_client_id": device_client_id} if device_client_id is not None else {"staff_override": True}
+    )
+    return {"number": ticket.number, "counter": counter.code, **via}
+
+
+def finish_current(
+    session: Session, counter: Counter, status: Any, *, actor: str, device_client_id: str | None, now: float
+) -> TicketView:
     """Mark the number the counter called as ``served`` or ``no_show``."""
     outcomes = {
         TicketStatus.SERVED.value: TicketStatus.SERVED,
@@ -355,7 +369,7 @@ def finish_current(session: Session, counter: Counter, status: Any, *, actor: st
         action=f"hall.ticket.{status}",
         target_type="hall",
         target_id=counter.hall_id,
-        details={"number": ticket.number, "counter": counter.code},
+        details=_call_details(ticket, counter, device_client_id),
         now=now,
     )
     return ticket_view(session, ticket)

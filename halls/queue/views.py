@@ -7,6 +7,11 @@
   ``{"result": "taken", "ticket"}``, ``{"result": "already_queued", "ticket"}`` (the number they hold) or
   ``{"result": "rejected", "reason"}`` (a ``QrTokenReason``). 400/401/403/404/429 mean "no outcome" and
   change nothing: the service is looked up before the code is used.
+- ``POST /api/v1/halls/<hall_id>/counters/<code>/call-next`` → 200 the ticket called, 204 nobody waits, and
+  ``POST …/finish`` ``{status: served|no_show}`` → 200 — the counter's registered device only (DESIGN.md §14):
+  a ``hall:counter`` token the device got with client_credentials at ``/token``, authenticating with
+  private_key_jwt. Any other caller — another counter's device, an admin token, a client_secret client — is
+  refused (403), and nothing changes. Staff who must call without the device use ``onecard halls call-next``.
 - ``GET /api/v1/halls/<hall_id>/board`` — public: the numbers called now and how many wait per service (what
   the hall's display page polls).
 """
@@ -17,14 +22,20 @@ from typing import Final
 
 from flask import Blueprint, Response, jsonify
 
-from halls.queue.errors import AlreadyQueuedError, InvalidTicketRequestError, ScannerForbiddenError
-from halls.queue.service import hall_board, take_number
-from halls.register.model import Hall
-from halls.register.service import find_hall_by_venue, get_hall, get_service
-from idp.oauth.resource import authenticate_basic_client
+from halls.queue.errors import (
+    AlreadyQueuedError,
+    CounterForbiddenError,
+    InvalidTicketRequestError,
+    ScannerForbiddenError,
+)
+from halls.queue.service import call_next, finish_current, hall_board, take_number
+from halls.register.model import Counter, Hall
+from halls.register.service import counter_of_device, find_hall_by_venue, get_hall, get_service
+from idp.clients.service import find_client
+from idp.oauth.resource import authenticate_basic_client, current_access, require_scope
 from idp.openapi.validation import validate_current_request
 from idp.ratelimit import RateLimiter
-from idp.scopes import GATE_VERIFY
+from idp.scopes import GATE_VERIFY, HALL_COUNTER
 from idp.services import services
 from idp.web import db_session, json_body
 from wallet.ecards.service import citizen_of_usable_handle
@@ -104,6 +115,58 @@ def _answer(body: dict[str, object]) -> Response:
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _authenticated_counter(hall_id: str, code: str) -> tuple[Counter, str]:
+    """The counter the URL names, if the token's client is its registered device; else 403. The client is
+    checked again as registered (a device, private_key_jwt): a ``hall:counter`` token of any other client
+    — one an admin registered by hand with a secret, say — opens no counter."""
+    client_id = current_access().client_id
+    session = db_session()
+    client = find_client(session, client_id)
+    counter = counter_of_device(session, client_id)
+    if (
+        client is None
+        or client.kind != "device"
+        or client.token_endpoint_auth_method != "private_key_jwt"
+        or counter is None
+        or counter.hall_id != hall_id
+        or counter.code != code
+    ):
+        raise CounterForbiddenError("not the device of this counter")
+    return counter, client_id
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/<hall_id>/counters/<code>/call-next")
+@require_scope(HALL_COUNTER)
+def counter_call_next(hall_id: str, code: str) -> Response:
+    counter, device = _authenticated_counter(hall_id, code)
+    called = call_next(
+        db_session(), counter, actor=f"client:{device}", device_client_id=device, now=services().now()
+    )
+    if called is None:
+        return Response(status=204)
+    return _no_store(jsonify(called.to_json()))
+
+
+@bp.post("/<hall_id>/counters/<code>/finish")
+@require_scope(HALL_COUNTER)
+def counter_finish(hall_id: str, code: str) -> Response:
+    counter, device = _authenticated_counter(hall_id, code)
+    finished = finish_current(
+        db_session(),
+        counter,
+        json_body().get("status"),
+        actor=f"client:{device}",
+        device_client_id=device,
+        now=services().now(),
+    )
+    return _no_store(jsonify(finished.to_json()))
 
 
 @bp.get("/<hall_id>/board")

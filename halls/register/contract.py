@@ -1,5 +1,5 @@
-"""The contract of the hall admin API and the counters' calls (``halls.register.views``): its part of
-``/api/openapi.json``. A malformed hall, service or counter is ``invalid_hall``."""
+"""The contract of the hall admin API (``halls.register.views``): its part of ``/api/openapi.json``. A
+malformed hall, service, counter or device key set is ``invalid_hall``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,34 @@ _COUNTER_PROPERTIES: Final[JsonObject] = {
         "description": "The services whose numbers it calls.",
     },
 }
+_COUNTER_VIEW: Final[JsonObject] = {
+    **_COUNTER_PROPERTIES,
+    "device_client_id": {
+        "type": ["string", "null"],
+        "description": "The client id of the counter's registered device (private_key_jwt), if any.",
+    },
+}
+_DEVICE_KEYS: Final[JsonObject] = {
+    "type": "object",
+    "required": ["jwks"],
+    "additionalProperties": False,
+    "properties": {
+        "jwks": {
+            "type": "object",
+            "description": "The device's public JWK Set (RFC 7517 §5): its private_key_jwt keys.",
+        }
+    },
+}
+_DEVICE: Final[JsonObject] = {
+    "type": "object",
+    "required": ["hall_id", "counter", "device_client_id"],
+    "additionalProperties": False,
+    "properties": {
+        "hall_id": {"type": "string"},
+        "counter": {"type": "string", "description": "The counter's code."},
+        "device_client_id": {"type": "string"},
+    },
+}
 _HALL_PROPERTIES: Final[JsonObject] = {
     "hall_id": {"type": "string"},
     "name": {"type": "string"},
@@ -104,7 +132,7 @@ def _admin(
 
 CONTRACT: Final = ContractFragment(
     tag="hall-admin",
-    description="Service halls, their services and counters (`admin` scope); counters calling numbers.",
+    description="Service halls, their services, counters and counter devices (`admin` scope).",
     schemas={
         "Hall": _HALL,
         "CreatedHall": {
@@ -114,7 +142,8 @@ CONTRACT: Final = ContractFragment(
             "description": "The hall with its scanner's secret: shown this once (only its hash is kept).",
         },
         "HallService": _object(_SERVICE_PROPERTIES, list(_SERVICE_PROPERTIES)),
-        "HallCounter": _object(_COUNTER_PROPERTIES, list(_COUNTER_PROPERTIES)),
+        "HallCounter": _object(_COUNTER_VIEW, list(_COUNTER_VIEW)),
+        "CounterDevice": _DEVICE,
     },
     operations=(
         _admin(
@@ -207,29 +236,35 @@ CONTRACT: Final = ContractFragment(
         ),
         _admin(
             "post",
-            HALL + "/counters/{code}/call-next",
-            "callNextNumber",
-            "Call the longest-waiting number of the counter's services (audited)",
+            HALL + "/counters/{code}/device",
+            "registerCounterDevice",
+            "Register the counter's device: a private_key_jwt client bound to this counter (audited)",
             parameters=[HALL_ID, CODE],
+            body=_DEVICE_KEYS,
             responses={
-                "200": json_response("The number called.", ref("Ticket")),
-                "204": {"description": "Nobody is waiting."},
-                **refusals(401, 403, 404, 409),
-            },
-            refusal=InvalidTicketRequestError,
-        ),
-        _admin(
-            "post",
-            HALL + "/counters/{code}/finish",
-            "finishNumber",
-            "Mark the number the counter called as served or no-show (audited)",
-            parameters=[HALL_ID, CODE],
-            body=_object({"status": {"enum": ["served", "no_show"]}}, ["status"]),
-            responses={
-                "200": json_response("The number, finished.", ref("Ticket")),
+                "201": json_response("The device's client id.", ref("CounterDevice")),
                 **refusals(400, 401, 403, 404, 409),
             },
-            refusal=InvalidTicketRequestError,
+        ),
+        _admin(
+            "put",
+            HALL + "/counters/{code}/device/jwks",
+            "replaceCounterDeviceKeys",
+            "Replace the keys of the counter's device (key rotation, audited)",
+            parameters=[HALL_ID, CODE],
+            body=_DEVICE_KEYS,
+            responses={
+                "200": json_response("The device's client id.", ref("CounterDevice")),
+                **refusals(400, 401, 403, 404),
+            },
+        ),
+        _admin(
+            "delete",
+            HALL + "/counters/{code}/device",
+            "removeCounterDevice",
+            "Remove the counter's device: its credentials and tokens stop working at once (audited)",
+            parameters=[HALL_ID, CODE],
+            responses={"204": NO_CONTENT, **refusals(401, 403, 404)},
         ),
         _admin(
             "get",

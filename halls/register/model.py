@@ -2,8 +2,10 @@
 
 A hall owns a wallet venue (``venue_id``): its scanner's credentials are that venue's gate client, so a code
 scanned in the hall is verified by the gate's own path and the hall appears in the application catalogue.
-A service's ``prefix`` is the letter its numbers start with (A012). Removed rows are kept (tickets and
-statistics name them) with ``removed_at`` set.
+A service's ``prefix`` is the letter its numbers start with (A012). A counter's ``device_client_id`` is its
+registered device (DESIGN.md §14): an ``idp.clients`` client of kind ``device`` (private_key_jwt, scope
+``hall:counter``), the only caller that may call and finish the counter's numbers. Removed rows are kept
+(tickets and statistics name them) with ``removed_at`` set.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Counter(Base):
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(100))  # e.g. 3号窗口
     service_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # the services it calls, in order
+    device_client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="SET NULL"), unique=True, nullable=True
+    )
     created_at: Mapped[datetime]
     removed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

@@ -1,4 +1,4 @@
-"""Admin API for service halls (``admin`` scope, client_credentials), and the counters' calls:
+"""Admin API for service halls (``admin`` scope, client_credentials):
 
 - ``GET    /api/v1/admin/halls``                          → ``{"halls": [...]}``
 - ``POST   /api/v1/admin/halls``                          ``{name, address?, hall_id?}`` → 201 with the
@@ -8,27 +8,32 @@
 - ``DELETE /api/v1/admin/halls/<hall_id>/services/<code>`` → 204
 - ``POST   /api/v1/admin/halls/<hall_id>/counters``       ``{code, name, services: [code…]}`` → 201
 - ``DELETE /api/v1/admin/halls/<hall_id>/counters/<code>`` → 204
-- ``POST   /api/v1/admin/halls/<hall_id>/counters/<code>/call-next`` → 200 the ticket called, 204 nobody waits
-- ``POST   /api/v1/admin/halls/<hall_id>/counters/<code>/finish`` ``{status: served|no_show}`` → 200
+- ``POST   /api/v1/admin/halls/<hall_id>/counters/<code>/device`` ``{jwks}`` → 201 ``{device_client_id}``:
+  the counter's registered device, a private_key_jwt client bound to it (409 if it has one)
+- ``PUT    /api/v1/admin/halls/<hall_id>/counters/<code>/device/jwks`` ``{jwks}`` → 200: key rotation
+- ``DELETE /api/v1/admin/halls/<hall_id>/counters/<code>/device`` → 204 (its credentials stop working)
+
+Calling and finishing numbers is the counter device's own API (``halls.queue.views``), not the admin's.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from halls.queue.service import call_next, finish_current
 from halls.register.service import (
     add_counter,
     add_service,
     create_hall,
     describe_hall,
     describe_service,
-    get_counter,
     get_hall,
     list_halls,
+    register_counter_device,
     remove_counter,
+    remove_counter_device,
     remove_hall,
     remove_service,
+    replace_counter_device_keys,
 )
 from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
@@ -140,26 +145,40 @@ def delete_counter(hall_id: str, code: str) -> Response:
     return Response(status=204)
 
 
-@bp.post("/<hall_id>/counters/<code>/call-next")
-@require_scope(ADMIN)
-def counter_call_next(hall_id: str, code: str) -> Response:
-    session = db_session()
-    counter = get_counter(session, get_hall(session, hall_id), code)
-    called = call_next(session, counter, actor=_actor(), now=services().now())
-    if called is None:
-        return Response(status=204)
-    response = jsonify(called.to_json())
+def _device(hall_id: str, code: str, client_id: str, *, status: int) -> Response:
+    response = jsonify({"hall_id": hall_id, "counter": code, "device_client_id": client_id})
+    response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-@bp.post("/<hall_id>/counters/<code>/finish")
+@bp.post("/<hall_id>/counters/<code>/device")
 @require_scope(ADMIN)
-def counter_finish(hall_id: str, code: str) -> Response:
+def register_device(hall_id: str, code: str) -> Response:
     body = json_body()
     session = db_session()
-    counter = get_counter(session, get_hall(session, hall_id), code)
-    finished = finish_current(session, counter, body.get("status"), actor=_actor(), now=services().now())
-    response = jsonify(finished.to_json())
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    hall = get_hall(session, hall_id)
+    client = register_counter_device(
+        session, hall, code, jwks=body.get("jwks"), actor=_actor(), now=services().now()
+    )
+    return _device(hall.id, code, client.client_id, status=201)
+
+
+@bp.put("/<hall_id>/counters/<code>/device/jwks")
+@require_scope(ADMIN)
+def replace_device_keys(hall_id: str, code: str) -> Response:
+    body = json_body()
+    session = db_session()
+    hall = get_hall(session, hall_id)
+    client = replace_counter_device_keys(
+        session, hall, code, jwks=body.get("jwks"), actor=_actor(), now=services().now()
+    )
+    return _device(hall.id, code, client.client_id, status=200)
+
+
+@bp.delete("/<hall_id>/counters/<code>/device")
+@require_scope(ADMIN)
+def remove_device(hall_id: str, code: str) -> Response:
+    session = db_session()
+    remove_counter_device(session, get_hall(session, hall_id), code, actor=_actor(), now=services().now())
+    return Response(status=204)

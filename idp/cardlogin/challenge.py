@@ -413,6 +413,7 @@ def authenticate_card(
     expected_origin: str,
     trusted_issuers: Sequence[x509.Certificate],
     now: float,
+    terminal_id: str | None = None,
 ) -> CardLogin:
     """DESIGN.md §4 step 5 from the posted token to the register's citizen; raises a ``OneCardError``.
 
@@ -449,7 +450,10 @@ def authenticate_card(
         action="card.login",
         target_type="card",
         target_id=card.card_id,
-        details={"citizen_id": card.citizen_id},
+        # At a kiosk the trail says which terminal the card was used at.
+        details={"citizen_id": card.citizen_id}
+        if terminal_id is None
+        else {"citizen_id": card.citizen_id, "terminal_id": terminal_id},
         now=now,
     )
     return CardLogin(card, card.citizen_id, verified)

@@ -168,8 +168,10 @@ def verify(tx: str) -> Response:
             expected_origin=origin_of(svc.settings.issuer),
             trusted_issuers=context.trust_list.certificates(now=now),
             now=now,
+            terminal_id=transaction.terminal_id,
         )
-        return complete_login(transaction, Authentication(login.citizen_id, ACR_HIGH, AMR)).json()
+        authentication = Authentication(login.citizen_id, ACR_HIGH, AMR, terminal_id=transaction.terminal_id)
+        return complete_login(transaction, authentication).json()
 
 
 @bp.get("/card/pin")

@@ -21,6 +21,7 @@ from idp.clients.service import (
     get_client,
     list_clients,
     remove_client,
+    replace_client_jwks,
 )
 
 
@@ -70,9 +71,8 @@ def _read_jwks(_ctx: click.Context, _param: click.Parameter, value: Path | None)
 @click.option(
     "--alg",
     type=click.Choice(ID_TOKEN_ALGS),
-    default="RS256",
-    show_default=True,
-    help="ID token signing algorithm.",
+    default=None,
+    help="ID token signing algorithm (default: ES256 for a FAPI 2.0 client, RS256 for the others).",
 )
 @click.option("--first-party", is_flag=True, help="Skip the consent page for this client.")
 @click.option("--id-number-allowed", is_flag=True, help="Release the full ID number under the idcard scope.")
@@ -98,7 +98,7 @@ def clients_add(
     jwks: dict[str, Any] | None,
     subject_type: str,
     sector_identifier: str | None,
-    alg: str,
+    alg: str | None,
     first_party: bool,
     id_number_allowed: bool,
     backchannel_logout_uri: str | None,
@@ -177,6 +177,23 @@ def clients_show(client_id: str, as_json: bool) -> None:
         echo_json(described)
     else:
         echo_fields(described)
+
+
+@clients.command("replace-keys")
+@click.argument("client_id")
+@click.option(
+    "--jwks",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_read_jwks,
+    help="JWK Set file with the client's new public keys (keep the old one in it while the client switches).",
+)
+def clients_replace_keys(client_id: str, jwks: dict[str, Any]) -> None:
+    """Rotate a private_key_jwt client's keys (a kiosk terminal, a counter device, a FAPI portal)."""
+    with unit_of_work() as (svc, session):
+        replace_client_jwks(session, client_id, jwks)
+        record_cli_event(svc, session, "client.replace_keys", "client", client_id)
+    click.echo(f"replaced the keys of client {client_id}")
 
 
 @clients.command("remove")

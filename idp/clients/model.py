@@ -24,7 +24,7 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16), default="portal")  # portal | operator | venue
+    kind: Mapped[str] = mapped_column(String(16), default="portal")  # portal | operator | venue | device
     client_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

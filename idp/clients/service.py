@@ -20,9 +20,13 @@ from sdk.keys import InvalidKeyError, KeySet
 
 # Bearer secrets carry their kind (STYLE.md "Names"); only the hash is stored.
 CLIENT_SECRET_PREFIX = "occs_"
-CLIENT_KINDS = ("portal", "operator", "venue")
+# A "device" is a registered terminal (a service hall's counter), a "kiosk" a self-service terminal (its
+# kiosk pages, halls/kiosk): both private_key_jwt only, their keys replaceable.
+CLIENT_KINDS = ("portal", "operator", "venue", "device", "kiosk")
+KEYED_KINDS = ("device", "kiosk")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 ID_TOKEN_ALGS = ("RS256", "ES256")
+FAPI_ID_TOKEN_ALGS = ("ES256",)  # of ID_TOKEN_ALGS, those FAPI 2.0 allows
 SUBJECT_TYPES = ("pairwise", "public")
 # The security-policy flags of a registration (idp.oauth.fapi, idp.oauth.par, idp.oauth.request_object, DPoP).
 CLIENT_POLICY_FLAGS = (
@@ -58,7 +62,7 @@ class ClientRegistration:
     jwks: dict[str, Any] | None = None
     subject_type: str = "pairwise"
     sector_identifier: str | None = None
-    id_token_signed_response_alg: str = "RS256"
+    id_token_signed_response_alg: str | None = None  # None: id_token_alg's default
     first_party: bool = False
     id_number_allowed: bool = False
     backchannel_logout_uri: str | None = None
@@ -67,6 +71,14 @@ class ClientRegistration:
     require_pushed_authorization_requests: bool = False
     require_signed_request_object: bool = False
     dpop_bound_access_tokens: bool = False
+
+    @property
+    def id_token_alg(self) -> str:
+        """The id_token algorithm asked for, or the default: ES256 for a FAPI 2.0 client (§5.4.1 allows no
+        RS256), RS256 for the others."""
+        if self.id_token_signed_response_alg is not None:
+            return self.id_token_signed_response_alg
+        return "ES256" if self.fapi2_security_profile else "RS256"
 
 
 def _validate_uri(uri: str, what: str) -> None:
@@ -84,6 +96,15 @@ def _validate_uri(uri: str, what: str) -> None:
         )
 
 
+def _validate_jwks(jwks: Any) -> None:
+    try:
+        keys = KeySet.from_jwks(jwks if isinstance(jwks, dict) else {})
+    except InvalidKeyError as exc:
+        raise InvalidClientMetadataError(str(exc), description="jwks is not a valid JWK Set") from exc
+    if not len(keys):
+        raise InvalidClientMetadataError("jwks", description="private_key_jwt needs a jwks with a public key")
+
+
 def validate_registration(reg: ClientRegistration) -> list[str]:
     """Check the metadata; returns the grant types the client gets."""
     if not reg.name.strip():
@@ -98,9 +119,14 @@ def validate_registration(reg: ClientRegistration) -> list[str]:
         raise InvalidClientMetadataError(
             "auth", description=f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
         )
-    if reg.id_token_signed_response_alg not in ID_TOKEN_ALGS:
+    if reg.id_token_alg not in ID_TOKEN_ALGS:
         raise InvalidClientMetadataError(
             "alg", description="id_token_signed_response_alg must be RS256 or ES256"
+        )
+    if reg.fapi2_security_profile and reg.id_token_alg not in FAPI_ID_TOKEN_ALGS:
+        # FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA only.
+        raise InvalidClientMetadataError(
+            "fapi2", description="a FAPI 2.0 client's id_token_signed_response_alg must be ES256"
         )
     if reg.subject_type not in SUBJECT_TYPES:
         raise InvalidClientMetadataError(
@@ -120,15 +146,11 @@ def validate_registration(reg: ClientRegistration) -> list[str]:
         raise InvalidClientMetadataError(
             "jar", description="require_signed_request_object needs private_key_jwt and its jwks"
         )
+    if reg.kind in KEYED_KINDS and reg.token_endpoint_auth_method != "private_key_jwt":
+        # A device keeps a private key, never a shared secret (DESIGN.md §14: devices with their own keys).
+        raise InvalidClientMetadataError("auth", description=f"a {reg.kind} client must use private_key_jwt")
     if reg.token_endpoint_auth_method == "private_key_jwt":
-        try:
-            keys = KeySet.from_jwks(reg.jwks or {})
-        except InvalidKeyError as exc:
-            raise InvalidClientMetadataError(str(exc), description="jwks is not a valid JWK Set") from exc
-        if not len(keys):
-            raise InvalidClientMetadataError(
-                "jwks", description="private_key_jwt needs a jwks with a public key"
-            )
+        _validate_jwks(reg.jwks)
     for uri in reg.redirect_uris:
         _validate_uri(uri, "redirect_uri")
     for uri in reg.post_logout_redirect_uris:
@@ -175,7 +197,7 @@ def create_client(session: Session, reg: ClientRegistration, *, now: float) -> t
         scope=" ".join(dict.fromkeys(reg.scope.split())),
         subject_type=reg.subject_type,
         sector_identifier=reg.sector_identifier,
-        id_token_signed_response_alg=reg.id_token_signed_response_alg,
+        id_token_signed_response_alg=reg.id_token_alg,
         first_party=reg.first_party,
         id_number_allowed=reg.id_number_allowed,
         backchannel_logout_uri=reg.backchannel_logout_uri,
@@ -205,6 +227,21 @@ def get_client(session: Session, client_id: str) -> Client:
 
 def list_clients(session: Session) -> list[Client]:
     return list(session.scalars(select(Client).order_by(Client.created_at)))
+
+
+def replace_client_jwks(session: Session, client_id: str, jwks: Any) -> Client:
+    """Key rotation of a ``private_key_jwt`` client: its registered JWK Set becomes ``jwks`` (which may hold
+    the old key beside the new one while the client switches). Assertions signed by a key no longer in the
+    set are refused from the next request on."""
+    client = get_client(session, client_id)
+    if client.token_endpoint_auth_method != "private_key_jwt":
+        raise InvalidClientMetadataError(
+            "auth", description="only a private_key_jwt client has keys to replace"
+        )
+    _validate_jwks(jwks)
+    client.jwks = jwks
+    session.flush()
+    return client
 
 
 def remove_client(session: Session, client_id: str) -> None:

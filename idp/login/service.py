@@ -127,4 +127,5 @@ def complete_login(tx: LoginTransaction, auth: Authentication) -> CompletedLogin
             client_ip=client_ip(),
         )
     update_transaction(svc.store, tx, now=now, authenticated_sid=record.sid)
-    return CompletedLogin(url_for("oidc.resume", tx=tx.id), cookie, svc.settings.sso_session_ttl)
+    location = tx.resume_to or url_for("oidc.resume", tx=tx.id)
+    return CompletedLogin(location, cookie, svc.settings.sso_session_ttl)

@@ -29,6 +29,10 @@ class LoginTransaction:
     login_hint: str | None = None
     authenticated_sid: str | None = None  # set when a login completed within this transaction
     consented: bool = False
+    # A login parked by the kiosk pages (halls/kiosk), not by an authorization request: the terminal it
+    # runs at, and the page the finished login goes on to instead of resuming an authorization request.
+    terminal_id: str | None = None
+    resume_to: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
@@ -49,6 +53,8 @@ def create_transaction(
     login_hint: str | None,
     ttl: int,
     now: float,
+    terminal_id: str | None = None,
+    resume_to: str | None = None,
 ) -> LoginTransaction:
     tx = LoginTransaction(
         id=secrets.token_urlsafe(24),
@@ -59,6 +65,8 @@ def create_transaction(
         created_at=now,
         expires_at=now + ttl,
         login_hint=login_hint,
+        terminal_id=terminal_id,
+        resume_to=resume_to,
     )
     store.put(NAMESPACE, tx.id, tx.to_json(), ttl=ttl, now=now)
     return tx

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from idp.scopes import ADMIN, GATE_VERIFY, REALNAME_VERIFY
+from idp.scopes import ADMIN, GATE_VERIFY, HALL_COUNTER, REALNAME_VERIFY
 from idp.web import BROWSER_COOKIE, LARGEST_INTEGER_ARG, SESSION_COOKIE
 
 JsonObject = dict[str, Any]
@@ -107,6 +107,8 @@ def security_schemes(token_url: str) -> JsonObject:
                     "scopes": {
                         ADMIN: "The admin APIs: clients, citizens, cards, keys, venues, statistics.",
                         REALNAME_VERIFY: "The real-name verification API.",
+                        HALL_COUNTER: "A service hall counter's calls: its registered `device` client "
+                        "(private_key_jwt only, RFC 7523 §2.2), bound to that one counter.",
                     },
                 }
             },

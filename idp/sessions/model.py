@@ -29,6 +29,8 @@ class SsoSession(Base):
     # Shown to the citizen in the session list, never used for decisions.
     user_agent: Mapped[str] = mapped_column(String(200), default="")
     client_ip: Mapped[str] = mapped_column(String(64), default="")
+    # The self-service terminal (its client id) the citizen logged in at, for a kiosk login (halls/kiosk).
+    terminal_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     participants: Mapped[list[SsoSessionClient]] = relationship(
         back_populates="session", cascade="all, delete-orphan", lazy="selectin"

@@ -22,6 +22,7 @@ class Authentication:
     citizen_id: str
     acr: str
     amr: tuple[str, ...]
+    terminal_id: str | None = None  # the kiosk terminal's client id, when the login happened at one
 
 
 def create_session(
@@ -47,6 +48,7 @@ def create_session(
         expires_at=utc_from_timestamp(now + ttl),
         user_agent=user_agent[:200],
         client_ip=client_ip[:64],
+        terminal_id=auth.terminal_id,
     )
     session.add(record)
     session.flush()
@@ -65,6 +67,7 @@ def reauthenticate_session(
     record.token_hash = hash_bearer_secret(token)
     record.acr = auth.acr
     record.amr = list(auth.amr)
+    record.terminal_id = auth.terminal_id
     record.auth_time = at
     record.expires_at = utc_from_timestamp(now + ttl)
     session.flush()

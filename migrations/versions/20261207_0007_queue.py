@@ -54,10 +54,18 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("service_ids", sa.JSON(), nullable=False),
+        sa.Column("device_client_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["device_client_id"],
+            ["oauth_clients.client_id"],
+            name="fk_halls_counters_device_client_id_oauth_clients",
+            ondelete="SET NULL",
+        ),
         sa.ForeignKeyConstraint(["hall_id"], ["halls_halls.id"], name="fk_halls_counters_hall_id_halls_halls"),
         sa.PrimaryKeyConstraint("id", name="pk_halls_counters"),
+        sa.UniqueConstraint("device_client_id", name="uq_halls_counters_device_client_id"),
         sa.UniqueConstraint("hall_id", "code", name="uq_halls_counters_hall_id"),
     )
     op.create_table(

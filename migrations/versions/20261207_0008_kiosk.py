@@ -1,4 +1,7 @@
-"""Kiosk terminals (issue 13).
+"""Kiosk terminals (issue 13): an SSO session remembers the self-service terminal it was started at.
+
+Kiosk terminals themselves are ``oauth_clients`` of kind ``kiosk``; ``kind`` has no check constraint (the
+allowed kinds are checked in ``idp.clients.service``), so only the session column is new.
 
 Revision ID: 0008_kiosk
 Revises: 0007_queue
@@ -9,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 # revision identifiers, used by Alembic.
 revision: str = "0008_kiosk"
 down_revision: str | Sequence[str] | None = "0007_queue"
@@ -17,8 +23,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("sso_sessions") as batch:
+        batch.add_column(sa.Column("terminal_id", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("sso_sessions") as batch:
+        batch.drop_column("terminal_id")

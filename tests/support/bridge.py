@@ -108,7 +108,12 @@ class BridgeClient:
 
 @contextmanager
 def running_bridge(
-    terminal: Terminal, origins: Sequence[str], *, settings: Settings | None = None, port: int = 0
+    terminal: Terminal,
+    origins: Sequence[str],
+    *,
+    settings: Settings | None = None,
+    port: int = 0,
+    kiosk: bool = False,
 ) -> Iterator[BridgeClient]:
     config = BridgeConfig(
         allowed_origins=parse_origins(origins),
@@ -116,6 +121,7 @@ def running_bridge(
         pin_source=DialogPinSource(),
         settings=settings or Settings(card_timeout=5, pin_timeout=30, card_check_timeout=10),
         dev_mode=True,
+        kiosk=kiosk,
     )
     server = create_server(config, port=port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -68,6 +68,19 @@ class LiveIdp:
             client, secret = create_client(session, ClientRegistration(**kwargs), now=self.clock())
             return client.client_id, secret
 
+    def service_token_headers(self, scope: str = "admin", *, name: str = "Ops") -> dict[str, str]:
+        """A new operator client's client_credentials token for ``scope``, as request headers."""
+        client_id, secret = self.register_client(name=name, kind="operator", scope=scope)
+        assert secret
+        answer = requests.post(
+            self.base_url + "/token",
+            data={"grant_type": "client_credentials", "scope": scope},
+            auth=(client_id, secret),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": "Bearer " + answer.json()["access_token"]}
+
 
 def _pick_server(app_holder: list[Flask]) -> Any:
     def placeholder(environ: Any, start_response: Any) -> Any:

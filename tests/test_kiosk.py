@@ -1,0 +1,276 @@
+"""Kiosk terminals and pages (issue 13 item 1), on SQLite and PostgreSQL + Redis (``live_stack``).
+
+The terminal proves its key with a private_key_jwt client assertion (a wrong key, a rotated-out key and a
+shared secret are refused); the card login at a kiosk is the ordinary card login (the bridge's real card
+operations over the in-process virtual card), and its SSO session and audit event carry the terminal id;
+the menu takes numbers; the idle limit ends the visit server-side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select, text
+
+from halls.register.service import add_service, create_hall
+from idp import dbadmin
+from idp.audit.model import AuditEvent
+from idp.cli import cli
+from idp.clients.errors import InvalidClientMetadataError
+from idp.clients.service import replace_client_jwks
+from idp.scopes import ACR_HIGH
+from idp.sessions.model import SsoSession
+from reader_bridge.cli import ORIGINS_ENV, build_parser, serve_origins
+from sdk.keys import generate_key
+from tests.support.cardlogin import CardBrowser, issue_test_card
+from tests.support.fapi import KeyedClient
+from tests.support.live import REDIRECT, LiveIdp
+
+HALL = "kiosk-hall"
+
+
+@dataclass
+class Kiosk:
+    idp: LiveIdp
+    device: KeyedClient
+    http: requests.Session
+
+    def url(self, path: str) -> str:
+        return f"{self.idp.base_url}{path}"
+
+    def start(self, *, hall_id: str = HALL, assertion: dict[str, str] | None = None) -> requests.Response:
+        form = {**(assertion or self.device.assertion(wall_clock=True)), "hall_id": hall_id}
+        return self.http.post(self.url("/kiosk/start"), data=form, allow_redirects=False, timeout=10)
+
+    def csrf(self, page: str) -> str:
+        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert match, page[:500]
+        return match.group(1)
+
+
+@pytest.fixture
+def kiosk(live_stack: LiveIdp) -> Kiosk:
+    idp = live_stack
+    svc = idp.services
+    with svc.database.session() as session:
+        created = create_hall(session, name="江岸区政务服务中心", hall_id=HALL, actor="test", now=idp.clock())
+        add_service(
+            session,
+            created.hall,
+            code="pension",
+            name="养老保险",
+            name_en="Pensions",
+            prefix="A",
+            actor="test",
+            now=idp.clock(),
+        )
+    device = KeyedClient(idp, kind="kiosk", name="Kiosk 1")
+    return Kiosk(idp, device, CardBrowser(idp).http)
+
+
+def _login_at(kiosk: Kiosk) -> requests.Response:
+    """Start the terminal, log in with the card and PIN; the menu page."""
+    assert kiosk.start().status_code == 303
+    start = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
+    assert start.status_code == 200 and start.headers["Cache-Control"] == "no-store"
+    parked = kiosk.http.post(
+        kiosk.url("/kiosk/login"), data={"csrf": kiosk.csrf(start.text)}, allow_redirects=False, timeout=10
+    )
+    assert parked.status_code == 303, parked.text[:300]
+    tx = parked.headers["Location"].rstrip("/").split("/")[-2]
+    card = issue_test_card(kiosk.idp)
+    browser = CardBrowser(kiosk.idp)
+    browser.http = browser.browser.http = kiosk.http
+    page = browser.open_card_page(tx)
+    challenge = browser.challenge(page)
+    verified = browser.verify(page, challenge, card.sign(browser.origin, challenge))
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["redirect_to"].endswith("/kiosk/welcome")
+    menu = kiosk.http.get(kiosk.url(verified.json()["redirect_to"]), timeout=10)
+    assert menu.status_code == 200 and menu.url.endswith("/kiosk/menu"), menu.url
+    return menu
+
+
+def _sessions(idp: LiveIdp) -> list[SsoSession]:
+    with idp.services.database.session() as session:
+        return list(session.scalars(select(SsoSession)))
+
+
+def test_card_login_at_a_kiosk_carries_the_terminal(kiosk: Kiosk) -> None:
+    menu = _login_at(kiosk)
+    assert "Pensions" in menu.text and "养老保险" not in menu.text  # the English reader's page
+    [sso] = _sessions(kiosk.idp)
+    assert sso.terminal_id == kiosk.device.client_id and sso.acr == ACR_HIGH
+    with kiosk.idp.services.database.session() as session:
+        login = session.scalars(select(AuditEvent).where(AuditEvent.action == "card.login")).one()
+        started = session.scalars(select(AuditEvent).where(AuditEvent.action == "kiosk.start")).one()
+    assert login.details["terminal_id"] == kiosk.device.client_id
+    assert started.details["terminal_id"] == kiosk.device.client_id
+
+
+def test_kiosk_takes_a_number_and_shows_the_held_one(kiosk: Kiosk) -> None:
+    menu = _login_at(kiosk)
+    form = {"csrf": kiosk.csrf(menu.text), "service": "pension"}
+    first = kiosk.http.post(kiosk.url("/kiosk/number"), data=form, timeout=10)
+    assert first.status_code == 200 and 'id="ticket-number">A' in first.text
+    number = re.search(r'id="ticket-number">(\w+)<', first.text)
+    again = kiosk.http.post(kiosk.url("/kiosk/number"), data=form, timeout=10)
+    assert "You already hold a number" in again.text
+    assert number is not None and f'id="ticket-number">{number.group(1)}<' in again.text
+    unknown = kiosk.http.post(kiosk.url("/kiosk/number"), data={**form, "service": "nope"}, timeout=10)
+    assert unknown.status_code == 404
+    stale = kiosk.http.post(kiosk.url("/kiosk/number"), data={**form, "csrf": "x" * 64}, timeout=10)
+    assert stale.status_code == 400
+
+
+def test_idle_limit_ends_the_visit_server_side(kiosk: Kiosk) -> None:
+    menu = _login_at(kiosk)
+    idle = kiosk.idp.services.settings.kiosk_idle_seconds
+    kiosk.idp.clock.advance(idle - 5)
+    more = kiosk.http.post(kiosk.url("/kiosk/more-time"), data={"csrf": kiosk.csrf(menu.text)}, timeout=10)
+    assert more.status_code == 204  # "More time": another idle period from now
+    kiosk.idp.clock.advance(idle - 5)
+    assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).url.endswith("/kiosk/menu")
+    kiosk.idp.clock.advance(idle + 1)
+    back = kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10)
+    assert back.url.endswith("/kiosk") and "Insert your social security card" in back.text
+    [sso] = _sessions(kiosk.idp)
+    assert sso.ended_at is not None
+
+
+def test_finish_ends_the_visit(kiosk: Kiosk) -> None:
+    _login_at(kiosk)
+    back = kiosk.http.post(kiosk.url("/kiosk/end"), timeout=10)
+    assert back.url.endswith("/kiosk")
+    [sso] = _sessions(kiosk.idp)
+    assert sso.ended_at is not None
+    assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).url.endswith("/kiosk")
+    # The welcome of an ended visit does not bring it back.
+    assert kiosk.http.get(kiosk.url("/kiosk/welcome"), timeout=10).url.endswith("/kiosk")
+
+
+def _refused(response: requests.Response) -> dict[str, Any]:
+    assert response.status_code == 401, response.text
+    assert "ockiosk" not in response.cookies
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_terminal_authentication_refuses_wrong_and_rotated_keys(kiosk: Kiosk) -> None:
+    other = KeyedClient(kiosk.idp, name="Another key")  # its key signs for the kiosk's client id: wrong
+    claims = kiosk.device.assertion_claims(wall_clock=True)
+    forged = {**kiosk.device.assertion(wall_clock=True), "client_assertion": other.sign(claims)}
+    assert _refused(kiosk.start(assertion=forged))["error"] == "invalid_client"
+    old_assertion = kiosk.device.assertion(wall_clock=True)
+    replacement = KeyedClient(kiosk.idp, name="New key")
+    with kiosk.idp.services.database.session() as session:
+        replace_client_jwks(session, kiosk.device.client_id, {"keys": [replacement.jwk]})
+    _refused(kiosk.start(assertion=old_assertion))  # the rotated-out key
+    claims = kiosk.device.assertion_claims(wall_clock=True)
+    rotated = {**kiosk.device.assertion(wall_clock=True), "client_assertion": replacement.sign(claims)}
+    assert kiosk.start(assertion=rotated).status_code == 303
+
+
+def test_terminal_authentication_refuses_secrets_other_kinds_and_bad_input(kiosk: Kiosk) -> None:
+    with pytest.raises(InvalidClientMetadataError):
+        kiosk.idp.register_client(kind="kiosk", redirect_uris=(REDIRECT,), scope="openid")  # a shared secret
+    client_id, secret = kiosk.idp.register_client(redirect_uris=(REDIRECT,), scope="openid")
+    assert secret is not None
+    basic = kiosk.http.post(
+        kiosk.url("/kiosk/start"), data={"hall_id": HALL}, auth=(client_id, secret), timeout=10
+    )
+    _refused(basic)
+    portal = KeyedClient(kiosk.idp, name="A keyed portal")  # private_key_jwt, but not a kiosk
+    assert _refused(kiosk.start(assertion=portal.assertion(wall_clock=True)))["error"] == "invalid_client"
+    assert kiosk.start(hall_id="no-such-hall").status_code == 404
+    _refused(kiosk.http.post(kiosk.url("/kiosk/start"), data={"hall_id": HALL}, timeout=10))
+    replay = kiosk.device.assertion(wall_clock=True)
+    assert kiosk.start(assertion=replay).status_code == 303
+    _refused(kiosk.start(assertion=replay))  # an assertion is one-time
+
+
+def test_pages_without_a_terminal_and_in_both_languages(kiosk: Kiosk) -> None:
+    fresh = requests.Session()
+    assert fresh.get(kiosk.url("/kiosk"), timeout=10).status_code == 403
+    assert fresh.post(kiosk.url("/kiosk/login"), timeout=10).status_code == 403
+    assert fresh.get(kiosk.url("/kiosk/menu"), timeout=10).status_code == 403
+    assert kiosk.start().status_code == 303
+    english = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
+    assert "Insert your social security card" in english.text
+    chinese = kiosk.http.get(kiosk.url("/kiosk"), headers={"Accept-Language": "zh-CN"}, timeout=10)
+    assert "请插入社会保障卡" in chinese.text and 'lang="zh' in chinese.text
+    stale = kiosk.http.post(
+        kiosk.url("/kiosk/login"), data={"csrf": "nope"}, allow_redirects=False, timeout=10
+    )
+    assert stale.status_code == 400
+    # Without a visit, the menu and numbers lead back to the start.
+    assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).url.endswith("/kiosk")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "allowed"),
+    [
+        (["serve", "--kiosk", "https://login.example"], {}, {"https://login.example"}),
+        (["serve", "--kiosk", "https://login.example", "--origin", "https://evil.example"], {}, None),
+        (["serve", "--kiosk", "https://login.example"], {ORIGINS_ENV: "https://evil.example"}, None),
+        (["serve", "--kiosk", "https://a.example,https://b.example"], {}, None),
+        (["serve", "--kiosk", "not an origin"], {}, None),
+    ],
+)
+def test_bridge_kiosk_profile_allows_exactly_one_origin(
+    argv: list[str], environ: dict[str, str], allowed: set[str] | None
+) -> None:
+    args = build_parser().parse_args(argv)
+    if allowed is None:
+        with pytest.raises(ValueError):
+            serve_origins(args, environ)
+    else:
+        assert serve_origins(args, environ) == allowed
+
+
+def test_kiosk_registration_and_key_rotation_by_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("ONECARD_") and not key.startswith("ONECARD_TEST_"):
+            monkeypatch.delenv(key)
+    url = f"sqlite:///{tmp_path / 'kiosk.sqlite3'}"
+    monkeypatch.setenv("ONECARD_DATABASE_URL", url)
+    monkeypatch.setenv("ONECARD_ENV", "test")
+    dbadmin.upgrade(url)
+    old, new = (generate_key("ES256").public_jwk() for _ in range(2))
+    files = []
+    for name, jwk in (("old", old), ("new", new)):
+        path = tmp_path / f"{name}.jwks.json"
+        path.write_text(json.dumps({"keys": [jwk]}))
+        files.append(str(path))
+    runner = CliRunner()
+    base = ["clients", "add", "--name", "Kiosk 1", "--kind", "kiosk", "--redirect-uri", REDIRECT]
+    refused = runner.invoke(cli, [*base, "--scope", "openid"])
+    assert refused.exit_code != 0 and "private_key_jwt" in refused.output  # no shared secret for a kiosk
+    added = runner.invoke(
+        cli, [*base, "--scope", "openid", "--auth-method", "private_key_jwt", "--jwks", files[0], "--json"]
+    )
+    assert added.exit_code == 0, added.output
+    client_id = json.loads(added.output)["client_id"]
+    replaced = runner.invoke(cli, ["clients", "replace-keys", client_id, "--jwks", files[1]])
+    assert replaced.exit_code == 0, replaced.output
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT jwks FROM oauth_clients WHERE client_id = :c"), {"c": client_id}
+        ).scalar_one()
+        events = connection.execute(text("SELECT action FROM audit_events")).scalars().all()
+    engine.dispose()
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == {"keys": [new]}
+    assert "client.replace_keys" in events
+    bad = runner.invoke(cli, ["clients", "replace-keys", client_id, "--jwks", str(tmp_path / "none.json")])
+    assert bad.exit_code != 0

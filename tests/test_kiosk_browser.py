@@ -1,0 +1,122 @@
+"""The kiosk in headless Chromium (issue 13 item 4): the terminal starts with its key, the citizen logs in
+through the real card login page with the bridge's PIN dialog (the bridge's real local API server over the
+in-process virtual card, as tests/test_card_login_browser.py), takes a number, and the idle limit — with
+its "More time" warning — sends the page back to the start with the session ended server-side.
+
+The card pulled mid-session, and the idle limit on the real PC/SC stack: tests/test_kiosk_pcsc_browser.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from halls.register.service import add_service, create_hall
+from idp.sessions.model import SsoSession
+from reader_bridge.virtual import VirtualTerminal
+from tests.support.bridge import BridgeClient, running_bridge
+from tests.support.browser import type_pin_in_bridge_dialog
+from tests.support.cardlogin import PIN, VirtualCard, issue_test_card
+from tests.support.fapi import KeyedClient
+from tests.support.live import LiveIdp
+
+pytestmark = pytest.mark.browser
+
+HALL = "kiosk-hall"
+IDLE = 8  # seconds: short, for the test
+
+
+@pytest.fixture
+def idp(live_stack: LiveIdp) -> LiveIdp:
+    with live_stack.services.database.session() as session:
+        hall = create_hall(
+            session, name="江岸区政务服务中心", hall_id=HALL, actor="test", now=live_stack.clock()
+        )
+        add_service(
+            session,
+            hall.hall,
+            code="pension",
+            name="养老保险",
+            name_en="Pensions",
+            prefix="A",
+            actor="test",
+            now=live_stack.clock(),
+        )
+    svc = live_stack.services
+    svc.settings = svc.settings.replace(kiosk_idle_seconds=IDLE)
+    return live_stack
+
+
+@pytest.fixture
+def card(idp: LiveIdp) -> VirtualCard:
+    return issue_test_card(idp)
+
+
+@pytest.fixture
+def bridge(idp: LiveIdp, card: VirtualCard) -> Iterator[BridgeClient]:
+    with running_bridge(VirtualTerminal(card.emulator), [idp.base_url]) as client:
+        idp.services.settings = idp.services.settings.replace(card_bridge_url=client.url)
+        yield client
+
+
+@pytest.fixture
+def page(chromium: Any, idp: LiveIdp) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1080, "height": 1600}, locale="zh-CN")
+    # The kiosk device starts its session: its key signs the assertion, its browser gets the cookie.
+    device = KeyedClient(idp, kind="kiosk", name="Kiosk 1")
+    form = {**device.assertion(wall_clock=True), "hall_id": HALL}
+    started = context.request.post(f"{idp.base_url}/kiosk/start", form=form, max_redirects=0)
+    assert started.status == 303, started.text()
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _log_in(idp: LiveIdp, page: Any) -> None:
+    page.goto(f"{idp.base_url}/kiosk")
+    assert "请插入社会保障卡" in page.inner_text("main")
+    page.click("#kiosk-start")
+    page.wait_for_url("**/card")
+    page.wait_for_selector("#start", state="visible")
+    page.click("#start")
+    type_pin_in_bridge_dialog(page, PIN)
+    page.wait_for_url("**/kiosk/menu")
+
+
+def _live_sessions(idp: LiveIdp) -> list[SsoSession]:
+    with idp.services.database.session() as session:
+        return [s for s in session.scalars(select(SsoSession)) if s.ended_at is None]
+
+
+def test_kiosk_number_then_idle_returns_to_start(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
+    _log_in(idp, page)
+    assert "取号排队" in page.inner_text("main")
+    page.get_by_role("button", name="养老保险").click()
+    page.wait_for_url("**/kiosk/number")
+    number = page.inner_text("#ticket-number")
+    assert number.startswith("A")
+    assert len(_live_sessions(idp)) == 1
+    # The warning comes, "More time" keeps the visit; then, left alone, the page goes back to the start.
+    page.wait_for_selector("#more-time", state="visible", timeout=IDLE * 1000)
+    page.click("#more-time")
+    page.wait_for_selector("#idle-warning", state="hidden")
+    page.wait_for_url("**/kiosk", timeout=(IDLE + 5) * 1000)
+    assert number not in page.content()
+    assert "请插入社会保障卡" in page.inner_text("main")
+    assert _live_sessions(idp) == []
+    page.go_back()  # history was replaced: nothing of the citizen comes back
+    assert number not in page.content()
+
+
+def test_kiosk_finish_ends_the_session(idp: LiveIdp, bridge: BridgeClient, page: Any) -> None:
+    _log_in(idp, page)
+    page.click("#finish")
+    page.wait_for_url("**/kiosk")
+    assert _live_sessions(idp) == []
+    page.goto(f"{idp.base_url}/kiosk/menu")
+    assert page.url.endswith("/kiosk")
