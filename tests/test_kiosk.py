@@ -3,7 +3,7 @@
 The terminal proves its key with a private_key_jwt client assertion (a wrong key, a rotated-out key and a
 shared secret are refused); the card login at a kiosk is the ordinary card login (the bridge's real card
 operations over the in-process virtual card), and its SSO session and audit event carry the terminal id;
-the menu takes numbers; the idle limit ends the visit server-side.
+the menu takes numbers and reports the card lost; the idle limit ends the visit server-side.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, select, text
 from halls.register.service import add_service, create_hall
 from idp import dbadmin
 from idp.audit.model import AuditEvent
+from idp.cards.model import Card
 from idp.cli import cli
 from idp.clients.errors import InvalidClientMetadataError
 from idp.clients.service import replace_client_jwks
@@ -33,6 +34,8 @@ from sdk.keys import generate_key
 from tests.support.cardlogin import CardBrowser, issue_test_card
 from tests.support.fapi import KeyedClient
 from tests.support.live import REDIRECT, LiveIdp
+from wallet.ecards.model import EcardStatus
+from wallet.ecards.service import activate_ecard, find_current_ecard
 
 HALL = "kiosk-hall"
 
@@ -155,6 +158,39 @@ def test_finish_ends_the_visit(kiosk: Kiosk) -> None:
     assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).url.endswith("/kiosk")
     # The welcome of an ended visit does not bring it back.
     assert kiosk.http.get(kiosk.url("/kiosk/welcome"), timeout=10).url.endswith("/kiosk")
+
+
+def test_report_lost_at_the_kiosk(kiosk: Kiosk) -> None:
+    menu = _login_at(kiosk)
+    assert 'id="report-lost"' in menu.text
+    [sso] = _sessions(kiosk.idp)
+    with kiosk.idp.services.database.session() as session:
+        [card] = session.scalars(select(Card).where(Card.citizen_id == sso.citizen_id))
+        activate_ecard(session, citizen_id=sso.citizen_id, card_id=card.card_id, now=kiosk.idp.clock())
+    confirm = kiosk.http.get(kiosk.url("/kiosk/lost"), timeout=10)
+    assert confirm.status_code == 200 and 'id="confirm-lost"' in confirm.text
+    assert confirm.headers["Cache-Control"] == "no-store"
+    # A stale CSRF token changes nothing, and the visit goes on.
+    stale = kiosk.http.post(kiosk.url("/kiosk/lost"), data={"csrf": "x" * 64}, timeout=10)
+    assert stale.status_code == 400
+    with kiosk.idp.services.database.session() as session:
+        assert session.get(Card, card.card_id).status == "active"  # type: ignore[union-attr]
+        assert not list(session.scalars(select(AuditEvent).where(AuditEvent.action == "card.lost")))
+    done = kiosk.http.post(kiosk.url("/kiosk/lost"), data={"csrf": kiosk.csrf(confirm.text)}, timeout=10)
+    assert done.status_code == 200 and 'id="lost-done"' in done.text
+    with kiosk.idp.services.database.session() as session:
+        assert session.get(Card, card.card_id).status == "lost"  # type: ignore[union-attr]
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "card.lost"))
+        view = find_current_ecard(session, sso.citizen_id)
+    assert event.actor == f"citizen:{sso.citizen_id}" and event.target_id == card.card_id
+    assert event.details["terminal_id"] == kiosk.device.client_id
+    assert view is not None and view.status is EcardStatus.SUSPENDED  # the e-card is unusable now
+    # The visit has ended: the menu and the lost page go back to the start.
+    [ended] = _sessions(kiosk.idp)
+    assert ended.ended_at is not None
+    assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).url.endswith("/kiosk")
+    again = kiosk.http.post(kiosk.url("/kiosk/lost"), data={"csrf": kiosk.csrf(confirm.text)}, timeout=10)
+    assert again.url.endswith("/kiosk")
 
 
 def _refused(response: requests.Response) -> dict[str, Any]:

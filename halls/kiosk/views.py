@@ -9,6 +9,9 @@
 - ``GET  /kiosk/welcome``      where the finished login lands: the visit starts
 - ``GET  /kiosk/menu``         services of the hall (take a number), the e-card status
 - ``POST /kiosk/number``       take a number (``halls.queue.service.take_number``)
+- ``GET  /kiosk/lost``         "report my card lost (挂失)?": the confirmation page
+- ``POST /kiosk/lost``         the citizen's active card becomes lost (``idp.cards.service.change_status``,
+                               the citizen the actor, the terminal in the audit details); the visit ends
 - ``POST /kiosk/more-time``    the "More time" button: the visit lives another idle period
 - ``POST /kiosk/end``          end the visit (the page calls it on idle and on card-out too)
 
@@ -35,6 +38,8 @@ from halls.queue.errors import AlreadyQueuedError
 from halls.queue.service import TicketView, take_number
 from halls.register.service import get_hall, get_service, list_services
 from idp.audit.service import record_event
+from idp.cards.model import CardStatus
+from idp.cards.service import cards_of_citizen, change_status
 from idp.clients.errors import ClientAuthenticationError
 from idp.login.service import current_sso_session, end_sso_session
 from idp.login.transactions import create_transaction
@@ -269,6 +274,46 @@ def number() -> Response:
     except OneCardError as exc:
         return _no_store(error_page(NO_NUMBER_TITLE, exc.description, exc.status_code))
     return _page("halls/kiosk/ticket.html", terminal, visit=True, ticket=ticket, held=held)
+
+
+@bp.get("/lost")
+def lost_page() -> Response:
+    terminal = _terminal()
+    if terminal is None:
+        return _no_store(error_page(NOT_STARTED_TITLE, NOT_STARTED_MESSAGE, 403))
+    if _visit(terminal) is None:
+        return _to_start()
+    return _page("halls/kiosk/lost.html", terminal, visit=True)
+
+
+@bp.post("/lost")
+def report_lost() -> Response:
+    """The citizen's active card (the one they logged in with: a citizen holds one live card) is lost; the
+    visit then ends, since the card no longer logs in."""
+    terminal = _terminal()
+    if terminal is None:
+        return _no_store(error_page(NOT_STARTED_TITLE, NOT_STARTED_MESSAGE, 403))
+    sso = _visit(terminal)
+    if sso is None:
+        return _to_start()
+    if not _csrf_ok(terminal):
+        return _no_store(error_page(FORM_EXPIRED_TITLE, FORM_EXPIRED_MESSAGE))
+    session = db_session()
+    now = services().now()
+    for card in cards_of_citizen(session, sso.citizen_id, live_only=True):
+        if card.status == CardStatus.ACTIVE.value:
+            change_status(
+                session,
+                card,
+                CardStatus.LOST,
+                actor=f"citizen:{sso.citizen_id}",
+                now=now,
+                details={"terminal_id": terminal.terminal_id},
+            )
+    _end_citizen(sso)
+    response = _page("halls/kiosk/lost_done.html", terminal)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @bp.post("/more-time")
