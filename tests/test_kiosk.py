@@ -166,6 +166,8 @@ def test_report_lost_at_the_kiosk(kiosk: Kiosk) -> None:
     [sso] = _sessions(kiosk.idp)
     with kiosk.idp.services.database.session() as session:
         [card] = session.scalars(select(Card).where(Card.citizen_id == sso.citizen_id))
+        # The register holds one live card per citizen; the session names the card used, the one lost below.
+        assert sso.card_id == card.card_id
         activate_ecard(session, citizen_id=sso.citizen_id, card_id=card.card_id, now=kiosk.idp.clock())
     confirm = kiosk.http.get(kiosk.url("/kiosk/lost"), timeout=10)
     assert confirm.status_code == 200 and 'id="confirm-lost"' in confirm.text

@@ -77,14 +77,14 @@ def page(chromium: Any, idp: LiveIdp) -> Iterator[Any]:
         context.close()
 
 
-def _log_in(idp: LiveIdp, page: Any) -> None:
+def _log_in(idp: LiveIdp, page: Any, pin: str = PIN) -> None:
     page.goto(f"{idp.base_url}/kiosk")
     assert "请插入社会保障卡" in page.inner_text("main")
     page.click("#kiosk-start")
     page.wait_for_url("**/card")
     page.wait_for_selector("#start", state="visible")
     page.click("#start")
-    type_pin_in_bridge_dialog(page, PIN)
+    type_pin_in_bridge_dialog(page, pin)
     page.wait_for_url("**/kiosk/menu")
 
 
@@ -120,3 +120,51 @@ def test_kiosk_finish_ends_the_session(idp: LiveIdp, bridge: BridgeClient, page:
     assert _live_sessions(idp) == []
     page.goto(f"{idp.base_url}/kiosk/menu")
     assert page.url.endswith("/kiosk")
+
+
+NEW_PIN = "246813"
+
+
+def _change_pin_in_bridge_dialog(page: Any, old: str, new: str) -> None:
+    """The bridge's own change-PIN window, opened from the kiosk page: the page never sees the PINs."""
+    page.wait_for_selector("#pin-link", state="visible")
+    with page.context.expect_page() as opened:
+        page.click("#pin-link")
+    dialog = opened.value
+    dialog.wait_for_load_state()
+    dialog.fill("#old_pin", old)
+    dialog.fill("#new_pin", new)
+    dialog.fill("#new_pin_again", new)
+    dialog.click("button[value=submit]")
+    dialog.wait_for_load_state()
+    dialog.close()
+
+
+def test_kiosk_change_pin_then_the_new_pin_logs_in(
+    idp: LiveIdp, card: VirtualCard, bridge: BridgeClient, page: Any
+) -> None:
+    _log_in(idp, page)
+    page.click("#change-pin")
+    page.wait_for_url("**/kiosk/pin")
+    page.click("#kiosk-pin-start")
+    _change_pin_in_bridge_dialog(page, PIN, NEW_PIN)
+    page.wait_for_selector("#kiosk-pin-alert:has-text('密码已修改')")
+    assert PIN not in page.content() and NEW_PIN not in page.content()
+    assert card.card_file.pin == NEW_PIN  # the old PIN no longer verifies on the card
+    page.click("#finish")
+    page.wait_for_url("**/kiosk")
+    _log_in(idp, page, NEW_PIN)
+    assert "取号排队" in page.inner_text("main")
+
+
+def test_kiosk_change_pin_wrong_old_pin_says_tries_left(
+    idp: LiveIdp, card: VirtualCard, bridge: BridgeClient, page: Any
+) -> None:
+    _log_in(idp, page)
+    page.goto(f"{idp.base_url}/kiosk/pin")
+    page.click("#kiosk-pin-start")
+    _change_pin_in_bridge_dialog(page, "000000", NEW_PIN)
+    page.wait_for_selector("#kiosk-pin-alert:has-text('原密码错误')")
+    tries = card.card_file.tries_left
+    assert f"剩余尝试次数：{tries}" in page.inner_text("#kiosk-pin-alert")
+    assert card.card_file.pin == PIN

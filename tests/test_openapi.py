@@ -92,6 +92,7 @@ NOT_IN_CONTRACT: dict[str, str] = {
             "halls_kiosk.menu",
             "halls_kiosk.number",
             "halls_kiosk.lost_page",
+            "halls_kiosk.pin_page",
             "halls_kiosk.report_lost",
             "halls_kiosk.end",
         ],

@@ -12,6 +12,9 @@
 - ``GET  /kiosk/lost``         "report my card lost (挂失)?": the confirmation page
 - ``POST /kiosk/lost``         the citizen's active card becomes lost (``idp.cards.service.change_status``,
                                the citizen the actor, the terminal in the audit details); the visit ends
+- ``GET  /kiosk/pin``          "change my PIN": the page asks the reader bridge (``POST /v1/change-pin``),
+                               whose own PIN window or pad takes both PINs; the server never learns the
+                               outcome, so nothing is audited here (docs/service-halls.md §3.3)
 - ``POST /kiosk/more-time``    the "More time" button: the visit lives another idle period
 - ``POST /kiosk/end``          end the visit (the page calls it on idle and on card-out too)
 
@@ -39,7 +42,7 @@ from halls.queue.service import TicketView, take_number
 from halls.register.service import get_hall, get_service, list_services
 from idp.audit.service import record_event
 from idp.cards.model import CardStatus
-from idp.cards.service import cards_of_citizen, change_status
+from idp.cards.service import change_status, find_card
 from idp.clients.errors import ClientAuthenticationError
 from idp.login.service import current_sso_session, end_sso_session
 from idp.login.transactions import create_transaction
@@ -288,7 +291,7 @@ def lost_page() -> Response:
 
 @bp.post("/lost")
 def report_lost() -> Response:
-    """The citizen's active card (the one they logged in with: a citizen holds one live card) is lost; the
+    """The card the citizen logged in with (the session records it) is lost, no other card of theirs; the
     visit then ends, since the card no longer logs in."""
     terminal = _terminal()
     if terminal is None:
@@ -300,20 +303,30 @@ def report_lost() -> Response:
         return _no_store(error_page(FORM_EXPIRED_TITLE, FORM_EXPIRED_MESSAGE))
     session = db_session()
     now = services().now()
-    for card in cards_of_citizen(session, sso.citizen_id, live_only=True):
-        if card.status == CardStatus.ACTIVE.value:
-            change_status(
-                session,
-                card,
-                CardStatus.LOST,
-                actor=f"citizen:{sso.citizen_id}",
-                now=now,
-                details={"terminal_id": terminal.terminal_id},
-            )
+    card = find_card(session, sso.card_id) if sso.card_id is not None else None
+    if card is not None and card.citizen_id == sso.citizen_id and card.status == CardStatus.ACTIVE.value:
+        change_status(
+            session,
+            card,
+            CardStatus.LOST,
+            actor=f"citizen:{sso.citizen_id}",
+            now=now,
+            details={"terminal_id": terminal.terminal_id},
+        )
     _end_citizen(sso)
     response = _page("halls/kiosk/lost_done.html", terminal)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@bp.get("/pin")
+def pin_page() -> Response:
+    terminal = _terminal()
+    if terminal is None:
+        return _no_store(error_page(NOT_STARTED_TITLE, NOT_STARTED_MESSAGE, 403))
+    if _visit(terminal) is None:
+        return _to_start()
+    return _page("halls/kiosk/pin.html", terminal, visit=True)
 
 
 @bp.post("/more-time")

@@ -170,7 +170,9 @@ def verify(tx: str) -> Response:
             now=now,
             terminal_id=transaction.terminal_id,
         )
-        authentication = Authentication(login.citizen_id, ACR_HIGH, AMR, terminal_id=transaction.terminal_id)
+        authentication = Authentication(
+            login.citizen_id, ACR_HIGH, AMR, terminal_id=transaction.terminal_id, card_id=login.card.card_id
+        )
         return complete_login(transaction, authentication).json()
 
 

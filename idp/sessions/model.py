@@ -31,6 +31,8 @@ class SsoSession(Base):
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     # The self-service terminal (its client id) the citizen logged in at, for a kiosk login (halls/kiosk).
     terminal_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The card of a card login: the kiosk's "report lost" marks this card, not every card of the citizen.
+    card_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     participants: Mapped[list[SsoSessionClient]] = relationship(
         back_populates="session", cascade="all, delete-orphan", lazy="selectin"

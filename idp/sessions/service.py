@@ -23,6 +23,7 @@ class Authentication:
     acr: str
     amr: tuple[str, ...]
     terminal_id: str | None = None  # the kiosk terminal's client id, when the login happened at one
+    card_id: str | None = None  # the card that logged in, for a card login (a kiosk reports that one lost)
 
 
 def create_session(
@@ -49,6 +50,7 @@ def create_session(
         user_agent=user_agent[:200],
         client_ip=client_ip[:64],
         terminal_id=auth.terminal_id,
+        card_id=auth.card_id,
     )
     session.add(record)
     session.flush()
@@ -68,6 +70,7 @@ def reauthenticate_session(
     record.acr = auth.acr
     record.amr = list(auth.amr)
     record.terminal_id = auth.terminal_id
+    record.card_id = auth.card_id
     record.auth_time = at
     record.expires_at = utc_from_timestamp(now + ttl)
     session.flush()

@@ -1,7 +1,8 @@
 """Kiosk terminals (issue 13): an SSO session remembers the self-service terminal it was started at.
 
 Kiosk terminals themselves are ``oauth_clients`` of kind ``kiosk``; ``kind`` has no check constraint (the
-allowed kinds are checked in ``idp.clients.service``), so only the session column is new.
+allowed kinds are checked in ``idp.clients.service``), so only the session columns are new: the terminal
+and the card a card login used.
 
 Revision ID: 0008_kiosk
 Revises: 0007_queue
@@ -25,8 +26,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sso_sessions") as batch:
         batch.add_column(sa.Column("terminal_id", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("card_id", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sso_sessions") as batch:
+        batch.drop_column("card_id")
         batch.drop_column("terminal_id")
