@@ -15,6 +15,7 @@ import requests
 from halls.plugin import init_app as install_halls
 from halls.queue.service import take_number
 from halls.register.service import add_counter, add_service, create_hall, get_hall, get_service
+from tests.support.counter_device import CounterDevice
 from tests.support.pagecheck import axe_findings, outside_catalogue, sideways_scroll
 from tests.support.site import new_context
 from tests.support.wallet import LiveWallet, WalletUser, running_wallet
@@ -97,8 +98,7 @@ def test_ticket_page_follows_the_number_without_reload(chromium: Any, live: Live
         check_page(page)
         page.goto(live.base_url + "/wallet/halls")
         # The counter calls A001, then (served) A002: the page says so after its next refresh, no reload.
-        headers = admin_headers(live)
-        counter = live.base_url + "/api/v1/admin/halls/civic/counters/w1"
+        counter, headers = counter_w1(live)
         assert requests.post(counter + "/call-next", headers=headers, timeout=10).json()["number"] == "A001"
         requests.post(counter + "/finish", json={"status": "served"}, headers=headers, timeout=10)
         assert requests.post(counter + "/call-next", headers=headers, timeout=10).json()["number"] == "A002"
@@ -117,10 +117,8 @@ def test_ticket_page_follows_the_number_without_reload(chromium: Any, live: Live
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_hall_display_passes_the_page_checks(chromium: Any, live: LiveWallet, lang: str) -> None:
     take(live, "li")
-    headers = admin_headers(live)
-    requests.post(
-        live.base_url + "/api/v1/admin/halls/civic/counters/w1/call-next", headers=headers, timeout=10
-    )
+    counter, headers = counter_w1(live)
+    requests.post(counter + "/call-next", headers=headers, timeout=10)
     context = new_context(chromium, lang, viewport=PHONE)
     try:
         page = context.new_page()
@@ -135,10 +133,10 @@ def test_hall_display_passes_the_page_checks(chromium: Any, live: LiveWallet, la
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_statistics_page_passes_the_page_checks(chromium: Any, live: LiveWallet, lang: str) -> None:
     take(live, "li")
-    headers = admin_headers(live)
-    counter = live.base_url + "/api/v1/admin/halls/civic/counters/w1"
-    requests.post(counter + "/call-next", headers=headers, timeout=10)
-    requests.post(counter + "/finish", json={"status": "served"}, headers=headers, timeout=10)
+    counter, device = counter_w1(live)
+    requests.post(counter + "/call-next", headers=device, timeout=10)
+    requests.post(counter + "/finish", json={"status": "served"}, headers=device, timeout=10)
+    headers = live.service_token_headers(name="Hall staff")
     context = new_context(chromium, lang, extra_http_headers=headers)  # the admin page takes the token
     try:
         page = context.new_page()
@@ -150,12 +148,8 @@ def test_statistics_page_passes_the_page_checks(chromium: Any, live: LiveWallet,
         context.close()
 
 
-def admin_headers(live: LiveWallet) -> dict[str, str]:
-    client_id, secret = live.register_client(name="Hall staff", kind="operator", scope="admin")
-    answer = requests.post(
-        live.base_url + "/token",
-        data={"grant_type": "client_credentials", "scope": "admin"},
-        auth=(client_id, secret or ""),
-        timeout=10,
-    )
-    return {"Authorization": "Bearer " + answer.json()["access_token"]}
+def counter_w1(live: LiveWallet) -> tuple[str, dict[str, str]]:
+    """Counter w1's API and the headers of its registered device (counters are keyed devices)."""
+    device = CounterDevice()
+    device.register(live.base_url, live.service_token_headers(name="Hall staff"), "civic", "w1")
+    return live.base_url + "/api/v1/halls/civic/counters/w1", device.headers(live.base_url)

@@ -76,6 +76,8 @@ def caller_of(path: str, security: list[dict[str, list[str]]], callers: ApiCalle
         return callers.realname
     if schemes.get("serviceToken") == ["admin"]:
         return callers.admin
+    if schemes.get("serviceToken") == ["hall:counter"]:
+        return callers.counter
     assert not schemes, f"no caller for {path} ({schemes})"
     return Caller()
 

@@ -16,7 +16,7 @@ from reader_bridge.pin import DialogPinSource
 from reader_bridge.server import BridgeConfig, parse_origins
 from reader_bridge.virtual import VirtualTerminal
 from sdk.card_file import VirtualCardFile
-from tests.bridge.test_server import EVIL, ORIGIN, Client, _serving
+from tests.bridge.local_api import EVIL, ORIGIN, Client, serving
 
 PATH = "/v1/kiosk/card"
 
@@ -39,7 +39,7 @@ def _config(terminal: VirtualTerminal, *, kiosk: bool) -> BridgeConfig:
 
 @pytest.fixture
 def kiosk(terminal: VirtualTerminal) -> Iterator[Client]:
-    with _serving(_config(terminal, kiosk=True)) as client:
+    with serving(_config(terminal, kiosk=True)) as client:
         yield client
 
 
@@ -103,7 +103,7 @@ def test_bad_queries(kiosk: Client, query: str) -> None:
 
 
 def test_no_such_route_outside_the_kiosk_profile(terminal: VirtualTerminal) -> None:
-    with _serving(_config(terminal, kiosk=False)) as desktop:
+    with serving(_config(terminal, kiosk=False)) as desktop:
         status, _, body = desktop.json("GET", PATH)
     assert status == 404 and body["error"] == "not_found", body
 
@@ -132,7 +132,7 @@ def test_the_card_pulled_from_a_real_reader_answers_the_long_poll(
     vpcd.start()
     try:
         wait_card(reader, True)
-        with _serving(config) as kiosk:
+        with serving(config) as kiosk:
             assert kiosk.json("GET", f"{PATH}?present=false&wait=5")[2] == {"card_present": True}
             puller = threading.Timer(0.5, vpcd.stop)
             puller.start()

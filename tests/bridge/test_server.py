@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -17,100 +14,18 @@ import pytest
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.operations import Settings
 from reader_bridge.pin import DialogPinSource
-from reader_bridge.server import BridgeConfig, BridgeHTTPServer, create_server, parse_origins
+from reader_bridge.server import BridgeConfig, create_server, parse_origins
 from reader_bridge.virtual import VirtualTerminal
 from sdk.card_auth import verify_card_auth_token
 from sdk.card_file import VirtualCardFile
 from sdk.keys import b64url
+from tests.bridge.local_api import EVIL, NONCE, ORIGIN, Client, serving
 from tests.bridge.pki import NOW, TestCA
-
-ORIGIN = "https://login.onecard.test"
-EVIL = "https://evil.example"
-NONCE = bytes(range(100, 132))
-
-
-class Client:
-    def __init__(self, server: BridgeHTTPServer) -> None:
-        self.server = server
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        origin: str | None = ORIGIN,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        form: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
-        all_headers = dict(headers or {})
-        if origin is not None:
-            all_headers["Origin"] = origin
-        payload: bytes | None = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            all_headers.setdefault("Content-Type", "application/json")
-        if form is not None:
-            payload = urllib.parse.urlencode(form).encode()
-            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        connection.request(method, path, body=payload, headers=all_headers)
-        response = connection.getresponse()
-        data = response.read()
-        result = response.status, {k.lower(): v for k, v in response.getheaders()}, data
-        connection.close()
-        return result
-
-    def json(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
-        status, headers, data = self.request(method, path, **kwargs)
-        assert headers["content-type"] == "application/json"
-        return status, headers, json.loads(data)
-
-    def start_authenticate(self) -> str:
-        status, _, body = self.json("POST", "/v1/authenticate", body={"nonce": b64url(NONCE)})
-        assert status == 202, body
-        return str(body["operation_id"])
-
-    def next_event(self, operation_id: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
-        while True:
-            status, _, body = self.json(
-                "GET", f"/v1/operations/{operation_id}/events?after={len(seen)}&wait=10"
-            )
-            assert status == 200
-            if body["events"]:
-                seen.append(body["events"][0])
-                event: dict[str, Any] = body["events"][0]
-                return event
-
-    def submit_pin(self, url: str, *, language: str = "en", **form: str) -> tuple[int, bytes]:
-        """Open the PIN window as a browser preferring ``language`` would, then post ``form`` to it."""
-        path = urllib.parse.urlsplit(url).path
-        headers = {"Accept-Language": language}
-        status, answer, page = self.request("GET", path, origin=None, headers=headers)
-        assert status == 200 and answer["x-frame-options"] == "DENY"
-        assert "frame-ancestors 'none'" in answer["content-security-policy"]
-        status, _, _data = self.request(
-            "POST", path, origin=self.server.own_origin, form=form, headers=headers
-        )
-        return status, page
 
 
 @pytest.fixture
 def terminal(card: VirtualCardFile) -> VirtualTerminal:
     return VirtualTerminal(CardEmulator(card))
-
-
-@contextmanager
-def _serving(config: BridgeConfig) -> Iterator[Client]:
-    server = create_server(config, port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Client(server)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
@@ -122,7 +37,7 @@ def client(terminal: VirtualTerminal) -> Iterator[Client]:
         settings=Settings(card_timeout=5, pin_timeout=10),
         dev_mode=True,
     )
-    with _serving(config) as client:
+    with serving(config) as client:
         yield client
 
 
@@ -377,7 +292,7 @@ def test_wait_is_capped(terminal: VirtualTerminal) -> None:
         dev_mode=True,
         max_wait=0.3,
     )
-    with _serving(config) as capped:
+    with serving(config) as capped:
         operation_id = capped.start_authenticate()
         started = time.monotonic()
         status, _, body = capped.json("GET", f"/v1/operations/{operation_id}/events?after=99&wait=1e300")
@@ -428,7 +343,7 @@ def test_a_pin_prompt_left_unanswered_times_out_and_frees_the_bridge(terminal: V
         settings=Settings(card_timeout=5, pin_timeout=0.5),
         dev_mode=True,
     )
-    with _serving(config) as quick:
+    with serving(config) as quick:
         operation_id = quick.start_authenticate()
         event = _until(quick, operation_id, "error")
         assert event["error"] == "timeout"

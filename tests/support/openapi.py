@@ -17,8 +17,10 @@ from urllib.parse import quote_plus, urljoin
 import requests
 from jsonschema import Draft202012Validator
 
+from halls.register.service import add_counter, add_service, create_hall
 from idp.ratelimit import RateLimiter
 from tests.support.cardlogin import CardBrowser, card_portal
+from tests.support.counter_device import CounterDevice
 from tests.support.live import REDIRECT, Browser, LiveIdp
 from tests.support.wallet import LiveWallet, WalletUser, csrf_of
 from wallet.qrlogin.views import COOKIE_PREFIX
@@ -86,6 +88,7 @@ class ApiCallers:
     realname: Caller
     venue: Caller
     venue_id: str  # the gate's venue: never a target of a destructive call
+    counter: Caller  # the registered device of counter w1 of the hall "contract" (a hall:counter token)
     wallet: Caller  # zhang, signed in at loa:high with an activated e-card
     card_login: Caller  # a card login page inside a live login transaction
     login_time: Caller  # the same page's "More time" button
@@ -168,6 +171,22 @@ def _qr_login(live: LiveIdp) -> tuple[Caller, Caller]:
     )
 
 
+def _counter_device(live: LiveIdp, admin_token: str) -> dict[str, str]:
+    """A hall with a service and a counter, the counter's device registered through the admin API: its
+    ``hall:counter`` Bearer headers."""
+    with live.services.database.session() as session:
+        hall = create_hall(
+            session, name="Contract hall", hall_id="contract", actor="test", now=live.clock()
+        ).hall
+        add_service(session, hall, code="card", name="社保卡补换", prefix="A", actor="test", now=live.clock())
+        add_counter(
+            session, hall, code="w1", name="1号窗口", services=["card"], actor="test", now=live.clock()
+        )
+    device = CounterDevice()
+    device.register(live.base_url, bearer(admin_token), "contract", "w1")
+    return device.headers(live.base_url)
+
+
 def set_up_callers(live: LiveIdp) -> ApiCallers:
     """Every caller the contract describes, with real credentials, on a live server with the wallet."""
     wallet_live = LiveWallet(live.base_url, live.app, live.clock, live.citizens)
@@ -205,6 +224,7 @@ def set_up_callers(live: LiveIdp) -> ApiCallers:
     assert extend_csrf, "the card login page has no time-limit notice"
     qr_computer, qr_phone = _qr_login(live)
     return ApiCallers(
+        counter=Caller(_counter_device(live, admin_token)),
         admin=Caller(bearer(admin_token)),
         admin_client_id=admin_client_id,
         realname=Caller(bearer(realname_token)),
