@@ -1,5 +1,5 @@
 # The two commands of the README. Both do their own set-up (scripts/setup.sh).
-.PHONY: run test lint setup bench-peer messages
+.PHONY: run test lint setup bench-peer bench bench-smoke messages
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,21 @@ messages: setup
 
 # OneCard beside node-oidc-provider 9 on the token endpoint, discovery and JWKS (bench/side_by_side.py):
 # wrk from Debian, the peer from bench/peer/package-lock.json.
-bench-peer: setup
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
+bench-peer: setup bench-tools
 	@.venv/bin/python -m bench.side_by_side
+
+# Issue #16's figures table from one command (bench/table.py): every figure, with the peer and the ratio.
+# Run it on a quiet machine; `--record` after it writes bench/recorded.json.
+bench: setup bench-tools
+	@.venv/bin/python -m bench.table --postgres
+
+# A few seconds per figure; fails if one is worse than half of bench/recorded.json. Not part of `make test`:
+# it measures, and a shared machine's load is no test failure.
+bench-smoke: setup bench-tools
+	@.venv/bin/python -m bench.table --quick --check
+
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
+	@[ -d bench/peer/node_modules/oidc-provider ] || ! command -v npm >/dev/null || \
+		(cd bench/peer && npm ci --no-audit --no-fund --silent)

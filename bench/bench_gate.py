@@ -11,6 +11,14 @@ Prints:
   then the same code over and over (every request a ``replayed`` verdict).
 Offline verification/s is bench/bench_qr.py's. The load generator runs in other processes; every loop is
 bounded by time and count.
+
+    .venv/bin/python bench/bench_gate.py --open-loop 500 [--seconds 10] [--postgres] [--server granian]
+        [--profile stacks.txt]
+
+runs only issue 16's figure: an open loop (bench/openloop.py) at a fixed offered rate against one worker
+pinned to one core, the generator on the other, a fresh code per request, every answer checked to be a
+pass; it prints the worker's CPU per verification, and with ``--profile`` py-spy's folded stacks of the
+worker. ``figures(quick)`` is what ``bench.table`` calls (bench/README.md, "The gate").
 """
 
 from __future__ import annotations
@@ -20,17 +28,25 @@ import base64
 import http.client
 import json
 import multiprocessing as mp
+import os
 import statistics
+import subprocess
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import Figure
 from bench.loadgen import Request, run_load
-from bench.server import bench_server
+from bench.openloop import OpenLoopResult, run_open_loop
+from bench.server import SERVERS, bench_server, descendants, running_server
+from bench.side_by_side import LOAD_CPU, SERVER_CPU, postgres_and_redis
+from idp.serve_cli import DEFAULT_SERVER  # what ``onecard serve`` ships
 
 REGION = "420100"
 
@@ -180,12 +196,159 @@ def run_distinct(
     }
 
 
+GATE_RATE = 500  # req/s offered (issue 16)
+GATE_P99_MS = 20.0
+
+
+def _passed(status: int, body: bytes) -> bool:
+    """A gate answer is right only if it is a pass: every code sent is fresh and valid."""
+    return status == 200 and b'"verdict":"pass"' in body.replace(b" ", b"")
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process so far (Linux /proc), 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gate_open_loop(
+    *,
+    postgres: bool,
+    rate: float,
+    seconds: float,
+    threads: int = 8,
+    server: str = DEFAULT_SERVER,
+    profile: Path | None = None,
+) -> OpenLoopResult:
+    """Open loop on ``POST /api/v1/gate/verify``: one worker pinned to SERVER_CPU, the generator on LOAD_CPU,
+    a distinct fresh code per request, every answer checked to be a pass. ``profile`` records a py-spy
+    flame graph of the worker (``--format raw`` folded stacks) while the load runs."""
+    with ExitStack() as stack:
+        extra_env = stack.enter_context(postgres_and_redis()) if postgres else {}
+        running = stack.enter_context(
+            running_server(seed, threads=threads, extra_env=extra_env, cpu=SERVER_CPU, server=server)
+        )
+        base_url, seeded = running.base_url, running.seeded
+        basic = base64.b64encode(f"{seeded['client_id']}:{seeded['secret']}".encode()).decode()
+        count = int(rate * seconds) + int(rate)  # + one second of warm-up
+        codes = issue_codes(seeded["database_url"], seeded["citizen_id"], count)
+        bodies = [json.dumps({"code": c, "gate_id": "bench"}).encode() for c in codes]
+        headers = (("Authorization", f"Basic {basic}"), ("Content-Type", "application/json"))
+        url = f"{base_url}/api/v1/gate/verify"
+        warm = run_open_loop(
+            url,
+            rate=rate,
+            seconds=1,
+            method="POST",
+            headers=headers,
+            bodies=bodies[-int(rate) :],
+            check=_passed,
+            cpus={LOAD_CPU},
+        )
+        if warm.errors:
+            raise RuntimeError(f"the gate answered wrongly while warming up: {warm.error_samples}")
+        spy = None
+        pid = (descendants(running.process.pid) or [running.process.pid])[-1]  # the worker
+        cpu_before = _cpu_seconds(pid)
+        if profile is not None and pid is not None:
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(int(seconds)),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(profile),
+                    "--nonblocking",
+                    "--gil",  # only the thread holding the GIL: CPU, not threads waiting for it
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        result = run_open_loop(
+            url,
+            rate=rate,
+            seconds=seconds,
+            method="POST",
+            headers=headers,
+            bodies=bodies[: -int(rate)],
+            check=_passed,
+            cpus={LOAD_CPU},
+        )
+        cpu_ms = (_cpu_seconds(pid) - cpu_before) * 1000 / max(1, result.requests)
+        if spy is not None:
+            spy.wait(seconds + 30)
+        print(f"server CPU per verification: {cpu_ms:.2f} ms (worker {pid}, user + system)", file=sys.stderr)
+        return result
+
+
+def figures(quick: bool) -> list[Figure]:
+    """Issue 16's gate figures: the open loop at 500 req/s offered on SQLite and on PostgreSQL + Redis, and
+    the offline verifier against raw Ed25519 (bench.bench_qr)."""
+    from bench.bench_qr import figures as offline_figures
+
+    seconds = 3.0 if quick else 15.0
+    out = []
+    for postgres, key, name in ((False, "sqlite", "SQLite"), (True, "pg_redis", "PostgreSQL + Redis")):
+        result = gate_open_loop(postgres=postgres, rate=GATE_RATE, seconds=seconds)
+        met = result.errors == 0 and result.p99_ms <= GATE_P99_MS
+        out.append(
+            Figure(
+                key=f"gate.open_loop.{key}.p99",
+                label=f"online gate verify, open loop {GATE_RATE} req/s offered, one worker, {name}",
+                value=result.p99_ms,
+                unit="ms p99",
+                better="lower",
+                target=f"p99 <= {GATE_P99_MS:g} ms, zero errors",
+                met=met,
+                note=(
+                    f"achieved {result.achieved_rps:.0f}/s, errors {result.errors}, "
+                    f"p50 {result.p50_ms:.1f} ms, max {result.max_ms:.1f} ms, "
+                    f"generator send lag p99 {result.schedule_lag_ms:.1f} ms"
+                ),
+            )
+        )
+    return out + offline_figures(quick)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--codes", type=int, default=30_000, help="distinct codes made for the pass run")
+    parser.add_argument(
+        "--open-loop",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="only the open loop at RATE req/s offered (server pinned, load on the other core)",
+    )
+    parser.add_argument("--postgres", action="store_true", help="the open loop on PostgreSQL + Redis")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy folded stacks of the open loop")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER, help="the WSGI server")
     args = parser.parse_args()
+    if args.open_loop is not None:
+        result = gate_open_loop(
+            postgres=args.postgres,
+            rate=args.open_loop,
+            seconds=args.seconds,
+            server=args.server,
+            profile=args.profile,
+        )
+        print(result.line())
+        print(json.dumps(asdict(result)))
+        return
     with bench_server(seed) as (base_url, seeded):
         basic = base64.b64encode(f"{seeded['client_id']}:{seeded['secret']}".encode()).decode()
         authorization = f"Basic {basic}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bench.figures import Figure
 from sdk.gate import GateVerifier, ReplayCache
 from sdk.keys import KeySet, generate_key
 from sdk.qr_token import issue_qr_token, parse_qr_token, verify_qr_token
@@ -43,6 +45,66 @@ def rate(fn: Callable[[int], object], seconds: float) -> float:
         if time.perf_counter() >= deadline:
             break
     return done / (time.perf_counter() - start)
+
+
+OFFLINE_TARGET = 0.9  # offline gate verify vs raw Ed25519 verify (issue 16)
+
+
+def offline_ratio(seconds: float) -> tuple[float, float]:
+    """(GateVerifier.verify on fresh codes, raw Ed25519 verify of the same Sig_structure), per second, on one
+    core. Interleaved three times and the medians taken: on a shared machine a neighbour's burst should not
+    land on one side only."""
+    key = generate_key("EdDSA")
+    public = KeySet.of([key.public_only()])
+    now = time.time()
+    public_key = key.public_key
+    assert isinstance(public_key, ed25519.Ed25519PublicKey)
+    count = max(500, min(MAX_ITERATIONS // 5, int(seconds * 4_000)))
+    gate_rates, raw_rates = [], []
+    for _ in range(3):
+        fresh = [
+            issue_qr_token(key=key, issuer=ISSUER, handle=HANDLE, now=now, disclosures={"age_over_60": True})
+            for _ in range(count)
+        ]
+        message = parse_qr_token(fresh[0]).message
+        tbs, sig = message.to_be_signed(b"ESSC1"), message.signature
+        gate = GateVerifier(
+            public, {ISSUER}, replay_cache=ReplayCache(), revoked_handles={"SuspendedCard001"}
+        )
+        start = time.perf_counter()
+        for code in fresh:
+            gate.verify(code, now)
+        gate_rates.append(count / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(count):
+            public_key.verify(sig, tbs)
+        raw_rates.append(count / (time.perf_counter() - start))
+    return statistics.median(gate_rates), statistics.median(raw_rates)
+
+
+def figures(quick: bool) -> list[Figure]:
+    """Issue 16's offline figure: the offline gate's verifications/s against raw Ed25519's, one core."""
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cores)})
+    try:
+        gate, raw = offline_ratio(0.3 if quick else 2.0)
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, cores)  # the caller (bench.table) goes on with other figures
+    return [
+        Figure(
+            key="gate.offline_vs_ed25519",
+            label="offline gate verify (GateVerifier, fresh codes) vs raw Ed25519 verify, one core",
+            value=gate,
+            unit="verify/s",
+            peer=raw,
+            target=f">= {OFFLINE_TARGET} x raw Ed25519",
+            met=gate / raw >= OFFLINE_TARGET,
+            note="the peer column is raw Ed25519 verify of the same Sig_structure in the same process",
+        )
+    ]
 
 
 def main() -> None:

@@ -4,11 +4,14 @@ Both servers are pinned to the same core (``taskset``), one loaded at a time; wr
 core with one script (bench/wrk/checked.lua) that checks every response's status and body, so a fast wrong
 answer counts as an error. Runs are interleaved A/B and the medians and their ratio are printed.
 
-    .venv/bin/python -m bench.side_by_side [--seconds 10] [--runs 3] [--postgres]
+    .venv/bin/python -m bench.side_by_side [--seconds 10] [--runs 3] [--postgres] [--server S] [--full-path]
 
 What each side does that the other does not: the peer's memory adapter stores nothing for a JWT access token
-(it cannot be introspected or revoked); OneCard records every token it issues so that introspection and
-revocation keep working, and checks the client's secret hash on every request as the peer does.
+(it cannot be introspected or revoked). OneCard's access tokens are stateless JWTs too, and stay
+introspectable and revocable on every node: introspection checks the signature and the revoked-jti list in
+the shared store (Redis on PostgreSQL deployments), revocation adds the jti there. Both check the client's
+secret on every request; OneCard caches the client's registration for 1 s (idp.fastpath.token). The
+figures for the table (bench.table) come from ``figures(quick)``.
 Needs Debian's wrk and Node.js; the peer is installed from bench/peer/package-lock.json (``npm ci``).
 """
 
@@ -34,7 +37,9 @@ import jwt
 import requests
 
 from bench.bench_token import seed
-from bench.server import bench_server, free_port
+from bench.figures import Figure as TableFigure
+from bench.server import SERVERS, free_port, running_server
+from idp.serve_cli import DEFAULT_SERVER  # what ``onecard serve`` ships
 
 PEER_DIR = Path(__file__).resolve().parent / "peer"
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "checked.lua"
@@ -81,6 +86,13 @@ FIGURES = (
     Figure("discovery", "GET", "/.well-known/openid-configuration", '"issuer"'),
     Figure("jwks", "GET", "", '"keys"', discovery_key="jwks_uri"),
 )
+# Their keys in bench/recorded.json and their labels in the table (bench.figures).
+FIGURE_KEYS = {FIGURES[0].name: "token", FIGURES[1].name: "discovery", FIGURES[2].name: "jwks"}
+FIGURE_LABELS = {
+    FIGURES[0].name: "token endpoint, client_credentials ES256 JWT",
+    FIGURES[1].name: "discovery document",
+    FIGURES[2].name: "JWKS",
+}
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,114 @@ def postgres_and_redis() -> Iterator[dict[str, str]]:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """Medians of interleaved runs, per figure name and side, and the OneCard worker's memory after them."""
+
+    database: str
+    server: str
+    results: dict[tuple[str, str], list[Result]]
+    rss_mib: float
+    peer: bool  # False: the peer was not run (no Node.js here), OneCard's figures stand alone
+
+    def median(self, figure: str, side: str) -> float | None:
+        runs = self.results.get((figure, side))
+        return statistics.median(r.requests_per_second for r in runs) if runs else None
+
+    def errors(self, figure: str) -> int:
+        return sum(r.errors for (name, _side), runs in self.results.items() if name == figure for r in runs)
+
+
+def measure(
+    *,
+    postgres: bool,
+    seconds: float,
+    runs: int,
+    connections: int = 16,
+    threads: int = 8,
+    server: str = DEFAULT_SERVER,
+    with_peer: bool = True,
+    figures: tuple[Figure, ...] = FIGURES,
+    lean_path: bool = True,
+) -> Measurement:
+    """OneCard (and the peer, unless ``with_peer`` is False) under wrk, A/B then B/A; ``lean_path`` False
+    measures the full path (Flask + Authlib) on the same requests."""
+    with ExitStack() as stack:
+        extra_env = stack.enter_context(postgres_and_redis()) if postgres else {}
+        if not lean_path:
+            extra_env = {**extra_env, "ONECARD_LEAN_PATH": "false"}
+        running = stack.enter_context(
+            running_server(seed, threads=threads, extra_env=extra_env, cpu=SERVER_CPU, server=server)
+        )
+        client = running.seeded
+        sides = [Side("OneCard", running.base_url, client["client_id"], client["secret"])]
+        if with_peer:
+            sides.insert(0, stack.enter_context(peer_server("bench-portal", secrets.token_urlsafe(24))))
+        for side in sides:
+            check_token(side)
+        results: dict[tuple[str, str], list[Result]] = {}
+        for run in range(runs):
+            # A/B then B/A: neither side always runs on the warmer machine.
+            order = sides if run % 2 == 0 else sides[::-1]
+            for figure in figures:
+                for side in order:
+                    result = run_wrk(side, figure, seconds=seconds, connections=connections)
+                    results.setdefault((figure.name, side.name), []).append(result)
+        rss = running.worker_rss_mib()
+    database = "PostgreSQL + Redis" if postgres else "SQLite"
+    return Measurement(database, server, results, rss, with_peer)
+
+
+def figures(quick: bool, *, postgres: bool = False) -> list[TableFigure]:
+    """The table's rows (bench.table): token on SQLite (and on PostgreSQL + Redis with ``postgres``),
+    discovery and JWKS, each beside the peer where Node.js is here; the worker's memory after each load."""
+    seconds, runs = (2.0, 1) if quick else (10.0, 3)
+    with_peer = shutil.which("node") is not None and shutil.which("npm") is not None
+    rows: list[TableFigure] = []
+    measurements = [measure(postgres=False, seconds=seconds, runs=runs, with_peer=with_peer)]
+    if postgres:
+        measurements.append(
+            measure(postgres=True, seconds=seconds, runs=runs, with_peer=with_peer, figures=FIGURES[:1])
+        )
+    note = "the peer's memory adapter keeps no JWT access token; OneCard's can be introspected and revoked"
+    for measurement in measurements:
+        backend = "postgres" if "PostgreSQL" in measurement.database else "sqlite"
+        for figure in FIGURES:
+            ours = measurement.median(figure.name, "OneCard")
+            if ours is None:
+                continue
+            peer = measurement.median(figure.name, "node-oidc-provider")
+            key = FIGURE_KEYS[figure.name] + (f".{backend}" if figure.name == FIGURES[0].name else "")
+            label = FIGURE_LABELS[figure.name] + (
+                f", {measurement.database}" if figure.name == FIGURES[0].name else ""
+            )
+            errors = measurement.errors(figure.name)
+            rows.append(
+                TableFigure(
+                    key=key,
+                    label=label,
+                    value=ours,
+                    unit="req/s",
+                    peer=peer,
+                    target=">= 1.0 x node-oidc-provider",
+                    met=None if peer is None else (ours >= peer and errors == 0),
+                    note=f"{measurement.server}, one worker; errors {errors}"
+                    + (f"; {note}" if figure.name == FIGURES[0].name else ""),
+                )
+            )
+        rows.append(
+            TableFigure(
+                key=f"rss.side_by_side.{backend}",
+                label=f"OneCard worker RSS after the token, discovery and JWKS load, {measurement.database}",
+                value=measurement.rss_mib,
+                unit="MiB",
+                better="lower",
+                note="reported",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -199,54 +319,47 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--postgres", action="store_true", help="OneCard on PostgreSQL + Redis")
-    parser.add_argument("--threads", type=int, default=8, help="OneCard's gthread threads")
+    parser.add_argument("--threads", type=int, default=8, help="OneCard's threads (gthread, granian)")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER, help="OneCard's WSGI server")
+    parser.add_argument(
+        "--full-path", action="store_true", help="OneCard without its lean path (idp.fastpath)"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "node", "npm", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"side_by_side needs {tool} (Debian: apt-get install wrk nodejs npm util-linux)")
-
-    with ExitStack() as stack:
-        extra_env = stack.enter_context(postgres_and_redis()) if args.postgres else {}
-        base_url, client = stack.enter_context(
-            bench_server(seed, threads=args.threads, extra_env=extra_env, cpu=SERVER_CPU)
-        )
-        onecard = Side("OneCard", base_url, client["client_id"], client["secret"])
-        peer = stack.enter_context(peer_server("bench-portal", secrets.token_urlsafe(24)))
-        for side in (peer, onecard):
-            check_token(side)
-        results: dict[tuple[str, str], list[Result]] = {}
-        for run in range(args.runs):
-            # A/B then B/A: neither side always runs on the warmer machine.
-            order = (peer, onecard) if run % 2 == 0 else (onecard, peer)
-            for figure in FIGURES:
-                for side in order:
-                    result = run_wrk(side, figure, seconds=args.seconds, connections=args.connections)
-                    results.setdefault((figure.name, side.name), []).append(result)
-
-    database = "PostgreSQL + Redis" if args.postgres else "SQLite"
+    measurement = measure(
+        postgres=args.postgres,
+        seconds=args.seconds,
+        runs=args.runs,
+        connections=args.connections,
+        threads=args.threads,
+        server=args.server,
+        lean_path=not args.full_path,
+    )
+    path = "full path" if args.full_path else "lean path"
     print(
         f"server pinned to CPU {SERVER_CPU}, wrk (1 thread, {args.connections} connections) "
-        f"on CPU {LOAD_CPU}; OneCard: one gunicorn gthread worker, {database}; "
-        f"medians of {args.runs} interleaved runs"
+        f"on CPU {LOAD_CPU}; OneCard: one {args.server} worker, {path}, {measurement.database}; "
+        f"medians of {args.runs} interleaved runs; worker RSS after the load {measurement.rss_mib:.1f} MiB"
     )
     print(
         f"{'figure':34s} {'peer req/s':>11s} {'OneCard req/s':>14s} {'ratio':>6s}  p99 peer / OneCard  errors"
     )
     summary: dict[str, dict[str, float]] = {}
     for figure in FIGURES:
-        peer_runs = results[(figure.name, peer.name)]
-        ours = results[(figure.name, onecard.name)]
+        peer_runs = measurement.results[(figure.name, "node-oidc-provider")]
+        ours = measurement.results[(figure.name, "OneCard")]
         peer_rps = statistics.median(r.requests_per_second for r in peer_runs)
         our_rps = statistics.median(r.requests_per_second for r in ours)
-        errors = sum(r.errors for r in peer_runs + ours)
         peer_p99 = statistics.median(r.p99_ms for r in peer_runs)
         our_p99 = statistics.median(r.p99_ms for r in ours)
         print(
             f"{figure.name:34s} {peer_rps:11.0f} {our_rps:14.0f} {our_rps / peer_rps:6.2f}  "
-            f"{peer_p99:6.1f} / {our_p99:6.1f} ms    {errors}"
+            f"{peer_p99:6.1f} / {our_p99:6.1f} ms    {measurement.errors(figure.name)}"
         )
         summary[figure.name] = {"peer_rps": peer_rps, "onecard_rps": our_rps, "ratio": our_rps / peer_rps}
-    print(json.dumps({"database": database, "figures": summary}))
+    print(json.dumps({"database": measurement.database, "server": args.server, "figures": summary}))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,13 @@ def demo_seed() -> None:
 @click.option("--portal-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--bridge-port", default=47400, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
+    "--kiosk-port",
+    default=runner.DEFAULT_KIOSK_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The demo kiosk's own bridge (kiosk profile).",
+)
+@click.option(
     "--dir",
     "directory",
     default="var",
@@ -97,7 +104,7 @@ def demo_seed() -> None:
 )
 @click.option("--no-open-dialog", is_flag=True, help="The bridge does not open its PIN window by itself.")
 def demo_run(
-    idp_port: int, portal_port: int, bridge_port: int, directory: Path, no_open_dialog: bool
+    idp_port: int, portal_port: int, bridge_port: int, kiosk_port: int, directory: Path, no_open_dialog: bool
 ) -> None:
     """The complete demo: migrate and seed, then run the IdP with the wallet, the example portal and the
     reader bridge on a virtual card until Ctrl-C.
@@ -108,14 +115,15 @@ def demo_run(
     """
     settings = load_settings()
     _refuse_production(settings)
-    if len({idp_port, portal_port, bridge_port}) != 3:
-        raise click.UsageError("the IdP, portal and bridge ports must differ")
+    if len({idp_port, portal_port, bridge_port, kiosk_port}) != 4:
+        raise click.UsageError("the IdP, portal, bridge and kiosk ports must differ")
     directory.mkdir(parents=True, exist_ok=True)
     layout = runner.DemoLayout(
         directory=directory,
         idp_port=idp_port,
         portal_port=portal_port,
         bridge_port=bridge_port,
+        kiosk_port=kiosk_port,
         issuer=os.environ.get("ONECARD_ISSUER", ""),
     )
     settings = settings.replace(database_url=runner.demo_database_url(settings.database_url, layout))
@@ -129,15 +137,21 @@ def demo_run(
             lines, citizen_ids = _seed_demo_data(svc, session)
             card = runner.ensure_demo_card(svc, session, citizen_ids[0], layout.card_file, actor=cli_actor())
             lines.append(card)
+            kiosk_card = runner.ensure_demo_card(
+                svc, session, citizen_ids[1], layout.kiosk_card_file, actor=cli_actor()
+            )
+            lines.append(kiosk_card)
             lines.append(runner.ensure_demo_portal_uris(svc, session, layout, actor=cli_actor()))
     finally:
         svc.database.dispose()
     env = {**os.environ, "ONECARD_DATABASE_URL": settings.database_url}  # the children use the same one
     try:
         lines.append(runner.ensure_demo_venue(layout, env))
-        lines.append(runner.ensure_demo_hall(layout, env))
+        hall, kiosks = runner.ensure_demo_hall(layout, env)
+        lines.append(hall)
+        lines.append(runner.ensure_demo_kiosk(layout, env, kiosks))
         lines.append(runner.ensure_demo_catalogue(env))
-        click.echo(f"seeded in {time_now() - started:.1f} s; starting the IdP, the portal and the bridge")
+        click.echo(f"seeded in {time_now() - started:.1f} s; starting the IdP, the portal and the bridges")
         status = runner.run_demo(layout, env, lines, open_pin_dialog=not no_open_dialog, echo=click.echo)
     except runner.DemoError as error:
         fail(str(error))

@@ -227,3 +227,7 @@ DEMO_HALL_COUNTERS = (
 )
 # The counter with a registered device (DESIGN.md §14); its private key is kept in var/demo-counter.json.
 DEMO_DEVICE_COUNTER = "w1"
+# The demo hall's kiosk (self-service terminal): registered by `onecard halls register-kiosk`, its private key
+# kept in var/demo-kiosk.json, its own bridge (kiosk profile) on DEFAULT_KIOSK_PORT with the second demo
+# citizen's card, var/demo-kiosk-card.json.
+DEMO_KIOSK_NAME = "自助机1"

@@ -18,6 +18,9 @@ One command on a fresh machine, embedded SQLite and nothing else:
 - a service hall (``onecard halls add``) with two services and two counters, its scanner's credentials
   written to ``var/demo-hall.json``, counter w1's registered device (its private key in
   ``var/demo-counter.json``), its display at ``/halls/demo-civic-hall/display``;
+- the hall's **kiosk**: a terminal registered to it (``onecard halls register-kiosk``, its key in
+  ``var/demo-kiosk.json``) and a second bridge in the kiosk profile on ``127.0.0.1:47401`` with the second
+  demo citizen's card ``var/demo-kiosk-card.json``; ``http://127.0.0.1:47401/kiosk`` starts the kiosk pages;
 - brought up to date on every start: the application catalogue's demo entries, a dozen places in Wuhan
   (``onecard catalogue import``, ``demo.data.DEMO_CATALOGUE``), public at ``/catalogue``.
 
@@ -59,6 +62,7 @@ from demo.data import (
     DEMO_HALL_ID,
     DEMO_HALL_NAME,
     DEMO_HALL_SERVICES,
+    DEMO_KIOSK_NAME,
     DEMO_PIN,
     DEMO_PORTAL,
     DEMO_PORTAL_SECRET,
@@ -72,6 +76,7 @@ from sdk.keys import Key, generate_key
 DEFAULT_IDP_PORT = 8000
 DEFAULT_PORTAL_PORT = 8001
 DEFAULT_BRIDGE_PORT = 47400  # reader_bridge.server.DEFAULT_PORT, the port the card login page looks at
+DEFAULT_KIOSK_PORT = 47401  # the demo kiosk's own bridge: registered as its bridge_url
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 DEMO_DATABASE_FILE = "onecard.sqlite3"
@@ -91,6 +96,7 @@ class DemoLayout:
     idp_port: int = DEFAULT_IDP_PORT
     portal_port: int = DEFAULT_PORTAL_PORT
     bridge_port: int = DEFAULT_BRIDGE_PORT
+    kiosk_port: int = DEFAULT_KIOSK_PORT
     issuer: str = ""  # ONECARD_ISSUER when set; else http://localhost:<idp_port>
 
     @property
@@ -118,8 +124,22 @@ class DemoLayout:
         return f"http://127.0.0.1:{self.bridge_port}"
 
     @property
+    def kiosk_bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.kiosk_port}"
+
+    @property
     def card_file(self) -> Path:
         return self.directory / "demo-card.json"
+
+    @property
+    def kiosk_card_file(self) -> Path:
+        """The second demo citizen's card, in the kiosk's reader."""
+        return self.directory / "demo-kiosk-card.json"
+
+    @property
+    def kiosk_file(self) -> Path:
+        """The demo kiosk's credentials for its bridge (``--kiosk-credentials``): client id, private key."""
+        return self.directory / "demo-kiosk.json"
 
     @property
     def venue_file(self) -> Path:
@@ -300,11 +320,12 @@ def _run_onecard(env: Mapping[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
-def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> str:
+def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]]:
     """The demo's service hall, its two services and two counters, added by ``onecard halls …`` where missing
     (idempotent: a second start adds nothing). The scanner's credentials are written to ``hall_file`` when the
     hall is created (the secret is shown only then); a device is registered for the demo counter and its key
-    written to ``counter_file`` (a lost key file is replaced by a new key, rotated in)."""
+    written to ``counter_file`` (a lost key file is replaced by a new key, rotated in). Returns one line and
+    the hall's kiosks (for ``ensure_demo_kiosk``: one ``onecard`` process fewer at every start)."""
     shown = _run_onecard(env, "halls", "show", DEMO_HALL_ID, "--json")
     created = shown.returncode != 0
     if created:
@@ -343,14 +364,11 @@ def ensure_demo_hall(layout: DemoLayout, env: Mapping[str, str]) -> str:
         verb = "register-device" if device is None else "replace-device-keys"
         commands.append([verb, DEMO_HALL_ID, DEMO_DEVICE_COUNTER, "--jwks", str(jwks_file)])
     for command in commands:
-        result = _run_onecard(env, "halls", *command)
-        if result.returncode != 0:
-            failure = result.stderr.strip() or result.returncode
-            raise DemoError(f"onecard halls {command[0]} failed: {failure}")
+        _run_halls(env, *command)
     if key is not None:
         _write_counter_file(layout, env, key)
     state = "created " if created else ("updated " if commands else "exists  ")
-    return f"{state} hall {DEMO_HALL_ID} (/halls/{DEMO_HALL_ID}/display)"
+    return f"{state} hall {DEMO_HALL_ID} (/halls/{DEMO_HALL_ID}/display)", list(hall["kiosks"])
 
 
 def _write_counter_file(layout: DemoLayout, env: Mapping[str, str], key: Key) -> None:
@@ -367,9 +385,65 @@ def _write_counter_file(layout: DemoLayout, env: Mapping[str, str], key: Key) ->
         "kid": key.kid,
         "private_key_pem": key.private_pem().decode("ascii"),
     }
-    layout.counter_file.touch(mode=0o600)
-    layout.counter_file.chmod(0o600)  # before the key is in it
-    layout.counter_file.write_text(json.dumps(credentials, indent=2) + "\n")
+    _write_private_file(layout.counter_file, credentials)
+
+
+def ensure_demo_kiosk(layout: DemoLayout, env: Mapping[str, str], kiosks: list[dict[str, Any]]) -> str:
+    """The demo hall's kiosk, registered by ``onecard halls register-kiosk`` with a new key where missing
+    (idempotent: a second start changes nothing); ``kiosks`` are the hall's, as ``halls show`` lists them.
+    Its credentials file is written when it is registered; a lost file means a new key, rotated in. A kiosk
+    registered with another bridge URL (another ``--kiosk-port``) is registered anew."""
+    kiosk = next((k for k in kiosks if k["name"] == DEMO_KIOSK_NAME), None)
+    if kiosk is not None and kiosk["bridge_url"] != layout.kiosk_bridge_url:
+        _run_halls(env, "remove-kiosk", DEMO_HALL_ID, kiosk["client_id"])
+        kiosk = None
+    if kiosk is not None and _kiosk_file_client(layout) == kiosk["client_id"]:
+        return f"exists   kiosk {kiosk['client_id']} ({layout.kiosk_bridge_url}/kiosk)"
+    key = generate_key("ES256")
+    jwks_file = layout.directory / "demo-kiosk.jwks.json"  # public: the CLI reads the JWK Set from it
+    jwks_file.write_text(json.dumps({"keys": [key.public_jwk()]}) + "\n")
+    if kiosk is None:
+        registered = _run_halls(
+            env, "register-kiosk", DEMO_HALL_ID, "--name", DEMO_KIOSK_NAME, "--jwks", str(jwks_file),
+            "--bridge-url", layout.kiosk_bridge_url, "--json",
+        )  # fmt: skip
+        client_id, state = json.loads(registered.stdout)["client_id"], "created "
+    else:
+        _run_halls(env, "replace-kiosk-keys", DEMO_HALL_ID, kiosk["client_id"], "--jwks", str(jwks_file))
+        client_id, state = kiosk["client_id"], "updated "
+    credentials = {
+        "hall_id": DEMO_HALL_ID,
+        "client_id": client_id,
+        "kid": key.kid,
+        "private_key_pem": key.private_pem().decode("ascii"),
+        "issuer": layout.public_issuer,  # the audience of its assertions: the issuer its pages are under
+    }
+    _write_private_file(layout.kiosk_file, credentials)
+    return f"{state} kiosk {client_id} ({layout.kiosk_bridge_url}/kiosk)"
+
+
+def _kiosk_file_client(layout: DemoLayout) -> str | None:
+    """The client id in the kiosk's credentials file, if it is a usable one for this issuer."""
+    try:
+        stored = json.loads(layout.kiosk_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    usable = isinstance(stored, dict) and stored.get("issuer") == layout.public_issuer
+    return str(stored.get("client_id")) if usable and stored.get("private_key_pem") else None
+
+
+def _run_halls(env: Mapping[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    result = _run_onecard(env, "halls", *command)
+    if result.returncode != 0:
+        raise DemoError(f"onecard halls {command[0]} failed: {result.stderr.strip() or result.returncode}")
+    return result
+
+
+def _write_private_file(path: Path, content: Mapping[str, str]) -> None:
+    """Credentials as a terminal keeps them: 0600 before the key is in the file."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(content, indent=2) + "\n")
 
 
 # Serving the IdP ---------------------------------------------------------------------------------------
@@ -545,10 +619,20 @@ def plan_children(layout: DemoLayout, env: Mapping[str, str], *, open_pin_dialog
         str(layout.bridge_port),
         *[arg for issuer in layout.issuers for arg in ("--origin", issuer)],
     ]
+    # The hall's kiosk: a bridge of its own in the kiosk profile, the OneCard kiosk pages its one origin,
+    # holding the terminal's key for its launch page (GET /kiosk), with the second citizen's card.
+    kiosk_command = [
+        sys.executable, "-m", "reader_bridge.cli", "serve", "--dev",
+        "--virtual-card", str(layout.kiosk_card_file), "--pin-source", "dialog",
+        "--port", str(layout.kiosk_port),
+        "--kiosk", layout.public_issuer, "--kiosk-credentials", str(layout.kiosk_file),
+    ]  # fmt: skip
     if not open_pin_dialog:
         bridge_command.append("--no-open-dialog")
+        kiosk_command.append("--no-open-dialog")
     bridge = Child("bridge", bridge_command, layout.bridge_port, layout.log_file("bridge"), base_env)
-    return [idp, bridge, portal]
+    kiosk = Child("kiosk", kiosk_command, layout.kiosk_port, layout.log_file("kiosk"), base_env)
+    return [idp, bridge, portal, kiosk]
 
 
 @dataclass
@@ -604,6 +688,7 @@ def banner(layout: DemoLayout, children: list[Child], seeded: list[str]) -> str:
         f"{layout.issuers[0]}/.well-known/openid-configuration",
         f"  Gate credentials of the demo venue: {layout.venue_file}",
         f"  Where the card can be used (the catalogue): {layout.public_issuer}/catalogue",
+        f"  Kiosk: open {layout.kiosk_bridge_url}/kiosk (card of the second demo citizen, PIN {DEMO_PIN})",
         "",
         *[f"  {line}" for line in seeded],
         "",

@@ -1,6 +1,6 @@
-"""``onecard halls``: halls, their services, counters and counter devices, and the staff override for calling
-numbers at a counter (a counter calls with its own registered device, DESIGN.md §14; these commands are for
-staff at the server's console when it cannot, and are audited as an override).
+"""``onecard halls``: halls, their services, counters, counter devices and kiosks, and the staff override for
+calling numbers at a counter (a counter calls with its own registered device, DESIGN.md §14; these commands
+are for staff at the server's console when it cannot, and are audited as an override).
 
 Registered on the ``onecard`` command through the ``onecard.cli`` entry point group (idp never imports the
 halls). Uses the plumbing every command group shares, ``idp.cli_support``: the unit of work (errors become
@@ -22,13 +22,17 @@ from halls.register.service import (
     add_service,
     create_hall,
     describe_hall,
+    describe_kiosk,
     get_counter,
     get_hall,
     list_halls,
     register_counter_device,
+    register_kiosk,
     remove_counter_device,
     remove_hall,
+    remove_kiosk,
     replace_counter_device_keys,
+    replace_kiosk_keys,
 )
 from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
 
@@ -70,7 +74,7 @@ def halls_list() -> None:
 @click.argument("hall_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def halls_show(hall_id: str, as_json: bool) -> None:
-    """Show a hall with its services and counters."""
+    """Show a hall with its services, counters and kiosks."""
     with unit_of_work() as (_svc, session):
         fields = describe_hall(session, get_hall(session, hall_id))
     if as_json:
@@ -182,6 +186,59 @@ def halls_remove_device(hall_id: str, counter: str) -> None:
     with unit_of_work() as (svc, session):
         remove_counter_device(session, get_hall(session, hall_id), counter, actor=cli_actor(), now=svc.now())
     click.echo(f"removed  device of {hall_id}/{counter}")
+
+
+@halls.command("register-kiosk")
+@click.argument("hall_id")
+@click.option("--name", required=True, help="The kiosk's name in the hall, e.g. 自助机1.")
+@_JWKS_OPTION
+@click.option(
+    "--bridge-url",
+    default=None,
+    help="Where the kiosk's reader bridge listens, http://127.0.0.1:PORT [default: ONECARD_CARD_BRIDGE_URL].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def halls_register_kiosk(hall_id: str, name: str, jwks: Any, bridge_url: str | None, as_json: bool) -> None:
+    """Register a kiosk terminal of a hall (private_key_jwt, kind kiosk) and print its client id."""
+    with unit_of_work() as (svc, session):
+        kiosk = register_kiosk(
+            session,
+            get_hall(session, hall_id),
+            name=name,
+            jwks=jwks,
+            bridge_url=bridge_url,
+            issuer=svc.settings.issuer,
+            actor=cli_actor(),
+            now=svc.now(),
+        )
+        fields = describe_kiosk(kiosk)
+    if as_json:
+        echo_json(fields)
+    else:
+        click.echo(f"registered  kiosk {fields['client_id']} for {hall_id}")
+
+
+@halls.command("replace-kiosk-keys")
+@click.argument("hall_id")
+@click.argument("client_id")
+@_JWKS_OPTION
+def halls_replace_kiosk_keys(hall_id: str, client_id: str, jwks: Any) -> None:
+    """Replace the keys of a kiosk (key rotation)."""
+    with unit_of_work() as (svc, session):
+        replace_kiosk_keys(
+            session, get_hall(session, hall_id), client_id, jwks=jwks, actor=cli_actor(), now=svc.now()
+        )
+    click.echo(f"replaced  keys of kiosk {client_id}")
+
+
+@halls.command("remove-kiosk")
+@click.argument("hall_id")
+@click.argument("client_id")
+def halls_remove_kiosk(hall_id: str, client_id: str) -> None:
+    """Remove a kiosk: its credentials stop working at once."""
+    with unit_of_work() as (svc, session):
+        remove_kiosk(session, get_hall(session, hall_id), client_id, actor=cli_actor(), now=svc.now())
+    click.echo(f"removed  kiosk {client_id} of {hall_id}")
 
 
 @halls.command("call-next")

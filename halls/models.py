@@ -4,6 +4,6 @@ see them on ``idp.db.Base.metadata``."""
 from __future__ import annotations
 
 from halls.queue.model import NumberSequence, Ticket
-from halls.register.model import Counter, Hall, HallService
+from halls.register.model import Counter, Hall, HallService, Kiosk
 
-__all__ = ["Counter", "Hall", "HallService", "NumberSequence", "Ticket"]
+__all__ = ["Counter", "Hall", "HallService", "Kiosk", "NumberSequence", "Ticket"]

@@ -21,6 +21,8 @@ from idp.cardlogin.context import create_card_login_context
 from idp.config import Settings, load_settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.db import Database
+from idp.fastpath import LeanPath
+from idp.federation.context import create_federation_context
 from idp.i18n import install_i18n
 from idp.keys.pkcs11 import Pkcs11Backend
 from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler
@@ -84,6 +86,7 @@ def create_app(
         realname=create_realname_context(store, per_minute=settings.rate_limit_per_minute),
         api_contract=ApiContract(),
         hsm=hsm,
+        federation=create_federation_context(settings, keyring, store),
     )
     app.extensions["onecard"] = svc
     svc.authorization_server.init_app(app)
@@ -94,6 +97,7 @@ def create_app(
     from idp.cardlogin.views import CARD_METHOD
     from idp.cardlogin.views import bp as card_login_bp
     from idp.cards.views import bp as cards_admin_bp
+    from idp.federation.views import bp as federation_bp
     from idp.health import bp as health_bp
     from idp.keys.views import bp as keys_bp
     from idp.login.views import bp as login_bp
@@ -110,6 +114,7 @@ def create_app(
         card_login_bp,
         cards_admin_bp,
         keys_bp,
+        federation_bp,
         realname_bp,
         health_bp,
         metrics_bp,
@@ -126,6 +131,9 @@ def create_app(
     for plugin in plugins if plugins is not None else _entry_point_plugins():
         plugin(app)
     install_contract_validation(app)  # seals /api/openapi.json: every plug-in has added its fragment
+    if settings.lean_path:
+        # Plain client_credentials tokens, discovery and the JWKS before Flask (idp.fastpath, issue #16).
+        app.wsgi_app = LeanPath(app.wsgi_app, svc)  # type: ignore[method-assign]
     _trust_proxies(app, settings.trusted_proxy_count)
     return app
 
@@ -152,6 +160,7 @@ def _register_contract(svc: Services) -> None:
     from idp.admin.contract import CONTRACT as admin_contract
     from idp.cardlogin.contract import CONTRACT as card_login_contract
     from idp.cards.contract import CONTRACT as cards_contract
+    from idp.federation.contract import CONTRACT as federation_contract
     from idp.keys.contract import CONTRACT as keys_contract
     from idp.login.contract import CONTRACT as login_contract
     from idp.realname.contract import CONTRACT as realname_contract
@@ -159,6 +168,7 @@ def _register_contract(svc: Services) -> None:
     svc.api_contract.register(
         admin_contract, cards_contract, keys_contract, realname_contract, login_contract, card_login_contract
     )
+    svc.api_contract.register(federation_contract)
 
 
 def start_background_work(app: Flask) -> None:

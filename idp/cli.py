@@ -23,6 +23,7 @@ from idp.citizens.cli import citizens
 from idp.cli_support import OneCardGroup
 from idp.clients.cli import clients
 from idp.dbadmin_cli import db
+from idp.federation.cli import federation
 from idp.keys.cli import keys
 from idp.serve_cli import serve
 
@@ -65,6 +66,7 @@ cli.add_command(citizens)
 cli.add_command(cards)
 cli.add_command(keys)
 cli.add_command(audit)
+cli.add_command(federation)
 
 
 def main() -> None:

@@ -28,6 +28,18 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 
 
+def is_local_bridge_url(url: str) -> bool:
+    """A reader bridge's URL as the card pages may call it: ``http://127.0.0.1:PORT``, no path. 127.0.0.1
+    only: the pages' Content-Security-Policy lets them reach http://127.0.0.1:* and nothing else."""
+    try:
+        bridge = urlsplit(url)
+        bridge.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    plain = not (bridge.path or bridge.query or bridge.fragment or "@" in bridge.netloc)
+    return bridge.scheme == "http" and bridge.hostname == "127.0.0.1" and plain
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"  # development | production | test
@@ -95,6 +107,28 @@ class Settings:
     metrics_token: str = ""
     metrics_token_file: str = ""
     metrics_bind: str = ""
+    # The lean path (idp.fastpath): plain client_credentials tokens, discovery and the JWKS answered before
+    # Flask, with the same answers. Off only to compare it with the full path.
+    lean_path: bool = True
+    # OpenID Federation 1.0 (idp.federation, docs/federation.md). The entity id is the issuer. Roles,
+    # comma-separated: leaf (every deployment), intermediate and/or anchor (issues subordinate statements).
+    federation_roles: str = "leaf"
+    federation_organization_name: str = "OneCard"
+    # Entity ids of this deployment's superiors, comma-separated (empty for a trust anchor).
+    federation_authority_hints: str = ""
+    # JSON file {"<trust anchor entity id>": <its JWKS>}: the anchors this deployment resolves chains to, with
+    # the keys it trusts them by (obtained out of band, never from the anchor's own configuration).
+    federation_trust_anchors_file: str = ""
+    # JSON file: an array of the trust mark JWTs this deployment holds (issued to it by a trust mark issuer).
+    federation_trust_marks_file: str = ""
+    # Lifetime of the statements this deployment signs, and how long a resolved chain is cached at most.
+    federation_statement_ttl: int = 86400
+    federation_chain_cache_seconds: int = 3600
+    # Lifetime of the trust marks an anchor issues; the trust mark type meaning "authenticates at loa:high".
+    federation_trust_mark_ttl: int = 30 * 86400
+    federation_loa_high_trust_mark: str = "https://onecard.example/trust-marks/loa-high"
+    # Each rotation must be registered with the superiors first (docs/federation.md): manual by default.
+    key_rotation_federation_days: int = 0
 
     @property
     def is_production(self) -> bool:
@@ -239,9 +273,7 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigError("ONECARD_PAR_REQUEST_TTL must be at most 600 seconds")
     if settings.card_certificate_days <= 0:
         raise ConfigError("ONECARD_CARD_CERTIFICATE_DAYS must be positive")
-    bridge = urlsplit(settings.card_bridge_url)
-    # 127.0.0.1 only: the pages' Content-Security-Policy lets them reach http://127.0.0.1:* and nothing else.
-    if bridge.scheme != "http" or bridge.hostname != "127.0.0.1" or bridge.path:
+    if not is_local_bridge_url(settings.card_bridge_url):
         raise ConfigError(
             "ONECARD_CARD_BRIDGE_URL must be http://127.0.0.1:PORT (the bridge is local): "
             f"{settings.card_bridge_url!r}"

@@ -13,6 +13,7 @@ from idp.citizens.model import Citizen
 from idp.clients.model import Client
 from idp.consents.model import Consent
 from idp.db import Base
+from idp.federation.model import Subordinate
 from idp.grants.model import Grant, RefreshToken
 from idp.keys.model import KeyRecord
 from idp.sessions.model import SsoSession, SsoSessionClient
@@ -31,6 +32,7 @@ __all__ = [
     "RefreshToken",
     "SsoSession",
     "SsoSessionClient",
+    "Subordinate",
     "load_plugin_models",
 ]
 

@@ -1,9 +1,18 @@
-"""``onecard serve``: migrate the database, create any missing keys, and serve the application (gunicorn, or
-werkzeug's development server with ``--dev``). Registered on the ``onecard`` group by ``idp.cli``.
+"""``onecard serve``: migrate the database, create any missing keys, and serve the application (granian by
+default, gunicorn with ``--server gunicorn``, werkzeug's development server with ``--dev``). Registered on the
+``onecard`` group by ``idp.cli``.
+
+Why granian (bench/README.md, issue #16): one granian worker answered 1.6–3 × the requests of one gunicorn
+gthread worker on the same work (its HTTP/1.1 parsing and keep-alive are Rust, off the GIL), and idle
+keep-alive connections hold no Python thread. Its WSGI requests run on ``--threads`` blocking threads per
+worker, so the QR-login long-poll waits on a thread, as under gthread. Both servers fork their workers from
+this process after the app is built, stop gracefully on SIGTERM/SIGINT sent to this process's PID, and share
+the workers' metrics through the multiprocess directory.
 
 It also runs what operators watch (``idp.observability``): the request log as JSON lines on stderr, and with
-``ONECARD_METRICS_BIND`` a metrics listener of its own — in the gunicorn master, whose workers share their
-metrics through a multiprocess directory prepared before the first fork, or in the development server.
+``ONECARD_METRICS_BIND`` a metrics listener of its own — in the master (granian's or gunicorn's), whose
+workers share their metrics through a multiprocess directory prepared before the first fork, or in the
+development server.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ from idp.app import create_app, initialise_keys, start_background_work
 from idp.config import Settings, load_settings
 from idp.db import Database
 from idp.observability.exposition import MetricsListener, render_metrics, scrape_registry
-from idp.observability.multiprocess import prepare_multiprocess_directory
+from idp.observability.multiprocess import MultiprocessDirectory, prepare_multiprocess_directory
 from idp.observability.web import request_log_to_stderr
 from idp.services import Services
 from sdk.clock import system_clock
+
+SERVERS = ("granian", "gunicorn")
+DEFAULT_SERVER = "granian"
 
 
 def _default_workers() -> int:
@@ -38,21 +50,28 @@ def _default_workers() -> int:
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Gunicorn worker processes [default: 2 × CPUs + 1, at most 8].",
+    help="Worker processes [default: 2 × CPUs + 1, at most 8].",
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Threads per worker; more than 1 runs gunicorn's gthread workers instead of sync ones.",
+    help="Threads per worker (granian's blocking threads; above 1, gunicorn's gthread workers).",
 )
-@click.option("--dev", is_flag=True, help="Werkzeug's single-process development server instead of gunicorn.")
-def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="The WSGI server: granian, or gunicorn (sync workers, gthread with --threads above 1).",
+)
+@click.option("--dev", is_flag=True, help="Werkzeug's single-process development server instead.")
+def serve(host: str, port: int, workers: int | None, threads: int, server: str, dev: bool) -> None:
     """Migrate the database, create any missing keys, and serve the application."""
     settings = load_settings()
     if dev and settings.is_production:
-        raise click.UsageError("--dev is the development server; production is served by gunicorn")
+        raise click.UsageError("--dev is the development server; production is served by granian or gunicorn")
     dbadmin.upgrade(settings.database_url)
     app = create_app(settings)
     svc: Services = app.extensions["onecard"]
@@ -82,8 +101,50 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
         return
     count = workers or _default_workers()
     per_worker = f" × {threads} threads" if threads > 1 else ""
-    click.echo(f"OneCard {settings.issuer} on {where} with {count} gunicorn worker(s){per_worker}", err=True)
-    _run_gunicorn(app, bind=where.removeprefix("http://"), workers=count, threads=threads)
+    click.echo(f"OneCard {settings.issuer} on {where} with {count} {server} worker(s){per_worker}", err=True)
+    if server == "granian":
+        _run_granian(app, host=host, port=port, workers=count, threads=threads)
+    else:
+        _run_gunicorn(app, bind=where.removeprefix("http://"), workers=count, threads=threads)
+
+
+def _run_granian(app: Flask, *, host: str, port: int, workers: int, threads: int) -> None:
+    """Run ``app`` under granian in this process: its master forks ``workers`` copies of it (Linux's
+    default start method), each running WSGI requests on ``threads`` blocking threads."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    settings: Settings = app.extensions["onecard"].settings
+    metrics_directory = prepare_multiprocess_directory()  # before the first fork, as under gunicorn
+    after_fork = _dispose_after_fork(app)
+
+    def load(_target: str) -> Flask:
+        # In each worker, after the fork. Granian has no hook in the master when a worker exits (gunicorn's
+        # child_exit), so a worker starting drops the live-gauge files of the workers that are gone.
+        _forget_exited_workers(metrics_directory)
+        after_fork(None, None)
+        return app
+
+    server = Granian(
+        "idp.wsgi:app",  # only named: ``load`` hands over the app built here
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        websockets=False,
+        log_level=LogLevels.warning,
+        # No access log: request lines carry query strings (login_hint, state) that may hold PII.
+        log_access=False,
+        # A worker that dies is replaced, as gunicorn's master does; its counters stay in the directory.
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+    )
+    server.on_startup(lambda: _start_master_metrics_listener(settings)(None))
+    server.on_shutdown(metrics_directory.remove)
+    with request_log_to_stderr():  # the workers forked in here inherit it
+        server.serve(target_loader=load)
 
 
 def _run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int = 1) -> None:
@@ -135,6 +196,20 @@ def _run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int = 1) -> N
 
     with request_log_to_stderr():  # the workers forked in here inherit it
         OneCardApplication().run()
+
+
+def _forget_exited_workers(directory: MultiprocessDirectory) -> None:
+    """``worker_exited`` for every process that left metric files (``<kind>_<pid>.db``) and no longer runs."""
+    pids = {
+        int(pid) for pid in (p.stem.rpartition("_")[2] for p in directory.path.glob("*.db")) if pid.isdigit()
+    }
+    for pid in pids - {os.getpid()}:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            directory.worker_exited(pid)
+        except PermissionError:
+            pass  # another user's process of that number runs: not one of our workers
 
 
 def _dispose_after_fork(app: Flask) -> Callable[[Any, Any], None]:

@@ -21,6 +21,7 @@ from sdk.clock import Clock
 
 if TYPE_CHECKING:
     from idp.cardlogin.context import CardLoginContext
+    from idp.federation.context import FederationContext
     from idp.keys.pkcs11 import Pkcs11Backend
     from idp.keys.schedule import KeyScheduler
     from idp.login.authenticators import AuthenticatorRegistry
@@ -44,6 +45,7 @@ class Services:
     api_contract: ApiContract  # the JSON APIs' OpenAPI contract; plug-ins register their fragments here
     hsm: Pkcs11Backend | None = None  # signing keys in a PKCS#11 HSM (ONECARD_PKCS11_*)
     scheduler: KeyScheduler | None = None  # started by ``start_background_work`` in a server process only
+    federation: FederationContext | None = None  # OpenID Federation 1.0 (idp.federation), set by create_app
 
     def now(self) -> float:
         return self.clock()

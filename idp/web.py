@@ -31,6 +31,17 @@ MAX_FORM_BYTES = 64 * 1024
 # Sent whenever the issuer is https. Not includeSubDomains: an issuer on a shared domain would force HTTPS on
 # its sibling hosts for a year; an operator whose domain is OneCard's alone adds it at the proxy.
 HSTS = "max-age=31536000"
+# On every response, unless a view set its own (also the lean path's, idp.fastpath).
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self' http://127.0.0.1:*; frame-ancestors 'none'; form-action 'self' http: https:",
+    ),
+)
 # Where ``current_transaction`` leaves the login transaction's ``ui_locales`` for the locale selector
 # (``idp.i18n``), which must not read the store itself.
 UI_LOCALES_G = "login_ui_locales"
@@ -281,14 +292,8 @@ def install_request_hooks(app: Flask) -> None:
                 samesite="Lax",
             )
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "connect-src 'self' http://127.0.0.1:*; frame-ancestors 'none'; form-action 'self' http: https:",
-        )
+        for name, value in SECURITY_HEADERS:
+            headers.setdefault(name, value)
         if cookie_secure():
             # Browsers then refuse plain HTTP to this host for a year (RFC 6797).
             headers.setdefault("Strict-Transport-Security", HSTS)

@@ -26,6 +26,7 @@ from reader_bridge.apdu import Protocol
 from reader_bridge.channel import Terminal
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.errors import BridgeError
+from reader_bridge.kiosk import InvalidKioskCredentialsError, KioskLaunch, load_kiosk_credentials
 from reader_bridge.operations import Settings
 from reader_bridge.pin import DialogPinSource, PinPadPinSource, PinSource, TerminalPinSource
 from reader_bridge.server import DEFAULT_PORT, BridgeConfig, create_server, parse_origins
@@ -45,12 +46,14 @@ def _emulator_for(path: Path, protocol: Protocol | None) -> CardEmulator:
     return CardEmulator(card, protocol=protocol, store=store)
 
 
-def _pin_source(kind: str, *, open_dialog: bool) -> PinSource:
+def _pin_source(kind: str | None, *, kiosk: bool, open_dialog: bool) -> PinSource:
+    """``--pin-source``; unset, a kiosk prefers the reader's PIN pad (issue 13), a desktop the dialog."""
+    kind = kind or ("auto" if kiosk else "dialog")
     if kind == "terminal":
         return TerminalPinSource()
     if kind == "pinpad":
         return PinPadPinSource()
-    return DialogPinSource(on_open=webbrowser.open if open_dialog else None)
+    return DialogPinSource(on_open=webbrowser.open if open_dialog else None, prefer_pinpad=kind == "auto")
 
 
 MAX_PIN_TIMEOUT = 600.0  # ten minutes is already more than anyone needs to find a PIN letter
@@ -76,15 +79,31 @@ def _terminal(args: argparse.Namespace) -> Terminal:
     return PcscTerminal(dev_mode=args.dev, reader_names=args.reader or None)
 
 
-def bridge_config(args: argparse.Namespace, origins: frozenset[str]) -> BridgeConfig:
+def kiosk_launch(args: argparse.Namespace, origins: frozenset[str]) -> KioskLaunch | None:
+    """The kiosk launch page's settings: ``--kiosk-credentials`` in the kiosk profile (``ValueError``
+    without ``--kiosk``, ``InvalidKioskCredentialsError`` for a file that cannot be used)."""
+    if args.kiosk_credentials is None:
+        return None
+    if args.kiosk is None:
+        raise ValueError("--kiosk-credentials needs --kiosk ORIGIN")
+    (origin,) = origins
+    return KioskLaunch(origin, load_kiosk_credentials(Path(args.kiosk_credentials)))
+
+
+def bridge_config(
+    args: argparse.Namespace, origins: frozenset[str], launch: KioskLaunch | None = None
+) -> BridgeConfig:
     """What ``serve`` runs with, from its arguments."""
     return BridgeConfig(
         allowed_origins=origins,
         terminal=_terminal(args),
-        pin_source=_pin_source(args.pin_source, open_dialog=not args.no_open_dialog),
+        pin_source=_pin_source(
+            args.pin_source, kiosk=args.kiosk is not None, open_dialog=not args.no_open_dialog
+        ),
         settings=Settings(pin_timeout=args.pin_timeout),
         dev_mode=args.dev,
         kiosk=args.kiosk is not None,
+        kiosk_launch=launch,
     )
 
 
@@ -108,6 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         origins = serve_origins(args, os.environ)
+        launch = kiosk_launch(args, origins)
+    except InvalidKioskCredentialsError as exc:
+        print(f"--kiosk-credentials: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -116,9 +139,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"No allowed origin: set {ORIGINS_ENV} or pass --origin https://login.example.", file=sys.stderr
         )
         return 2
-    config = bridge_config(args, origins)
+    config = bridge_config(args, origins, launch)
     server = create_server(config, port=args.port)
     log.info("listening on %s for %s", server.own_origin, ", ".join(sorted(origins)))
+    if launch is not None:
+        log.info("kiosk %s: start it at %s/kiosk", launch.credentials.client_id, server.own_origin)
     if args.dev:
         log.warning("development mode: virtual readers and development cards are accepted")
     stopper = threading.Thread(target=server.serve_forever, daemon=True)
@@ -192,7 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="kiosk profile: serve only the OneCard kiosk pages at ORIGIN (no other --origin)",
     )
-    serve.add_argument("--pin-source", choices=("dialog", "terminal", "pinpad"), default="dialog")
+    serve.add_argument(
+        "--kiosk-credentials",
+        metavar="FILE",
+        default=None,
+        help="with --kiosk: the terminal's credentials JSON (client_id, kid, private_key_pem, issuer); "
+        "GET /kiosk on the bridge then starts the kiosk pages",
+    )
+    serve.add_argument(
+        "--pin-source",
+        choices=("dialog", "terminal", "pinpad", "auto"),
+        default=None,
+        help="where the PIN is typed; auto: the reader's PIN pad if it has one, else the dialog "
+        "(default: auto with --kiosk, else dialog)",
+    )
     serve.add_argument(
         "--no-open-dialog", action="store_true", help="do not open the PIN dialog in a browser"
     )

@@ -48,7 +48,7 @@ from reader_bridge.errors import (
     PinTimeoutError,
     WrongPinError,
 )
-from reader_bridge.pin import VERIFY_TEMPLATE, PinRequest, PinSource
+from reader_bridge.pin import PINPAD_FIRST, PINPAD_ONLY, VERIFY_TEMPLATE, PinRequest, PinSource
 from sdk.card_auth import create_card_auth_token, signed_data
 from sdk.clock import Clock
 
@@ -287,10 +287,10 @@ def verify_pin(
             operation.emit("enter_pin", tries_left=tries, **extra)
 
         try:
-            if pin_source.kind == "pinpad":
-                pinpad = session.pinpad()
-                if pinpad is None:
-                    raise PinPadUnavailableError(f"{session.reader} has no PIN pad")
+            pinpad = session.pinpad() if pin_source.kind in (PINPAD_ONLY, PINPAD_FIRST) else None
+            if pinpad is None and pin_source.kind == PINPAD_ONLY:
+                raise PinPadUnavailableError(f"{session.reader} has no PIN pad")
+            if pinpad is not None:
                 announce({"pinpad": True})
                 # The reader's timer is one byte of seconds (PC/SC part 10 bTimerOut).
                 timeout_s = max(1, min(255, int(settings.pin_timeout)))

@@ -11,6 +11,10 @@ Three sources:
   seconds left (``pin_expires_in``), again after "More time" (``extended``), for the login page's countdown.
 - ``PinPadPinSource``: the reader's own keypad (PC/SC part 10 FEATURE_VERIFY_PIN_DIRECT); the PIN never
   reaches the host. ``build_verify_pin_structure`` builds the reader's PIN_VERIFY_STRUCTURE.
+
+A dialog source made with ``prefer_pinpad`` (``--pin-source auto``, the kiosk profile's default) uses the
+reader's keypad for VERIFY whenever the reader in use has one, and its dialog otherwise — and for CHANGE PIN,
+which PIN pads do not do here (MODIFY_PIN_DIRECT is not supported yet).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from sdk.clock import Clock, system_clock
 Purpose = Literal["verify", "change"]
 Announce = Callable[[Mapping[str, object]], None]
 PIN_LENGTH: Final = 6
+PINPAD_ONLY: Final = "pinpad"  # PinSource.kind: VERIFY on the reader's keypad, refused without one
+PINPAD_FIRST: Final = "pinpad-or-dialog"  # PinSource.kind: the keypad where the reader has one, else ask
 _POLL: Final = 0.2  # how often a waiting dialog looks at the operation's cancel flag
 
 
@@ -118,7 +124,7 @@ def _tries(language: Language, request: PinRequest) -> str:
 class PinPadPinSource:
     """Marker source: the operation hands VERIFY to the reader's keypad instead of asking here."""
 
-    kind = "pinpad"
+    kind = PINPAD_ONLY
 
     def ask_pin(self, request: PinRequest, announce: Announce) -> str:
         raise PinPadUnavailableError("the PIN pad verifies on the reader; no PIN reaches the host")
@@ -202,8 +208,11 @@ class DialogPinSource:
         on_open: Callable[[str], object] | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = system_clock,
+        prefer_pinpad: bool = False,
     ) -> None:
         self.base_url = base_url
+        if prefer_pinpad:
+            self.kind = PINPAD_FIRST
         self._on_open = on_open  # e.g. webbrowser.open, for a bridge run without a page that opens it
         self._clock = clock  # deadlines: monotonic, so a wall-clock step neither ends nor stretches a dialog
         self._wall_clock = wall_clock  # only for the "waits until 14:05" the page shows

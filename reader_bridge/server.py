@@ -18,6 +18,10 @@
   the kiosk page whether a card is in the reader, waiting (long poll on the terminal's ``wait_for_change``)
   until that differs from what the page last saw: a card pulled mid-visit ends the visit. Outside the
   kiosk profile the route does not exist, so an ordinary desktop bridge tells no site when cards come and go.
+- With the kiosk's credentials (``serve --kiosk ORIGIN --kiosk-credentials FILE``) ``GET /kiosk`` is the
+  kiosk device's start page (``reader_bridge.kiosk``): a self-submitting form posting a fresh client
+  assertion to ``ORIGIN/kiosk/start``, for a top-level navigation only (403 with an ``Origin`` header or
+  ``Sec-Fetch-Site`` other than ``none``).
 - The PIN dialog (``/pin/<id>``) is a page of the bridge's *own* origin; its form is accepted only from that
   origin, and it may not be framed.
 
@@ -47,6 +51,7 @@ from reader_bridge.errors import (
     NotFoundError,
     OriginNotAllowedError,
 )
+from reader_bridge.kiosk import KIOSK_LAUNCH_PATH, KioskLaunch, launch_allowed, launch_headers, launch_page
 from reader_bridge.operations import Operation, OperationManager, Settings
 from reader_bridge.pin import DialogPinSource, PinSource
 from sdk.keys import b64url_decode
@@ -97,6 +102,7 @@ class BridgeConfig:
     dev_mode: bool = False
     max_wait: float = MAX_WAIT
     kiosk: bool = False  # the kiosk profile: one origin (cli.serve_origins) and the card-presence route
+    kiosk_launch: KioskLaunch | None = None  # the kiosk profile with the terminal's key: GET /kiosk
 
 
 class BridgeHTTPServer(ThreadingHTTPServer):
@@ -254,6 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._require_origin(origin, optional=True)
             self._json(HTTPStatus.OK, self._status(), origin)
             return
+        launch = self.server.config.kiosk_launch
+        if url.path == KIOSK_LAUNCH_PATH and launch is not None:
+            self._kiosk_launch(launch)
+            return
         if url.path == KIOSK_CARD_PATH and self.server.config.kiosk:
             self._require_origin(origin)
             self._json(HTTPStatus.OK, self._kiosk_card(parse_qs(url.query)), origin)
@@ -273,6 +283,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, operation.to_json(), origin)
             return
         raise NotFoundError(url.path)
+
+    def _kiosk_launch(self, launch: KioskLaunch) -> None:
+        if not launch_allowed(
+            origin=self.headers.get("Origin"), fetch_site=self.headers.get("Sec-Fetch-Site")
+        ):
+            raise OriginNotAllowedError("the kiosk launch page is for a top-level navigation only")
+        page = launch_page(launch, now=time.time())  # the server checks assertions against the wall clock
+        self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", launch_headers(launch))
 
     def _kiosk_card(self, query: Mapping[str, list[str]]) -> dict[str, bool]:
         """Whether a card is in a reader, answered once it differs from ``present`` (what the page saw

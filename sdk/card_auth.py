@@ -8,7 +8,9 @@ token answers exactly one challenge for exactly one site.
 ``verify_card_auth_token`` checks what the token itself can prove (chain to a trusted card-issuer CA,
 validity at ``now``, key type, certificate ↔ card id, signature). Its certificate part,
 ``verify_card_certificate``, also stands alone: the login page asks the IdP whether a card can log in at
-all before the PIN is asked, with nothing but the certificate. Card status in the register (lost,
+all before the PIN is asked, with nothing but the certificate. ``verify_card_signature`` is the rest, for
+a server that keeps a certificate's result (a card's certificate is the same every login) and re-checks
+only what changes with time (``VerifiedCardCertificate.valid_at``). Card status in the register (lost,
 suspended, cancelled) and the card → citizen mapping are the server's job.
 """
 
@@ -94,6 +96,11 @@ class VerifiedCardCertificate:
     def card_id_hex(self) -> str:
         return self.card_id.hex().upper()
 
+    def valid_at(self, now: float) -> bool:
+        """Whether the certificate and its issuer are both inside their validity windows at ``now``: the
+        part of ``verify_card_certificate`` that changes with time, for a caller that keeps its result."""
+        return _within_validity(self.issuer, now) and _within_validity(self.certificate, now)
+
 
 @dataclass(frozen=True)
 class VerifiedCardAuth(VerifiedCardCertificate):
@@ -171,9 +178,13 @@ def _find_issuer(
         except (ValueError, TypeError, InvalidSignature):
             continue
         # A CA outside its own validity window no longer vouches for anything.
-        if issuer.not_valid_before_utc.timestamp() <= now <= issuer.not_valid_after_utc.timestamp():
+        if _within_validity(issuer, now):
             return issuer
     raise InvalidCardAuthError(CardAuthFailure.UNTRUSTED_ISSUER, "no trusted CA issued this certificate")
+
+
+def _within_validity(certificate: x509.Certificate, now: float) -> bool:
+    return certificate.not_valid_before_utc.timestamp() <= now <= certificate.not_valid_after_utc.timestamp()
 
 
 def verify_card_auth_token(
@@ -190,12 +201,29 @@ def verify_card_auth_token(
     """
     parsed = token if isinstance(token, CardAuthToken) else parse_card_auth_token(token)
     verified = verify_card_certificate(parsed.card_certificate, trusted_issuers=trusted_issuers, now=now)
-    if verified.card_id != parsed.card_id:
+    return verify_card_signature(
+        parsed, verified, expected_origin=expected_origin, expected_nonce=expected_nonce
+    )
+
+
+def verify_card_signature(
+    token: CardAuthToken,
+    verified: VerifiedCardCertificate,
+    *,
+    expected_origin: str,
+    expected_nonce: bytes,
+) -> VerifiedCardAuth:
+    """The token's half of ``verify_card_auth_token``, for a certificate ``verify_card_certificate``
+    already verified (a server may keep that result per certificate): the certificate names the token's
+    card id, and the card signed ``expected_nonce`` for ``expected_origin``."""
+    if verified.certificate.public_bytes(serialization.Encoding.DER) != token.card_certificate:
+        raise InvalidCardAuthError(CardAuthFailure.CARD_MISMATCH, "verified certificate is not the token's")
+    if verified.card_id != token.card_id:
         raise InvalidCardAuthError(CardAuthFailure.CARD_MISMATCH, "certificate serialNumber != card_id")
     public_key = verified.certificate.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked by verify_card_certificate
-    r = int.from_bytes(parsed.signature[:32], "big")
-    s = int.from_bytes(parsed.signature[32:], "big")
+    r = int.from_bytes(token.signature[:32], "big")
+    s = int.from_bytes(token.signature[32:], "big")
     try:
         public_key.verify(
             utils.encode_dss_signature(r, s),

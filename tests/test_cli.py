@@ -460,20 +460,28 @@ def test_serve_dev_migrates_creates_keys_and_runs_werkzeug(
     assert "created the first key" not in run("serve", "--dev").stderr
 
 
-def test_serve_runs_gunicorn_with_the_workers_asked_for(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_serve_runs_its_server_with_the_workers_asked_for(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, server: str
 ) -> None:
     seen: dict[str, Any] = {}
 
     def fake_gunicorn(app: Any, *, bind: str, workers: int, threads: int) -> None:
-        seen.update(app=app, bind=bind, workers=workers, threads=threads)
+        seen.update(server="gunicorn", app=app, bind=bind, workers=workers, threads=threads)
+
+    def fake_granian(app: Any, *, host: str, port: int, workers: int, threads: int) -> None:
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        seen.update(server="granian", app=app, bind=bind, workers=workers, threads=threads)
 
     monkeypatch.setattr(serve_cli, "_run_gunicorn", fake_gunicorn)
-    result = run("serve", "--host", "::1", "--port", "9000", "--workers", "3")
+    monkeypatch.setattr(serve_cli, "_run_granian", fake_granian)
+    chosen = [] if server == serve_cli.DEFAULT_SERVER else ["--server", server]
+    result = run("serve", *chosen, "--host", "::1", "--port", "9000", "--workers", "3")
     assert result.exit_code == 0, result.output
+    assert seen["server"] == server
     assert seen["bind"] == "[::1]:9000" and seen["workers"] == 3 and seen["threads"] == 1
     assert seen["app"].extensions["onecard"].settings.database_url == database_url
-    assert run("serve", "--workers", "2", "--threads", "8").exit_code == 0
+    assert run("serve", *chosen, "--workers", "2", "--threads", "8").exit_code == 0
     assert seen["workers"] == 2 and seen["threads"] == 8
 
 

@@ -8,9 +8,11 @@ virtual card; SIGTERM stops every child, checked by PID. A second start reuses w
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,7 +37,7 @@ from sdk.gate_cli import main as gate_main
 from sdk.keys import Key
 from tests.support.counter_device import CounterDevice
 
-START_TIMEOUT = 60.0
+START_TIMEOUT = 150.0  # seeding runs a dozen `onecard` subprocesses; a shared 2-core machine is slow
 
 
 def free_ports(count: int) -> list[int]:
@@ -103,7 +105,7 @@ def demo_run(
     env.update(ONECARD_ENV="development")
     if own_database:
         env.update(ONECARD_DATABASE_URL=f"sqlite:///{directory}/demo.sqlite3")
-    idp, portal, bridge = ports
+    idp, portal, bridge, kiosk = ports
     command = [
         sys.executable,
         "-c",
@@ -116,6 +118,8 @@ def demo_run(
         str(portal),
         "--bridge-port",
         str(bridge),
+        "--kiosk-port",
+        str(kiosk),
         "--no-open-dialog",
         *(["--dir", str(demo_dir)] if demo_dir is not None else []),
     ]
@@ -129,7 +133,7 @@ def demo_run(
             if process.poll() is not None:
                 pytest.fail(f"onecard demo run ended with {process.returncode}:\n{demo.output()}")
             if time.monotonic() > deadline:
-                pytest.fail("the demo did not open its three ports in time")
+                pytest.fail("the demo did not open its four ports in time")
             time.sleep(0.1)
         yield demo
     finally:
@@ -147,7 +151,7 @@ def demo_run(
 def stop(demo: Demo) -> str:
     """SIGTERM the demo; every child it started must be gone when it has exited."""
     children = children_of(demo.process.pid)
-    assert len(children) == 3, children
+    assert len(children) == 4, children  # the IdP, both bridges and the portal
     demo.process.send_signal(signal.SIGTERM)
     assert demo.process.wait(30) == 0
     output = demo.output()
@@ -157,8 +161,8 @@ def stop(demo: Demo) -> str:
 
 
 def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> None:
-    ports = free_ports(3)
-    idp, portal, bridge = ports
+    ports = free_ports(4)
+    idp, portal, bridge, kiosk = ports
     with demo_run(tmp_path, ports) as demo:
         # The issue-2 check: a valid discovery document at 127.0.0.1, naming itself.
         discovery = requests.get(f"http://127.0.0.1:{idp}/.well-known/openid-configuration", timeout=10)
@@ -230,10 +234,39 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
             timeout=10,
         )
         assert call.status_code == 204  # nobody waits in the demo hall
+        # The hall's kiosk: its own bridge launches it; the launch page's form starts the terminal at the
+        # kiosk pages (the localhost issuer), which show the demo hall, talking to the kiosk's bridge.
+        kiosk_file = tmp_path / "var" / "demo-kiosk.json"
+        assert kiosk_file.stat().st_mode & 0o077 == 0
+        assert (
+            load_card_file(tmp_path / "var" / "demo-kiosk-card.json").card_id
+            != load_card_file(tmp_path / "var" / "demo-card.json").card_id
+        )
+        launch = requests.get(f"http://127.0.0.1:{kiosk}/kiosk", timeout=10)
+        assert launch.status_code == 200, launch.text
+        action = re.search(r'action="([^"]+)"', launch.text)
+        assert action and html.unescape(action.group(1)) == f"http://localhost:{idp}/kiosk/start"
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]+)">', launch.text))
+        terminal = requests.Session()
+        started = terminal.post(
+            f"http://127.0.0.1:{idp}/kiosk/start",
+            data={k: html.unescape(v) for k, v in fields.items()},
+            headers={"Host": f"localhost:{idp}"},
+            timeout=10,
+        )
+        assert started.status_code == 200, started.text
+        start_page = requests.get(
+            f"http://127.0.0.1:{idp}/kiosk",
+            headers={"Host": f"localhost:{idp}", "Cookie": f"ockiosk={started.cookies['ockiosk']}"},
+            timeout=10,
+        )
+        assert start_page.status_code == 200 and "武汉市民之家" in start_page.text
+        assert f'data-bridge-url="http://127.0.0.1:{kiosk}"' in start_page.text
         output = stop(demo)
     assert f"Open http://127.0.0.1:{portal}" in output and f"PIN {DEMO_PIN}" in output
     assert "created  card" in output and "created  venue vn_demo-museum" in output
     assert "created  hall demo-civic-hall" in output
+    assert f"Kiosk: open http://127.0.0.1:{kiosk}/kiosk" in output and "created  kiosk kio_" in output
     assert "catalogue of 14 entries (13 created, 1 updated)" in output
     # Nothing personal in what the demo prints: the ID numbers are masked, names are not shown.
     assert "张三" not in output and "11010219491231001" not in output
@@ -244,7 +277,7 @@ def test_demo_run_serves_everything_and_stops_every_child(tmp_path: Path) -> Non
         assert again.status_code == 200
         output = stop(demo)
     assert "exists   card" in output and "exists   venue vn_demo-museum" in output
-    assert "exists   hall demo-civic-hall" in output
+    assert "exists   hall demo-civic-hall" in output and "exists   kiosk kio_" in output
     assert "catalogue of 14 entries (14 unchanged)" in output
     assert "created" not in output
     assert load_card_file(tmp_path / "var" / "demo-card.json").card_id == card.card_id
@@ -281,7 +314,7 @@ def files_under(directory: Path) -> set[str]:
 def test_demo_run_keeps_everything_in_its_dir_and_the_portal_login_on_its_port(tmp_path: Path) -> None:
     workdir, demo_dir = tmp_path / "cwd", tmp_path / "elsewhere" / "demo"
     workdir.mkdir()
-    ports = free_ports(3)
+    ports = free_ports(4)
     portal = ports[1]
     assert portal != 8001
     with demo_run(workdir, ports, demo_dir=demo_dir, own_database=False) as demo:

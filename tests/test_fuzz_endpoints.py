@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -333,6 +334,8 @@ def fuzz_route(
     fuzz()
 
 
+# Every route of every package, each many times: it grows with the API, past the suite's 300 s per test.
+@pytest.mark.timeout(900)
 def test_no_endpoint_answers_5xx_or_changes_rows_when_it_refuses(live_stack: LiveIdp) -> None:
     idp = live_stack
     credentials = seed(idp)

@@ -20,7 +20,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
-from halls.register.service import add_service, create_hall
+from halls.register.service import add_service, create_hall, get_hall, register_kiosk, remove_kiosk
 from idp import dbadmin
 from idp.audit.model import AuditEvent
 from idp.cards.model import Card
@@ -31,8 +31,9 @@ from idp.scopes import ACR_HIGH
 from idp.sessions.model import SsoSession
 from reader_bridge.cli import ORIGINS_ENV, build_parser, serve_origins
 from sdk.keys import generate_key
-from tests.support.cardlogin import CardBrowser, issue_test_card
+from tests.support.cardlogin import CardBrowser, Flow, issue_test_card
 from tests.support.fapi import KeyedClient
+from tests.support.kiosk import register_test_kiosk
 from tests.support.live import REDIRECT, LiveIdp
 from wallet.ecards.model import EcardStatus
 from wallet.ecards.service import activate_ecard, find_current_ecard
@@ -45,12 +46,19 @@ class Kiosk:
     idp: LiveIdp
     device: KeyedClient
     http: requests.Session
+    unregistered_client_id: str = ""
 
     def url(self, path: str) -> str:
         return f"{self.idp.base_url}{path}"
 
-    def start(self, *, hall_id: str = HALL, assertion: dict[str, str] | None = None) -> requests.Response:
-        form = {**(assertion or self.device.assertion(wall_clock=True)), "hall_id": hall_id}
+    def start(
+        self, *, hall_id: str | None = None, assertion: dict[str, str] | None = None
+    ) -> requests.Response:
+        """``POST /kiosk/start`` as the bridge's launch page sends it: the assertion alone (the terminal's
+        hall is the registered one), or with a ``hall_id`` field as older terminals sent it."""
+        form = {**(assertion or self.device.assertion(wall_clock=True))}
+        if hall_id is not None:
+            form["hall_id"] = hall_id
         return self.http.post(self.url("/kiosk/start"), data=form, allow_redirects=False, timeout=10)
 
     def csrf(self, page: str) -> str:
@@ -75,13 +83,17 @@ def kiosk(live_stack: LiveIdp) -> Kiosk:
             actor="test",
             now=idp.clock(),
         )
-    device = KeyedClient(idp, kind="kiosk", name="Kiosk 1")
-    return Kiosk(idp, device, CardBrowser(idp).http)
+    # A kiosk client of its own, never registered to a hall: the device's key is registered for the hall's
+    # kiosk below, and this client stays as the terminal /kiosk/start must refuse.
+    device = KeyedClient(idp, kind="kiosk", name="Kiosk without a hall")
+    unregistered = device.client_id
+    register_test_kiosk(idp, device, HALL)
+    return Kiosk(idp, device, CardBrowser(idp).http, unregistered)
 
 
 def _login_at(kiosk: Kiosk) -> requests.Response:
     """Start the terminal, log in with the card and PIN; the menu page."""
-    assert kiosk.start().status_code == 303
+    assert kiosk.start().status_code == 200
     start = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
     assert start.status_code == 200 and start.headers["Cache-Control"] == "no-store"
     parked = kiosk.http.post(
@@ -214,7 +226,7 @@ def test_terminal_authentication_refuses_wrong_and_rotated_keys(kiosk: Kiosk) ->
     _refused(kiosk.start(assertion=old_assertion))  # the rotated-out key
     claims = kiosk.device.assertion_claims(wall_clock=True)
     rotated = {**kiosk.device.assertion(wall_clock=True), "client_assertion": replacement.sign(claims)}
-    assert kiosk.start(assertion=rotated).status_code == 303
+    assert kiosk.start(assertion=rotated).status_code == 200
 
 
 def test_terminal_authentication_refuses_secrets_other_kinds_and_bad_input(kiosk: Kiosk) -> None:
@@ -228,11 +240,85 @@ def test_terminal_authentication_refuses_secrets_other_kinds_and_bad_input(kiosk
     _refused(basic)
     portal = KeyedClient(kiosk.idp, name="A keyed portal")  # private_key_jwt, but not a kiosk
     assert _refused(kiosk.start(assertion=portal.assertion(wall_clock=True)))["error"] == "invalid_client"
-    assert kiosk.start(hall_id="no-such-hall").status_code == 404
     _refused(kiosk.http.post(kiosk.url("/kiosk/start"), data={"hall_id": HALL}, timeout=10))
     replay = kiosk.device.assertion(wall_clock=True)
-    assert kiosk.start(assertion=replay).status_code == 303
+    assert kiosk.start(assertion=replay).status_code == 200
     _refused(kiosk.start(assertion=replay))  # an assertion is one-time
+
+
+def test_kiosk_start_opens_the_registered_hall_only(kiosk: Kiosk) -> None:
+    idp = kiosk.idp
+    # Unregistered: a kiosk client with a good key but no hall is refused like a wrong key.
+    unregistered = KeyedClient(idp, kind="kiosk", name="Kiosk without a hall")
+    assert unregistered.client_id != kiosk.unregistered_client_id
+    assert (
+        _refused(kiosk.start(assertion=unregistered.assertion(wall_clock=True)))["error"] == "invalid_client"
+    )
+    # A hall_id field naming another hall is refused, without a cookie; naming its own is fine.
+    with idp.services.database.session() as session:
+        create_hall(session, name="另一个大厅", hall_id="other-hall", actor="test", now=idp.clock())
+    other = kiosk.start(hall_id="other-hall")
+    assert other.status_code == 400 and other.json()["error"] == "invalid_hall"
+    assert "ockiosk" not in other.cookies
+    assert kiosk.start(hall_id="no-such-hall").status_code == 400
+    started = kiosk.start(hall_id=HALL)
+    assert started.status_code == 200 and "ockiosk" in started.cookies
+    # A same-origin page moving on to /kiosk, not a redirect: the SameSite=Strict cookie survives a start
+    # posted from the bridge's launch page (another site).
+    assert 'http-equiv="refresh"' in started.text and 'url=/kiosk"' in started.text
+    assert "samesite=strict" in started.headers["Set-Cookie"].lower()
+    page = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
+    assert page.status_code == 200 and "江岸区政务服务中心" in page.text
+    assert f'data-bridge-url="{idp.services.settings.card_bridge_url}"' in page.text
+
+
+def test_kiosk_pages_and_its_card_login_use_the_terminal_bridge(kiosk: Kiosk) -> None:
+    idp = kiosk.idp
+    own_bridge = "http://127.0.0.1:47999"
+    with idp.services.database.session() as session:
+        registered = register_kiosk(
+            session,
+            get_hall(session, HALL),
+            name="自助机2",
+            jwks={"keys": [kiosk.device.jwk]},
+            bridge_url=own_bridge,
+            issuer=idp.base_url,
+            actor="test",
+            now=idp.clock(),
+        )
+    kiosk.device.client_id = registered.client_id
+    assert kiosk.start().status_code == 200
+    start = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
+    assert f'data-bridge-url="{own_bridge}"' in start.text
+    card_page = kiosk.http.post(kiosk.url("/kiosk/login"), data={"csrf": kiosk.csrf(start.text)}, timeout=10)
+    assert card_page.status_code == 200 and own_bridge in card_page.text
+    assert idp.services.settings.card_bridge_url not in card_page.text
+
+
+def test_removing_a_kiosk_or_its_hall_stops_its_start(kiosk: Kiosk) -> None:
+    from halls.register.service import remove_hall, remove_kiosk
+
+    idp = kiosk.idp
+    assert kiosk.start().status_code == 200
+    with idp.services.database.session() as session:
+        remove_kiosk(session, get_hall(session, HALL), kiosk.device.client_id, actor="test", now=idp.clock())
+    _refused(kiosk.start())
+    second = KeyedClient(idp, kind="kiosk", name="unused")
+    with idp.services.database.session() as session:
+        again = register_kiosk(
+            session,
+            get_hall(session, HALL),
+            name="自助机1",
+            jwks={"keys": [second.jwk]},
+            issuer=idp.base_url,
+            actor="test",
+            now=idp.clock(),
+        )
+    second.client_id = again.client_id
+    assert kiosk.start(assertion=second.assertion(wall_clock=True)).status_code == 200
+    with idp.services.database.session() as session:
+        remove_hall(session, HALL, actor="test", now=idp.clock())
+    _refused(kiosk.start(assertion=second.assertion(wall_clock=True)))
 
 
 def test_pages_without_a_terminal_and_in_both_languages(kiosk: Kiosk) -> None:
@@ -240,7 +326,7 @@ def test_pages_without_a_terminal_and_in_both_languages(kiosk: Kiosk) -> None:
     assert fresh.get(kiosk.url("/kiosk"), timeout=10).status_code == 403
     assert fresh.post(kiosk.url("/kiosk/login"), timeout=10).status_code == 403
     assert fresh.get(kiosk.url("/kiosk/menu"), timeout=10).status_code == 403
-    assert kiosk.start().status_code == 303
+    assert kiosk.start().status_code == 200
     english = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
     assert "Insert your social security card" in english.text
     chinese = kiosk.http.get(kiosk.url("/kiosk"), headers={"Accept-Language": "zh-CN"}, timeout=10)
@@ -312,3 +398,69 @@ def test_kiosk_registration_and_key_rotation_by_the_command_line(
     assert "client.replace_keys" in events
     bad = runner.invoke(cli, ["clients", "replace-keys", client_id, "--jwks", str(tmp_path / "none.json")])
     assert bad.exit_code != 0
+
+
+def test_card_login_at_a_kiosk_offers_no_other_way_in(kiosk: Kiosk) -> None:
+    assert kiosk.start().status_code == 200
+    start = kiosk.http.get(kiosk.url("/kiosk"), timeout=10)
+    parked = kiosk.http.post(kiosk.url("/kiosk/login"), data={"csrf": kiosk.csrf(start.text)}, timeout=10)
+    assert parked.status_code == 200 and "/card" in parked.url
+    # The card is the only way in at a terminal: no "another way", no desktop PIN help; back to the start.
+    for absent in ('id="other-way"', 'id="choose-other"', "onecard-bridge serve"):
+        assert absent not in parked.text
+    assert 'href="/kiosk/welcome" id="kiosk-back"' in parked.text
+    assert "ask the hall staff" in parked.text
+    # An ordinary login's card page still offers them.
+    flow = Flow(kiosk.idp)
+    page = flow.browser.http.get(flow.page.url, timeout=10)
+    assert 'id="choose-other"' in page.text and 'id="kiosk-back"' not in page.text
+
+
+def _pin_events(kiosk: Kiosk) -> list[AuditEvent]:
+    with kiosk.idp.services.database.session() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == "kiosk.pin_change")))
+
+
+def test_pin_change_outcome_is_audited_as_the_terminal_reported_it(kiosk: Kiosk) -> None:
+    _login_at(kiosk)
+    page = kiosk.http.get(kiosk.url("/kiosk/pin"), timeout=10)
+    assert page.status_code == 200 and 'data-outcome-url="/kiosk/pin/outcome"' in page.text
+    [csrf] = re.findall(r'data-csrf="([^"]+)"', page.text)
+    url = kiosk.url("/kiosk/pin/outcome")
+    # Refused, and nothing recorded: an unknown outcome, a stale token, no visit.
+    assert kiosk.http.post(url, data={"csrf": csrf, "outcome": "<script>"}, timeout=10).status_code == 400
+    assert kiosk.http.post(url, data={"csrf": "x" * 64, "outcome": "changed"}, timeout=10).status_code == 400
+    assert requests.post(url, data={"csrf": csrf, "outcome": "changed"}, timeout=10).status_code == 403
+    assert _pin_events(kiosk) == []
+    answer = kiosk.http.post(url, data={"csrf": csrf, "outcome": "changed"}, timeout=10)
+    assert answer.status_code == 204
+    [sso] = _sessions(kiosk.idp)
+    [event] = _pin_events(kiosk)
+    assert event.actor == f"citizen:{sso.citizen_id}" and event.target_id == sso.card_id
+    assert event.details == {
+        "terminal_id": kiosk.device.client_id,
+        "outcome": "changed",
+        "reported_by": "terminal",
+    }
+    kiosk.http.post(kiosk.url("/kiosk/end"), timeout=10)
+    after = kiosk.http.post(url, data={"csrf": csrf, "outcome": "failed"}, allow_redirects=False, timeout=10)
+    assert after.status_code == 303 and len(_pin_events(kiosk)) == 1  # the visit is over
+
+
+def test_the_lost_done_page_returns_to_the_start_by_itself(kiosk: Kiosk) -> None:
+    _login_at(kiosk)
+    confirm = kiosk.http.get(kiosk.url("/kiosk/lost"), timeout=10)
+    done = kiosk.http.post(kiosk.url("/kiosk/lost"), data={"csrf": kiosk.csrf(confirm.text)}, timeout=10)
+    assert 'data-return-after="60"' in done.text and 'id="return-note"' in done.text
+    assert 'data-visit="no"' in done.text  # no visit controls: the citizen is gone
+
+
+def test_removing_a_kiosk_stops_its_started_terminal_and_visit(kiosk: Kiosk) -> None:
+    _login_at(kiosk)
+    with kiosk.idp.services.database.session() as session:
+        remove_kiosk(
+            session, get_hall(session, HALL), kiosk.device.client_id, actor="test", now=kiosk.idp.clock()
+        )
+    # Not only the next start: the terminal already started and the visit on it stop at once.
+    assert kiosk.http.get(kiosk.url("/kiosk/menu"), timeout=10).status_code == 403
+    assert kiosk.http.get(kiosk.url("/kiosk"), timeout=10).status_code == 403

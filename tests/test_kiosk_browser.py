@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from halls.register.service import add_service, create_hall
+from idp.audit.model import AuditEvent
 from idp.sessions.model import SsoSession
 from reader_bridge.virtual import VirtualTerminal
 from reader_bridge.vpcd import VpcdClient
@@ -27,6 +28,7 @@ from tests.support.bridge import BridgeClient, running_bridge
 from tests.support.browser import type_pin_in_bridge_dialog
 from tests.support.cardlogin import PIN, VirtualCard, issue_test_card
 from tests.support.fapi import KeyedClient
+from tests.support.kiosk import register_test_kiosk
 from tests.support.live import LiveIdp
 
 pytestmark = pytest.mark.browser
@@ -73,9 +75,11 @@ def page(chromium: Any, idp: LiveIdp) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1080, "height": 1600}, locale="zh-CN")
     # The kiosk device starts its session: its key signs the assertion, its browser gets the cookie.
     device = KeyedClient(idp, kind="kiosk", name="Kiosk 1")
-    form = {**device.assertion(wall_clock=True), "hall_id": HALL}
-    started = context.request.post(f"{idp.base_url}/kiosk/start", form=form, max_redirects=0)
-    assert started.status == 303, started.text()
+    register_test_kiosk(idp, device, HALL)  # the hall's kiosk, with the device's key
+    started = context.request.post(
+        f"{idp.base_url}/kiosk/start", form=device.assertion(wall_clock=True), max_redirects=0
+    )
+    assert started.status == 200, started.text()
     page = context.new_page()
     try:
         yield page
@@ -131,6 +135,12 @@ def test_kiosk_finish_ends_the_session(idp: LiveIdp, bridge: BridgeClient, page:
 NEW_PIN = "246813"
 
 
+def _pin_change_outcomes(idp: LiveIdp) -> list[str]:
+    with idp.services.database.session() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "kiosk.pin_change"))
+        return [event.details["outcome"] for event in events]
+
+
 def _change_pin_in_bridge_dialog(page: Any, old: str, new: str) -> None:
     """The bridge's own change-PIN window, opened from the kiosk page: the page never sees the PINs."""
     page.wait_for_selector("#pin-link", state="visible")
@@ -152,11 +162,16 @@ def test_kiosk_change_pin_then_the_new_pin_logs_in(
     _log_in(idp, page)
     page.click("#change-pin")
     page.wait_for_url("**/kiosk/pin")
-    page.click("#kiosk-pin-start")
+    page.click("#start")  # shown once the page found the terminal's bridge
     _change_pin_in_bridge_dialog(page, PIN, NEW_PIN)
-    page.wait_for_selector("#kiosk-pin-alert:has-text('密码已修改')")
+    page.wait_for_selector("#status:has-text('密码已修改')")
     assert PIN not in page.content() and NEW_PIN not in page.content()
     assert card.card_file.pin == NEW_PIN  # the old PIN no longer verifies on the card
+    # The page reported the outcome: the audit trail has it, as the terminal's report.
+    deadline = time.monotonic() + 10
+    while not _pin_change_outcomes(idp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pin_change_outcomes(idp) == ["changed"]
     page.click("#finish")
     page.wait_for_url("**/kiosk")
     _log_in(idp, page, NEW_PIN)
@@ -168,11 +183,11 @@ def test_kiosk_change_pin_wrong_old_pin_says_tries_left(
 ) -> None:
     _log_in(idp, page)
     page.goto(f"{idp.base_url}/kiosk/pin")
-    page.click("#kiosk-pin-start")
+    page.click("#start")
     _change_pin_in_bridge_dialog(page, "000000", NEW_PIN)
-    page.wait_for_selector("#kiosk-pin-alert:has-text('原密码错误')")
+    page.wait_for_selector("#alert:has-text('密码错误')")
     tries = card.card_file.tries_left
-    assert f"剩余尝试次数：{tries}" in page.inner_text("#kiosk-pin-alert")
+    assert f"您还可以输入{tries}次" in page.inner_text("#alert")
     assert card.card_file.pin == PIN
 
 

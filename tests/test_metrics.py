@@ -374,10 +374,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(30)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
-    """``onecard serve --workers 2`` on a fresh SQLite file, with a metrics listener of its own; yields the
-    app's URL, the listener's URL, the multiprocess directory and the server's stderr log."""
+@pytest.fixture(params=["granian", "gunicorn"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
+    """``onecard serve --workers 2`` on a fresh SQLite file, with a metrics listener of its own, under each
+    server it offers; yields the app's URL, the listener's URL, the multiprocess directory and the server's
+    stderr log."""
     port, metrics_port = free_port(), free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -395,7 +396,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
     log = tmp_path / "serve.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("onecard")), "serve", "--workers", "2", "--port", str(port)],
+            [
+                str(Path(sys.executable).with_name("onecard")),
+                "serve",
+                *("--server", request.param),
+                *("--workers", "2", "--port", str(port)),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -415,7 +421,7 @@ def _healthz_count(text: str) -> float:
     )
 
 
-def test_counts_add_up_across_gunicorn_workers(served: tuple[str, str, Path, Path]) -> None:
+def test_counts_add_up_across_workers(served: tuple[str, str, Path, Path]) -> None:
     base_url, metrics_url, metrics_dir, log = served
     sent = 40
     with ThreadPoolExecutor(4) as pool:  # several at once, so both workers take some
@@ -429,7 +435,7 @@ def test_counts_add_up_across_gunicorn_workers(served: tuple[str, str, Path, Pat
     # A worker's own /metrics (behind the token) reads every worker's files too.
     assert _healthz_count(scrape(base_url)) == sent
     assert requests.get(f"{metrics_url}/other", timeout=10).status_code == 404
-    # Counters outlive the worker that made them: stop one, gunicorn starts another, the total stays.
+    # Counters outlive the worker that made them: stop one, the server starts another, the total stays.
     workers = {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("counter_*.db")}
     assert workers and 1 not in workers  # the stale file is gone
     os.kill(next(iter(workers)), signal.SIGTERM)

@@ -299,11 +299,54 @@ def seed_0007(database: Database, seeded: Seeded) -> None:
     seeded.checks.append(check)
 
 
+def seed_0009(database: Database, seeded: Seeded) -> None:
+    """Kiosk terminals (issue 13): a kiosk client registered to the hall of 0007, with its own bridge URL;
+    at head the register finds it for that hall."""
+    from halls.register.service import find_kiosk
+
+    at = utc_from_timestamp(NOW)
+    with database.session() as session:
+        session.execute(
+            CLIENTS_0001.insert().values(
+                client_id="kio_1",
+                name="市民之家 自助机1",
+                kind="kiosk",
+                token_endpoint_auth_method="private_key_jwt",
+                scope="openid",
+                subject_type="pairwise",
+                id_token_signed_response_alg="RS256",
+                redirect_uris=["https://login.example/kiosk"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code", "refresh_token"],
+                first_party=False,
+                id_number_allowed=False,
+                created_at=at,
+            )
+        )
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO kiosk_terminals (client_id, hall_id, name, bridge_url, created_at) "
+                "VALUES ('kio_1', 'civic', '自助机1', 'http://127.0.0.1:47401', :at)"
+            ),
+            {"at": at},
+        )
+
+    def check(database: Database) -> None:
+        with database.session() as session:
+            kiosk = find_kiosk(session, "kio_1")
+            assert kiosk is not None and kiosk.hall_id == "civic"
+            assert kiosk.bridge_url == "http://127.0.0.1:47401" and kiosk.created_at == at
+
+    seeded.checks.append(check)
+
+
 SEEDS: dict[str, Callable[[Database, Seeded], None]] = {
     "0001": seed_0001,
     "0004_fapi": seed_0004,
     "0006_catalogue": seed_0006,
     "0007_queue": seed_0007,
+    "0009_kiosk_terminals": seed_0009,
 }
 
 

@@ -99,8 +99,9 @@ NOT_IN_CONTRACT: dict[str, str] = {
         PAGE,
     ),
     "halls_kiosk.start_terminal_session": "the kiosk device's browser posts its client assertion as a form "
-    "and is redirected to the kiosk page (a navigation, not a JSON operation)",
+    "and is sent on to the kiosk page (a navigation, not a JSON operation)",
     "halls_kiosk.more_time": "the kiosk page's More time button: an empty 204/410 answer, no JSON body",
+    "halls_kiosk.pin_outcome": "the kiosk PIN page's report for the audit trail: a form post, an empty 204",
     "health.healthz": "a liveness probe for the orchestrator, plain JSON with no contract to keep",
     "health.readyz": "a readiness probe for the orchestrator (503 until the database is at head)",
     "metrics.metrics": "Prometheus' text exposition format, for the metrics scraper",

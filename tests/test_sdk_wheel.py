@@ -57,6 +57,7 @@ NOT_IN_THE_SDK = {
     "psycopg-binary",
     "redis",
     "gunicorn",
+    "granian",
     "webauthn",
     "qrcode",
     "jsonschema",
@@ -66,7 +67,16 @@ NOT_IN_THE_SDK = {
     "pillow",
 }
 # The server's own dependencies: not even the portal-flask and gate extras bring them.
-SERVER_ONLY = {"sqlalchemy", "authlib", "alembic", "psycopg", "psycopg-binary", "redis", "gunicorn"}
+SERVER_ONLY = {
+    "sqlalchemy",
+    "authlib",
+    "alembic",
+    "psycopg",
+    "psycopg-binary",
+    "redis",
+    "gunicorn",
+    "granian",
+}
 
 
 def _run(

@@ -1,4 +1,5 @@
-"""``onecard venues``: add, list, show and remove venues (scenario operators) and their gate credentials.
+"""``onecard venues``: add, list, show, rate-limit and remove venues (scenario operators) and their gate
+credentials.
 
 Registered on the ``onecard`` command through the ``onecard.cli`` entry point group, which ``idp.cli`` loads
 (idp never imports the wallet). Uses the plumbing every command group shares, ``idp.cli_support`` — the unit
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
+from wallet.venues.model import DEFAULT_VERIFY_PER_MINUTE
 from wallet.venues.service import (
     VENUE_CATEGORIES,
     VENUE_CLAIMS,
@@ -20,6 +22,7 @@ from wallet.venues.service import (
     get_venue,
     list_venues,
     remove_venue,
+    set_verify_per_minute,
 )
 
 
@@ -42,6 +45,13 @@ def venues() -> None:
     "--region", "regions", multiple=True, help="Accept only cards of this region (repeat). Default: all."
 )
 @click.option("--id", "venue_id", default=None, help="The venue id (and client id) [default: random vn_…].")
+@click.option(
+    "--verify-per-minute",
+    type=int,
+    default=DEFAULT_VERIFY_PER_MINUTE,
+    show_default=True,
+    help="Online verifications a minute its gates may ask for, all together.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def venues_add(
     name: str,
@@ -49,13 +59,14 @@ def venues_add(
     claims: tuple[str, ...],
     regions: tuple[str, ...],
     venue_id: str | None,
+    verify_per_minute: int,
     as_json: bool,
 ) -> None:
     """Register a venue and print its gate credentials (the secret is shown only now)."""
     with unit_of_work() as (svc, session):
         created = create_venue(
             session,
-            VenueRegistration(name, category, claims, regions, venue_id),
+            VenueRegistration(name, category, claims, regions, venue_id, verify_per_minute),
             actor=cli_actor(),
             now=svc.now(),
         )
@@ -95,6 +106,16 @@ def venues_show(venue_id: str, as_json: bool) -> None:
         echo_json(fields)
     else:
         echo_fields(fields)
+
+
+@venues.command("rate")
+@click.argument("venue_id")
+@click.argument("verify_per_minute", type=int)
+def venues_rate(venue_id: str, verify_per_minute: int) -> None:
+    """Set how many online verifications a minute the venue's gates may ask for (all nodes together)."""
+    with unit_of_work() as (svc, session):
+        set_verify_per_minute(session, venue_id, verify_per_minute, actor=cli_actor(), now=svc.now())
+    click.echo(f"venue {venue_id}: {verify_per_minute} verifications per minute")
 
 
 @venues.command("remove")

@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     from wallet.qr.views import bp as qr_bp
     from wallet.qrlogin.views import QR_METHOD
     from wallet.qrlogin.views import bp as qrlogin_bp
+    from wallet.scans.runtime import create_gate_runtime
     from wallet.scans.views import bp as gate_bp
     from wallet.stats.views import bp as stats_bp
     from wallet.venues.views import bp as venues_bp
@@ -38,7 +39,8 @@ def init_app(app: Flask) -> None:
         static_folder="static",
         static_url_path="/wallet/static",
     )
-    app.extensions[WALLET_EXTENSION] = WalletServices()
+    svc: Services = app.extensions["onecard"]
+    app.extensions[WALLET_EXTENSION] = WalletServices(gate=create_gate_runtime(svc))
     add_translation_directory(app, Path(__file__).parent / "translations")
     # Plain words for what the pages show: a browser, not its User-Agent; a category, not its code.
     app.add_template_global(describe_browser, "describe_browser")
@@ -50,7 +52,6 @@ def init_app(app: Flask) -> None:
     blueprints = (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp)
     for blueprint in (*blueprints, catalogue_bp, catalogue_admin_bp):
         app.register_blueprint(blueprint)
-    svc: Services = app.extensions["onecard"]
     svc.authenticators.register(ECARD_METHOD)
     svc.authenticators.register(QR_METHOD)
     _register_contract(svc)

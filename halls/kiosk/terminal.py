@@ -26,17 +26,26 @@ _TOKEN_LENGTH: Final = 43  # token_urlsafe(32)
 @dataclass(frozen=True)
 class KioskTerminal:
     terminal_id: str  # the terminal's client id
-    hall_id: str
+    hall_id: str  # the hall it is registered to (halls.register.service.find_kiosk)
     started_at: float
+    bridge_url: str | None = None  # its own reader bridge, if not on the deployment's card_bridge_url
 
 
 def start_terminal(
-    store: EphemeralStore, *, terminal_id: str, hall_id: str, ttl: float, now: float
+    store: EphemeralStore,
+    *,
+    terminal_id: str,
+    hall_id: str,
+    ttl: float,
+    now: float,
+    bridge_url: str | None = None,
 ) -> tuple[str, KioskTerminal]:
     """A new terminal session; returns the cookie value and the session."""
     token = secrets.token_urlsafe(32)
-    terminal = KioskTerminal(terminal_id, hall_id, now)
-    raw = json.dumps({"terminal_id": terminal_id, "hall_id": hall_id, "started_at": now}).encode()
+    terminal = KioskTerminal(terminal_id, hall_id, now, bridge_url)
+    raw = json.dumps(
+        {"terminal_id": terminal_id, "hall_id": hall_id, "started_at": now, "bridge_url": bridge_url}
+    ).encode()
     store.put(TERMINAL_NAMESPACE, token, raw, ttl=ttl, now=now)
     return token, terminal
 
@@ -48,7 +57,13 @@ def find_terminal(store: EphemeralStore, token: str | None, *, now: float) -> Ki
     if raw is None:
         return None
     data = json.loads(raw)
-    return KioskTerminal(str(data["terminal_id"]), str(data["hall_id"]), float(data["started_at"]))
+    bridge_url = data.get("bridge_url")  # absent in a session started before terminals had their own
+    return KioskTerminal(
+        str(data["terminal_id"]),
+        str(data["hall_id"]),
+        float(data["started_at"]),
+        str(bridge_url) if bridge_url else None,
+    )
 
 
 def begin_visit(store: EphemeralStore, sid: str, *, idle: float, now: float) -> bool:

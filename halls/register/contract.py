@@ -1,5 +1,5 @@
 """The contract of the hall admin API (``halls.register.views``): its part of ``/api/openapi.json``. A
-malformed hall, service, counter or device key set is ``invalid_hall``."""
+malformed hall, service, counter, kiosk or device key set is ``invalid_hall``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from halls.register.service import (
     CODE_PATTERN,
     HALL_ID_PATTERN,
     MAX_ADDRESS,
+    MAX_BRIDGE_URL,
     MAX_COUNTER_NAME,
     MAX_COUNTER_SERVICES,
     MAX_NAME,
@@ -36,6 +37,7 @@ HALL: Final = HALLS + "/{hall_id}"
 ADMIN_TOKEN: Final = service_token(ADMIN)
 HALL_ID: Final = path_parameter("hall_id", "The hall's id.")
 CODE: Final = path_parameter("code", "The service's or counter's code.")
+KIOSK_ID: Final = path_parameter("client_id", "The kiosk's client id.")
 _CODE: Final[JsonObject] = {"type": "string", "pattern": f"^{CODE_PATTERN}$"}
 _SERVICE_PROPERTIES: Final[JsonObject] = {
     "code": _CODE,
@@ -61,16 +63,29 @@ _COUNTER_VIEW: Final[JsonObject] = {
         "description": "The client id of the counter's registered device (private_key_jwt), if any.",
     },
 }
+_JWKS: Final[JsonObject] = {
+    "type": "object",
+    "description": "The device's public JWK Set (RFC 7517 §5): its private_key_jwt keys.",
+}
 _DEVICE_KEYS: Final[JsonObject] = {
     "type": "object",
     "required": ["jwks"],
     "additionalProperties": False,
-    "properties": {
-        "jwks": {
-            "type": "object",
-            "description": "The device's public JWK Set (RFC 7517 §5): its private_key_jwt keys.",
-        }
-    },
+    "properties": {"jwks": _JWKS},
+}
+_KIOSK_NAME: Final[JsonObject] = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
+_BRIDGE_URL: Final[JsonObject] = {
+    "type": "string",
+    "maxLength": MAX_BRIDGE_URL,
+    "pattern": "^http://127\\.0\\.0\\.1(:[0-9]{1,5})?$",
+    "description": "Where the kiosk's own reader bridge listens, if not on the deployment's card_bridge_url.",
+}
+_KIOSK_PROPERTIES: Final[JsonObject] = {
+    "hall_id": {"type": "string"},
+    "client_id": {"type": "string", "description": "The kiosk's client id (private_key_jwt, kind kiosk)."},
+    "name": {"type": "string"},
+    "bridge_url": {**_BRIDGE_URL, "type": ["string", "null"]},
+    "created_at": POSIX_SECONDS,
 }
 _DEVICE: Final[JsonObject] = {
     "type": "object",
@@ -92,6 +107,7 @@ _HALL_PROPERTIES: Final[JsonObject] = {
     },
     "services": {"type": "array", "items": ref("HallService")},
     "counters": {"type": "array", "items": ref("HallCounter")},
+    "kiosks": {"type": "array", "items": ref("Kiosk")},
     "created_at": POSIX_SECONDS,
     "removed_at": {"type": ["integer", "null"]},
 }
@@ -132,7 +148,7 @@ def _admin(
 
 CONTRACT: Final = ContractFragment(
     tag="hall-admin",
-    description="Service halls, their services, counters and counter devices (`admin` scope).",
+    description="Service halls, their services, counters, counter devices and kiosks (`admin` scope).",
     schemas={
         "Hall": _HALL,
         "CreatedHall": {
@@ -144,6 +160,7 @@ CONTRACT: Final = ContractFragment(
         "HallService": _object(_SERVICE_PROPERTIES, list(_SERVICE_PROPERTIES)),
         "HallCounter": _object(_COUNTER_VIEW, list(_COUNTER_VIEW)),
         "CounterDevice": _DEVICE,
+        "Kiosk": _object(_KIOSK_PROPERTIES, list(_KIOSK_PROPERTIES)),
     },
     operations=(
         _admin(
@@ -264,6 +281,48 @@ CONTRACT: Final = ContractFragment(
             "removeCounterDevice",
             "Remove the counter's device: its credentials and tokens stop working at once (audited)",
             parameters=[HALL_ID, CODE],
+            responses={"204": NO_CONTENT, **refusals(401, 403, 404)},
+        ),
+        _admin(
+            "get",
+            HALL + "/kiosks",
+            "listKiosks",
+            "The hall's kiosk terminals",
+            parameters=[HALL_ID],
+            responses={
+                "200": json_response(
+                    "The kiosks.", _object({"kiosks": {"type": "array", "items": ref("Kiosk")}}, ["kiosks"])
+                ),
+                **refusals(401, 403, 404),
+            },
+        ),
+        _admin(
+            "post",
+            HALL + "/kiosks",
+            "registerKiosk",
+            "Register a kiosk terminal of this hall: a private_key_jwt client of kind kiosk (audited)",
+            parameters=[HALL_ID],
+            body=_object({"name": _KIOSK_NAME, "jwks": _JWKS, "bridge_url": _BRIDGE_URL}, ["name", "jwks"]),
+            responses={
+                "201": json_response("The kiosk.", ref("Kiosk")),
+                **refusals(400, 401, 403, 404, 409),
+            },
+        ),
+        _admin(
+            "put",
+            HALL + "/kiosks/{client_id}/jwks",
+            "replaceKioskKeys",
+            "Replace a kiosk's keys (key rotation, audited)",
+            parameters=[HALL_ID, KIOSK_ID],
+            body=_DEVICE_KEYS,
+            responses={"200": json_response("The kiosk.", ref("Kiosk")), **refusals(400, 401, 403, 404)},
+        ),
+        _admin(
+            "delete",
+            HALL + "/kiosks/{client_id}",
+            "removeKiosk",
+            "Remove a kiosk: its credentials stop working at once (audited)",
+            parameters=[HALL_ID, KIOSK_ID],
             responses={"204": NO_CONTENT, **refusals(401, 403, 404)},
         ),
         _admin(

@@ -7,7 +7,7 @@ from sdk.errors import ConflictError, InvalidRequestError, NotFoundError
 
 class InvalidHallError(InvalidRequestError):
     error = "invalid_hall"
-    description = "The hall, service or counter is not valid."
+    description = "The hall, service, counter or kiosk is not valid."
 
 
 class HallNotFoundError(NotFoundError):
@@ -25,6 +25,11 @@ class CounterNotFoundError(NotFoundError):
     description = "No such counter in this hall."
 
 
+class KioskNotFoundError(NotFoundError):
+    error = "kiosk_not_found"
+    description = "No such kiosk in this hall."
+
+
 class HallExistsError(ConflictError):
     error = "hall_exists"
-    description = "A hall, service or counter with this id, code or prefix exists already."
+    description = "A hall, service, counter or kiosk with this id, code, prefix or name exists already."

@@ -6,6 +6,11 @@ A service's ``prefix`` is the letter its numbers start with (A012). A counter's 
 registered device (DESIGN.md §14): an ``idp.clients`` client of kind ``device`` (private_key_jwt, scope
 ``hall:counter``), the only caller that may call and finish the counter's numbers. Removed rows are kept
 (tickets and statistics name them) with ``removed_at`` set.
+
+A ``Kiosk`` is a self-service terminal registered to one hall: its row is keyed by its ``idp.clients``
+client (kind ``kiosk``, private_key_jwt) and goes with it — tickets, sessions and audit events name a kiosk
+by its client id as a string, so nothing needs the row once the terminal is gone. ``bridge_url`` is where the
+terminal's own reader bridge listens, when not on the deployment's ``card_bridge_url``.
 """
 
 from __future__ import annotations
@@ -72,3 +77,16 @@ class Counter(Base):
     @property
     def is_live(self) -> bool:
         return self.removed_at is None
+
+
+class Kiosk(Base):
+    __tablename__ = "kiosk_terminals"
+    __table_args__ = (UniqueConstraint("hall_id", "name"),)  # staff tell a hall's kiosks apart by name
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    hall_id: Mapped[str] = mapped_column(ForeignKey("halls_halls.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    bridge_url: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""The hall register: add, list, show and remove halls, their services and counters (audited).
+"""The hall register: add, list, show and remove halls, their services, counters and kiosks (audited).
 
 A hall's scanner is a wallet venue (category ``government``, no claims): ``create_hall`` registers it through
 the wallet's own ``create_venue`` and returns the venue's gate credentials once, so a code scanned in the
@@ -9,8 +9,15 @@ A counter's device (DESIGN.md §14) is an ``idp.clients`` client of kind ``devic
 own ``create_client`` (as the wallet registers a venue's gate client): ``private_key_jwt`` with the JWK Set
 staff register for it, the single scope ``hall:counter``, bound to that one counter (``device_client_id``).
 Its keys are replaced with ``replace_client_jwks``; removing the device, its counter or its hall removes the
-client, so its credentials stop working at once. Functions take a ``Session`` and ``now`` and never commit;
-they validate everything before they write, so a refused request changes no row.
+client, so its credentials stop working at once.
+
+A kiosk (a self-service terminal, issue 13) is registered the same way, as a client of kind ``kiosk``, and
+bound to one hall by its ``kiosk_terminals`` row: ``/kiosk/start`` opens the pages of that hall only
+(``find_kiosk``). Counter devices and kiosks share one path through idp (``_DeviceKind``, the table of what
+each kind of terminal is).
+
+Functions take a ``Session`` and ``now`` and never commit; they validate everything before they write, so a
+refused request changes no row.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from halls.register.errors import (
     HallNotFoundError,
     HallServiceNotFoundError,
     InvalidHallError,
+    KioskNotFoundError,
 )
-from halls.register.model import Counter, Hall, HallService
+from halls.register.model import Counter, Hall, HallService, Kiosk
 from idp.audit.service import record_event
 from idp.clients.model import Client
 from idp.clients.service import (
@@ -40,8 +48,9 @@ from idp.clients.service import (
     remove_client,
     replace_client_jwks,
 )
+from idp.config import is_local_bridge_url
 from idp.db import utc_from_timestamp
-from idp.scopes import HALL_COUNTER
+from idp.scopes import HALL_COUNTER, OPENID
 from sdk.keys import InvalidKeyError, KeySet
 from wallet.venues.service import VenueRegistration, create_venue, remove_venue
 
@@ -49,7 +58,9 @@ HALL_ID_PATTERN: Final = "[a-z0-9][a-z0-9_-]{2,33}"  # short enough for its venu
 CODE_PATTERN: Final = "[a-z0-9][a-z0-9_-]{0,39}"
 PREFIX_PATTERN: Final = "[A-Z]{1,2}"
 VENUE_PREFIX: Final = "hall_"
-DEVICE_PREFIX: Final = "dev_"  # + random: a re-registered device never inherits its predecessor's tokens
+DEVICE_PREFIX: Final = "dev_"
+KIOSK_PREFIX: Final = "kio_"
+MAX_BRIDGE_URL: Final = 100
 MAX_NAME: Final = 200
 MAX_COUNTER_NAME: Final = 100
 MAX_ADDRESS: Final = 300
@@ -143,6 +154,8 @@ def remove_hall(session: Session, hall_id: str, *, actor: str, now: float) -> No
     hall.removed_at = utc_from_timestamp(now)
     for counter in list_counters(session, hall):
         _unbind_device(session, counter)
+    for kiosk in list_kiosks(session, hall):
+        _delete_kiosk(session, kiosk)
     if hall.venue_id is not None:
         remove_venue(session, hall.venue_id, actor=actor, now=now)
     record_event(session, actor=actor, action="hall.remove", target_type="hall", target_id=hall.id, now=now)
@@ -329,6 +342,63 @@ def _public_jwks(jwks: Any) -> dict[str, Any]:
     return {"keys": keys}
 
 
+@dataclass(frozen=True)
+class _DeviceKind:
+    """What makes a hall's keyed terminal an ``idp.clients`` client: every kind is created, re-keyed and
+    removed by the same functions below, so a rule about devices is written once."""
+
+    kind: str  # idp.clients.service.KEYED_KINDS
+    scope: str
+    prefix: str  # + random: a re-registered terminal never inherits its predecessor's tokens or sessions
+
+
+COUNTER_DEVICE: Final = _DeviceKind(kind="device", scope=HALL_COUNTER, prefix=DEVICE_PREFIX)
+# A kiosk never asks for tokens; it authenticates at /kiosk/start only. idp wants a scope and, for
+# ``openid``, a redirect URI: the kiosk pages themselves, so a code sent there lands on OneCard's own page.
+KIOSK_DEVICE: Final = _DeviceKind(kind="kiosk", scope=OPENID, prefix=KIOSK_PREFIX)
+
+
+def _create_device_client(
+    session: Session,
+    device: _DeviceKind,
+    *,
+    name: str,
+    jwks: Any,
+    redirect_uris: tuple[str, ...] = (),
+    now: float,
+) -> Client:
+    client, secret = create_client(
+        session,
+        ClientRegistration(
+            name=name[:200],
+            kind=device.kind,
+            scope=device.scope,
+            redirect_uris=redirect_uris,
+            token_endpoint_auth_method="private_key_jwt",
+            jwks=_public_jwks(jwks),
+            client_id=device.prefix + secrets.token_hex(8),
+        ),
+        now=now,
+    )
+    assert secret is None  # private_key_jwt: no shared secret exists
+    return client
+
+
+def _remove_client(session: Session, client_id: str) -> None:
+    session.flush()  # the row that named the client lets go of it before the client goes
+    if find_client(session, client_id) is not None:
+        remove_client(session, client_id)
+        session.flush()
+
+
+def _audit_hall(
+    session: Session, action: str, hall_id: str, details: dict[str, Any], *, actor: str, now: float
+) -> None:
+    record_event(
+        session, actor=actor, action=action, target_type="hall", target_id=hall_id, details=details, now=now
+    )
+
+
 def register_counter_device(
     session: Session, hall: Hall, code: Any, *, jwks: Any, actor: str, now: float
 ) -> Client:
@@ -337,19 +407,9 @@ def register_counter_device(
     counter = get_counter(session, hall, code)
     if counter.device_client_id is not None:
         raise HallExistsError(f"{hall.id}/{counter.code}/device")
-    client, secret = create_client(
-        session,
-        ClientRegistration(
-            name=f"{hall.name} {counter.name}"[:200],
-            kind="device",
-            scope=HALL_COUNTER,
-            token_endpoint_auth_method="private_key_jwt",
-            jwks=_public_jwks(jwks),
-            client_id=DEVICE_PREFIX + secrets.token_hex(8),
-        ),
-        now=now,
+    client = _create_device_client(
+        session, COUNTER_DEVICE, name=f"{hall.name} {counter.name}", jwks=jwks, now=now
     )
-    assert secret is None  # private_key_jwt: no shared secret exists
     counter.device_client_id = client.client_id
     session.flush()
     _audit_device(session, "hall.counter.device.register", counter, client.client_id, actor=actor, now=now)
@@ -396,24 +456,121 @@ def _unbind_device(session: Session, counter: Counter) -> None:
     if client_id is None:
         return
     counter.device_client_id = None
-    session.flush()  # the row lets go of the client before the client goes
-    if find_client(session, client_id) is not None:
-        remove_client(session, client_id)
-        session.flush()
+    _remove_client(session, client_id)
 
 
 def _audit_device(
     session: Session, action: str, counter: Counter, client_id: str, *, actor: str, now: float
 ) -> None:
-    record_event(
+    details = {"counter": counter.code, "device_client_id": client_id}
+    _audit_hall(session, action, counter.hall_id, details, actor=actor, now=now)
+
+
+# Kiosks ----------------------------------------------------------------------------------------------------
+
+
+def _bridge_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and len(value) <= MAX_BRIDGE_URL and is_local_bridge_url(value)):
+        raise InvalidHallError(
+            "bridge_url", description="bridge_url is http://127.0.0.1:PORT, where the kiosk's bridge listens"
+        )
+    return value
+
+
+def register_kiosk(
+    session: Session,
+    hall: Hall,
+    *,
+    name: Any,
+    jwks: Any,
+    bridge_url: Any = None,
+    issuer: str,
+    actor: str,
+    now: float,
+) -> Kiosk:
+    """Register a self-service terminal of ``hall``: a ``private_key_jwt`` client of kind ``kiosk`` with
+    ``jwks``, whose ``/kiosk/start`` opens this hall's kiosk pages and no other's. ``bridge_url`` is its
+    own reader bridge's, if not the deployment's ``card_bridge_url``; ``issuer`` gives its redirect URI."""
+    name = _text(name, "name", MAX_NAME)
+    bridge_url = _bridge_url(bridge_url)
+    if session.scalar(select(Kiosk.client_id).where(Kiosk.hall_id == hall.id, Kiosk.name == name)):
+        raise HallExistsError(f"{hall.id}/kiosk {name}")
+    client = _create_device_client(
         session,
-        actor=actor,
-        action=action,
-        target_type="hall",
-        target_id=counter.hall_id,
-        details={"counter": counter.code, "device_client_id": client_id},
+        KIOSK_DEVICE,
+        name=f"{hall.name} {name}",
+        jwks=jwks,
+        redirect_uris=(issuer.rstrip("/") + "/kiosk",),
         now=now,
     )
+    kiosk = Kiosk(
+        client_id=client.client_id,
+        hall_id=hall.id,
+        name=name,
+        bridge_url=bridge_url,
+        created_at=utc_from_timestamp(now),
+    )
+    session.add(kiosk)
+    session.flush()
+    _audit_kiosk(session, "hall.kiosk.register", kiosk, actor=actor, now=now)
+    return kiosk
+
+
+def list_kiosks(session: Session, hall: Hall) -> list[Kiosk]:
+    query = select(Kiosk).where(Kiosk.hall_id == hall.id).order_by(Kiosk.created_at, Kiosk.name)
+    return list(session.scalars(query))
+
+
+def get_kiosk(session: Session, hall: Hall, client_id: Any) -> Kiosk:
+    kiosk = session.get(Kiosk, client_id) if isinstance(client_id, str) and len(client_id) <= 64 else None
+    if kiosk is None or kiosk.hall_id != hall.id:
+        raise KioskNotFoundError(str(client_id)[:64])
+    return kiosk
+
+
+def find_kiosk(session: Session, client_id: str) -> Kiosk | None:
+    """The registration of this kiosk client, if it is registered to a live hall."""
+    return session.scalar(
+        select(Kiosk)
+        .join(Hall, Hall.id == Kiosk.hall_id)
+        .where(Kiosk.client_id == client_id, Hall.removed_at.is_(None))
+    )
+
+
+def hall_of_kiosk(session: Session, client_id: str) -> Hall | None:
+    """The live hall this kiosk client is registered to, if any."""
+    kiosk = find_kiosk(session, client_id)
+    return session.get(Hall, kiosk.hall_id) if kiosk is not None else None
+
+
+def replace_kiosk_keys(
+    session: Session, hall: Hall, client_id: Any, *, jwks: Any, actor: str, now: float
+) -> Kiosk:
+    """Key rotation of a kiosk: its registered JWK Set becomes ``jwks``."""
+    kiosk = get_kiosk(session, hall, client_id)
+    replace_client_jwks(session, kiosk.client_id, _public_jwks(jwks))
+    _audit_kiosk(session, "hall.kiosk.keys", kiosk, actor=actor, now=now)
+    return kiosk
+
+
+def remove_kiosk(session: Session, hall: Hall, client_id: Any, *, actor: str, now: float) -> None:
+    """Remove a kiosk: its client goes, so its assertions and its terminal's next start are refused."""
+    kiosk = get_kiosk(session, hall, client_id)
+    _audit_kiosk(session, "hall.kiosk.remove", kiosk, actor=actor, now=now)
+    _delete_kiosk(session, kiosk)
+
+
+def _delete_kiosk(session: Session, kiosk: Kiosk) -> None:
+    client_id = kiosk.client_id
+    session.delete(kiosk)
+    _remove_client(session, client_id)
+
+
+def _audit_kiosk(session: Session, action: str, kiosk: Kiosk, *, actor: str, now: float) -> None:
+    details = {"kiosk_client_id": kiosk.client_id, "kiosk": kiosk.name}
+    _audit_hall(session, action, kiosk.hall_id, details, actor=actor, now=now)
 
 
 # Descriptions (the admin API's and the CLI's JSON) ---------------------------------------------------------
@@ -425,6 +582,16 @@ def describe_service(service: HallService) -> dict[str, Any]:
         "name": service.name,
         "name_en": service.name_en,
         "prefix": service.prefix,
+    }
+
+
+def describe_kiosk(kiosk: Kiosk) -> dict[str, Any]:
+    return {
+        "hall_id": kiosk.hall_id,
+        "client_id": kiosk.client_id,
+        "name": kiosk.name,
+        "bridge_url": kiosk.bridge_url,
+        "created_at": int(kiosk.created_at.timestamp()),
     }
 
 
@@ -446,6 +613,7 @@ def describe_hall(session: Session, hall: Hall) -> dict[str, Any]:
             }
             for c in list_counters(session, hall)
         ],
+        "kiosks": [describe_kiosk(k) for k in list_kiosks(session, hall)],
         "created_at": int(hall.created_at.timestamp()),
         "removed_at": int(hall.removed_at.timestamp()) if hall.removed_at else None,
     }

@@ -12,6 +12,11 @@
   the counter's registered device, a private_key_jwt client bound to it (409 if it has one)
 - ``PUT    /api/v1/admin/halls/<hall_id>/counters/<code>/device/jwks`` ``{jwks}`` → 200: key rotation
 - ``DELETE /api/v1/admin/halls/<hall_id>/counters/<code>/device`` → 204 (its credentials stop working)
+- ``GET    /api/v1/admin/halls/<hall_id>/kiosks``          → ``{"kiosks": [...]}``
+- ``POST   /api/v1/admin/halls/<hall_id>/kiosks``          ``{name, jwks, bridge_url?}`` → 201: a kiosk
+  terminal of this hall, a private_key_jwt client of kind ``kiosk`` (409 if the hall has one of that name)
+- ``PUT    /api/v1/admin/halls/<hall_id>/kiosks/<client_id>/jwks`` ``{jwks}`` → 200: key rotation
+- ``DELETE /api/v1/admin/halls/<hall_id>/kiosks/<client_id>`` → 204 (its credentials stop working)
 
 Calling and finishing numbers is the counter device's own API (``halls.queue.views``), not the admin's.
 """
@@ -25,15 +30,20 @@ from halls.register.service import (
     add_service,
     create_hall,
     describe_hall,
+    describe_kiosk,
     describe_service,
     get_hall,
     list_halls,
+    list_kiosks,
     register_counter_device,
+    register_kiosk,
     remove_counter,
     remove_counter_device,
     remove_hall,
+    remove_kiosk,
     remove_service,
     replace_counter_device_keys,
+    replace_kiosk_keys,
 )
 from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
@@ -181,4 +191,56 @@ def replace_device_keys(hall_id: str, code: str) -> Response:
 def remove_device(hall_id: str, code: str) -> Response:
     session = db_session()
     remove_counter_device(session, get_hall(session, hall_id), code, actor=_actor(), now=services().now())
+    return Response(status=204)
+
+
+@bp.get("/<hall_id>/kiosks")
+@require_scope(ADMIN)
+def kiosks(hall_id: str) -> Response:
+    session = db_session()
+    return jsonify({"kiosks": [describe_kiosk(k) for k in list_kiosks(session, get_hall(session, hall_id))]})
+
+
+@bp.post("/<hall_id>/kiosks")
+@require_scope(ADMIN)
+def register_kiosk_terminal(hall_id: str) -> Response:
+    body = json_body()
+    session = db_session()
+    svc = services()
+    kiosk = register_kiosk(
+        session,
+        get_hall(session, hall_id),
+        name=body.get("name"),
+        jwks=body.get("jwks"),
+        bridge_url=body.get("bridge_url"),
+        issuer=svc.settings.issuer,
+        actor=_actor(),
+        now=svc.now(),
+    )
+    return _created(describe_kiosk(kiosk))
+
+
+@bp.put("/<hall_id>/kiosks/<client_id>/jwks")
+@require_scope(ADMIN)
+def replace_kiosk_terminal_keys(hall_id: str, client_id: str) -> Response:
+    body = json_body()
+    session = db_session()
+    kiosk = replace_kiosk_keys(
+        session,
+        get_hall(session, hall_id),
+        client_id,
+        jwks=body.get("jwks"),
+        actor=_actor(),
+        now=services().now(),
+    )
+    response = jsonify(describe_kiosk(kiosk))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/<hall_id>/kiosks/<client_id>")
+@require_scope(ADMIN)
+def remove_kiosk_terminal(hall_id: str, client_id: str) -> Response:
+    session = db_session()
+    remove_kiosk(session, get_hall(session, hall_id), client_id, actor=_actor(), now=services().now())
     return Response(status=204)

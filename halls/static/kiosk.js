@@ -6,6 +6,15 @@
   var root = document.getElementById("kiosk");
   if (!root) { return; }
   window.history.replaceState(null, "", window.location.href);
+  // A page shown after the visit ended (the card reported lost): back to the start after a while, or as
+  // soon as the card is out, so the next citizen never finds it.
+  var returnAfter = parseInt(root.dataset.returnAfter, 10);
+  if (returnAfter > 0) {
+    var toStart = function () { window.location.replace(root.dataset.startUrl); };
+    window.setTimeout(toStart, returnAfter * 1000);
+    watchCard(toStart);
+    return;
+  }
   if (root.dataset.visit !== "yes") { return; }
   var idle = Math.max(5, parseInt(root.dataset.idle, 10) || 90);
   var warnAt = Math.max(2, Math.floor(idle * 0.25));
@@ -36,9 +45,10 @@
 
   // Long poll: the bridge answers when the card is no longer in the reader, or after `wait` seconds.
   // 404 means a bridge without the kiosk profile (nothing to watch); other failures retry shortly.
-  function watchCard() {
+  function watchCard(onCardOut) {
     var bridge = root.dataset.bridgeUrl;
     if (!bridge) { return; }
+    var again = function () { watchCard(onCardOut); };
     window.fetch(bridge + "/v1/kiosk/card?present=true&wait=20", { cache: "no-store" })
       .then(function (answer) {
         if (answer.status === 404) { return null; }
@@ -47,9 +57,9 @@
       })
       .then(function (body) {
         if (body === null) { return; }
-        if (body.card_present === false) { endVisit(); } else { watchCard(); }
+        if (body.card_present === false) { onCardOut(); } else { again(); }
       })
-      .catch(function () { window.setTimeout(watchCard, 2000); });
+      .catch(function () { window.setTimeout(again, 2000); });
   }
 
   moreTime.addEventListener("click", function () {
@@ -65,5 +75,5 @@
     }, { passive: true });
   });
   arm();
-  watchCard();
+  watchCard(endVisit);
 }());

@@ -29,12 +29,12 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from cryptography import x509
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.audit.service import record_event
@@ -50,23 +50,24 @@ from idp.cardlogin.errors import (
     CitizenDisabledError,
     too_many_attempts,
 )
+from idp.cards.chain import CardCertificateVerifier
 from idp.cards.issuance import certificate_fingerprint
 from idp.cards.model import Card, CardStatus
-from idp.cards.service import find_card
-from idp.citizens.service import find_citizen, local_date
+from idp.citizens.model import Citizen, CitizenStatus
+from idp.citizens.service import local_date
 from idp.observability.metrics import count_rate_limit_refusal
 from idp.ratelimit import RateLimiter
 from idp.stores.base import EphemeralStore
 from sdk.card_auth import (
     CardAuthFailure,
+    CardAuthToken,
     InvalidCardAuthError,
     VerifiedCardAuth,
     VerifiedCardCertificate,
     certificate_der,
     decode_card_certificate,
     parse_card_auth_token,
-    verify_card_auth_token,
-    verify_card_certificate,
+    verify_card_signature,
 )
 from sdk.errors import OneCardError
 from sdk.keys import b64url, b64url_decode
@@ -282,21 +283,19 @@ def _citizen_facing(error: InvalidCardAuthError) -> OneCardError:
 
 
 def verify_card_token(
-    token: Mapping[str, Any],
+    token: CardAuthToken,
     *,
     challenge: CardChallenge,
     expected_origin: str,
-    trusted_issuers: Sequence[x509.Certificate],
+    certificates: CardCertificateVerifier,
     now: float,
 ) -> VerifiedCardAuth:
-    """``sdk.card_auth.verify_card_auth_token`` with its failures turned into the citizen-facing codes."""
+    """``sdk.card_auth.verify_card_auth_token``'s checks — the certificate's through ``certificates``, which
+    keeps the chain check per certificate — with its failures turned into the citizen-facing codes."""
     try:
-        return verify_card_auth_token(
-            token,
-            expected_origin=expected_origin,
-            expected_nonce=challenge.nonce,
-            trusted_issuers=trusted_issuers,
-            now=now,
+        verified = certificates.verify(token.card_certificate, now=now)
+        return verify_card_signature(
+            token, verified, expected_origin=expected_origin, expected_nonce=challenge.nonce
         )
     except InvalidCardAuthError as exc:
         facing = _citizen_facing(exc)
@@ -308,10 +307,15 @@ def verify_card_token(
 def check_card_usable(session: Session, verified: VerifiedCardCertificate, *, now: float) -> Card:
     """The register's verdict on a verified card certificate: the card is known, with exactly this
     certificate, active, not past its expiry, and its holder is active. The one rule both the pre-check
-    and the login apply."""
-    card = find_card(session, verified.card_id_hex)
-    if card is None:
+    and the login apply. One round trip: the card and its holder's status together."""
+    found = session.execute(
+        select(Card, Citizen.status)
+        .outerjoin(Citizen, Citizen.id == Card.citizen_id)
+        .where(Card.card_id == verified.card_id_hex)
+    ).first()
+    if found is None:
         raise CardNotRegisteredError("card id not in the register")
+    card, holder_status = found
     if card.certificate_fingerprint != certificate_fingerprint(certificate_der(verified.certificate)):
         raise CardNotRegisteredError("certificate is not the one issued for this card")
     status_error = _STATUS_ERRORS.get(card.status)
@@ -319,8 +323,7 @@ def check_card_usable(session: Session, verified: VerifiedCardCertificate, *, no
         raise status_error(f"card is {card.status}")
     if local_date(now) > card.expires_on:
         raise CardExpiredError(CardAuthFailure.EXPIRED_CERTIFICATE, "card past its expiry date")
-    citizen = find_citizen(session, card.citizen_id)
-    if citizen is None or not citizen.is_active:
+    if holder_status != CitizenStatus.ACTIVE:
         raise CitizenDisabledError("card holder is not active")
     return card
 
@@ -366,7 +369,7 @@ def precheck_card(
     transaction_id: str,
     browser: str,
     client_ip: str,
-    trusted_issuers: Sequence[x509.Certificate],
+    certificates: CardCertificateVerifier,
     now: float,
 ) -> Card:
     """Whether the card of ``card_certificate`` (base64 DER, as the bridge read it) may log in here: the
@@ -384,9 +387,7 @@ def precheck_card(
     if not decision.allowed:
         raise too_many_attempts("too many pre-checks from this address", retry_after=decision.retry_after)
     try:
-        verified = verify_card_certificate(
-            decode_card_certificate(card_certificate), trusted_issuers=trusted_issuers, now=now
-        )
+        verified = certificates.verify(decode_card_certificate(card_certificate), now=now)
     except InvalidCardAuthError as exc:
         facing = _citizen_facing(exc)
         _refused(session, limits, facing, card_id=None, client_ip=client_ip, step="precheck", now=now)
@@ -411,7 +412,7 @@ def authenticate_card(
     browser: str,
     client_ip: str,
     expected_origin: str,
-    trusted_issuers: Sequence[x509.Certificate],
+    certificates: CardCertificateVerifier,
     now: float,
     terminal_id: str | None = None,
 ) -> CardLogin:
@@ -433,10 +434,10 @@ def authenticate_card(
             store, challenge_value, expected_transaction_id=transaction_id, expected_browser=browser, now=now
         )
         verified = verify_card_token(
-            token,
+            parsed,
             challenge=challenge,
             expected_origin=expected_origin,
-            trusted_issuers=trusted_issuers,
+            certificates=certificates,
             now=now,
         )
         card = check_card_usable(session, verified, now=now)

@@ -1,11 +1,13 @@
-"""What card login keeps per process: the issuer trust list and its rate limits, built from the settings
-and the policy (tests tighten the policy with ``create_card_login_context``)."""
+"""What card login keeps per process: the issuer trust list, the card certificates verified against it,
+and the rate limits, built from the settings and the policy (tests tighten the policy with
+``create_card_login_context``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from idp.cardlogin.challenge import CardLoginPolicy, FailureLimits
+from idp.cards.chain import CardCertificateVerifier
 from idp.cards.issuance import IssuerTrustList
 from idp.config import Settings
 from idp.db import Database
@@ -17,6 +19,7 @@ from idp.stores.base import EphemeralStore
 @dataclass
 class CardLoginContext:
     trust_list: IssuerTrustList
+    certificates: CardCertificateVerifier
     limits: FailureLimits
     challenge_limiter: RateLimiter
     precheck_limiter: RateLimiter
@@ -31,8 +34,10 @@ def create_card_login_context(
     policy: CardLoginPolicy | None = None,
 ) -> CardLoginContext:
     policy = policy or CardLoginPolicy()
+    trust_list = IssuerTrustList(database, keyring)
     return CardLoginContext(
-        trust_list=IssuerTrustList(database, keyring),
+        trust_list=trust_list,
+        certificates=CardCertificateVerifier(trust_list),
         limits=FailureLimits(store, policy),
         challenge_limiter=RateLimiter(
             store, "card_challenge_issue", policy.challenges_per_transaction, settings.login_transaction_ttl

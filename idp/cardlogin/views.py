@@ -79,7 +79,8 @@ def start(tx: str) -> Response:
     transaction = current_transaction(tx)
     if transaction is None:
         return error_page(EXPIRED_TITLE, EXPIRED_MESSAGE)
-    bridge_url = services().settings.card_bridge_url
+    # A login started at a kiosk talks to that terminal's own bridge, which may listen on another port.
+    bridge_url = transaction.bridge_url or services().settings.card_bridge_url
     response = make_response(
         render_template(
             "card_login.html",
@@ -135,7 +136,7 @@ def precheck(tx: str) -> Response:
         transaction_id=transaction.id,
         browser=browser_binding(),
         client_ip=client_ip(),
-        trusted_issuers=context.trust_list.certificates(now=now),
+        certificates=context.certificates,
         now=now,
     )
     response = jsonify({"usable": True})
@@ -166,7 +167,7 @@ def verify(tx: str) -> Response:
             browser=browser_binding(),
             client_ip=client_ip(),
             expected_origin=origin_of(svc.settings.issuer),
-            trusted_issuers=context.trust_list.certificates(now=now),
+            certificates=context.certificates,
             now=now,
             terminal_id=transaction.terminal_id,
         )

@@ -411,6 +411,22 @@ def issue_card(
     return IssuedCard(card, card_file)
 
 
+@dataclass(frozen=True)
+class TrustedIssuers:
+    """One reading of the trust list: the CA certificates, and a version that changes whenever the set does
+    (the SHA-256 over their fingerprints), so whatever is kept per card certificate can be keyed by it."""
+
+    certificates: tuple[x509.Certificate, ...]
+    version: bytes
+
+    @classmethod
+    def of(cls, certificates: Sequence[x509.Certificate]) -> TrustedIssuers:
+        digest = hashlib.sha256()
+        for certificate in certificates:
+            digest.update(certificate.fingerprint(hashes.SHA256()))
+        return cls(tuple(certificates), digest.digest())
+
+
 class IssuerTrustList:
     """The card-issuer CA certificates this node trusts: every published key of every ``card-ca-*`` set.
 
@@ -423,7 +439,7 @@ class IssuerTrustList:
         self._keyring = keyring
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._loaded: tuple[float, tuple[x509.Certificate, ...]] | None = None
+        self._loaded: tuple[float, TrustedIssuers] | None = None
         self._parsed: dict[str, x509.Certificate] = {}
 
     def invalidate(self) -> None:
@@ -431,6 +447,9 @@ class IssuerTrustList:
             self._loaded = None
 
     def certificates(self, *, now: float) -> tuple[x509.Certificate, ...]:
+        return self.snapshot(now=now).certificates
+
+    def snapshot(self, *, now: float) -> TrustedIssuers:
         loaded = self._loaded
         if loaded is not None and 0 <= now - loaded[0] < self._cache_seconds:
             return loaded[1]
@@ -451,7 +470,7 @@ class IssuerTrustList:
                     certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
                     self._parsed[pem] = certificate
                 certificates.append(certificate)
-        result = tuple(certificates)
+        result = TrustedIssuers.of(certificates)
         with self._lock:
             self._loaded = (now, result)
         return result

@@ -32,6 +32,7 @@ from idp.keys.errors import KeyStateError
 from idp.keys.service import (
     COOKIE_KEYS,
     DATA_KEYS,
+    FEDERATION_KEYS,
     INDEX_KEYS,
     KEY_RING_CACHE_SECONDS,
     OIDC_ES256,
@@ -113,6 +114,21 @@ def policy_for(
             longest + ring,
             settings.key_rotation_cookie_days * DAY,
             why=f"pre-publication = key ring {ring}; retention = session {longest} + key ring {ring}",
+        )
+    if name == FEDERATION_KEYS.name:
+        # Copies of the federation keys outside: superiors' subordinate statements list them (registered by
+        # their staff, docs/federation.md), and resolvers cache chains until the earliest statement expires.
+        statement = settings.federation_statement_ttl
+        longest = max(statement, settings.federation_trust_mark_ttl)
+        return KeySetPolicy(
+            name,
+            True,
+            statement + ring,
+            longest + ring,
+            settings.key_rotation_federation_days * DAY,
+            why=f"pre-publication = statement lifetime {statement} (a superior's statement or a resolver's "
+            f"cached chain without the new key) + key ring {ring}; retention = longest of statement "
+            f"{statement} and trust mark {settings.federation_trust_mark_ttl} + key ring {ring}",
         )
     if name == INDEX_KEYS.name:
         return KeySetPolicy(

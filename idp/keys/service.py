@@ -57,6 +57,9 @@ QR_SIGNING = KeySetSpec("qr", "EdDSA")
 DATA_KEYS = KeySetSpec("data", "A256GCM")
 INDEX_KEYS = KeySetSpec("index", "HS256")
 COOKIE_KEYS = KeySetSpec("cookie", "HS256")
+# OpenID Federation 1.0: signs this deployment's entity configuration and, for an anchor or intermediate,
+# its subordinate statements and trust marks (idp.federation).
+FEDERATION_KEYS = KeySetSpec("federation", "ES256")
 
 # Key sets every deployment has; card-issuer CA sets ("card-ca-<region>") are added as regions are set up.
 CORE_KEY_SETS: tuple[KeySetSpec, ...] = (
@@ -66,6 +69,7 @@ CORE_KEY_SETS: tuple[KeySetSpec, ...] = (
     DATA_KEYS,
     INDEX_KEYS,
     COOKIE_KEYS,
+    FEDERATION_KEYS,
 )
 
 

@@ -30,9 +30,11 @@ class LoginTransaction:
     authenticated_sid: str | None = None  # set when a login completed within this transaction
     consented: bool = False
     # A login parked by the kiosk pages (halls/kiosk), not by an authorization request: the terminal it
-    # runs at, and the page the finished login goes on to instead of resuming an authorization request.
+    # runs at, the page the finished login goes on to instead of resuming an authorization request, and the
+    # terminal's own reader bridge (None: the deployment's card_bridge_url).
     terminal_id: str | None = None
     resume_to: str | None = None
+    bridge_url: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
@@ -55,6 +57,7 @@ def create_transaction(
     now: float,
     terminal_id: str | None = None,
     resume_to: str | None = None,
+    bridge_url: str | None = None,
 ) -> LoginTransaction:
     tx = LoginTransaction(
         id=secrets.token_urlsafe(24),
@@ -67,6 +70,7 @@ def create_transaction(
         login_hint=login_hint,
         terminal_id=terminal_id,
         resume_to=resume_to,
+        bridge_url=bridge_url,
     )
     store.put(NAMESPACE, tx.id, tx.to_json(), ttl=ttl, now=now)
     return tx

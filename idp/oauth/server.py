@@ -239,8 +239,7 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         token_type = "DPoP" if dpop_jkt else "Bearer"
         if user is None:
             # client_credentials: scopes were checked against the registration; the client is the subject.
-            requested = set((scope or "").split()) or client.allowed_scopes
-            granted = " ".join(sorted(requested & client.allowed_scopes & set(SERVICE_SCOPES)))
+            granted = granted_service_scope(client.allowed_scopes, scope) or ""
             access = issue_access_token(
                 keys=keys,
                 issuer=settings.issuer,
@@ -427,6 +426,17 @@ class RefreshTokenGrant(DpopBoundGrant, grants.RefreshTokenGrant):  # type: igno
         """Rotation already marked it used in ``authenticate_user``."""
 
 
+def granted_service_scope(registered: set[str], requested: str | None) -> str | None:
+    """What a client_credentials request is granted (RFC 6749 §3.3): the service scopes asked for, all the
+    client's service scopes when none was asked; None when it asked one it is not registered for. Also the
+    lean path's rule (idp.fastpath)."""
+    allowed = registered & set(SERVICE_SCOPES)
+    asked = set((requested or "").split())
+    if not asked <= allowed:
+        return None
+    return " ".join(sorted(asked or allowed))
+
+
 class ClientCredentialsGrant(DpopBoundGrant, grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
 
@@ -434,9 +444,7 @@ class ClientCredentialsGrant(DpopBoundGrant, grants.ClientCredentialsGrant):  # 
         """Only service scopes the client is registered for (RFC 6749 §3.3); none asked means all of them."""
         super().validate_token_request()
         client: Client = self.request.client
-        registered = client.allowed_scopes & set(SERVICE_SCOPES)
-        requested = set((self.request.payload.scope or "").split())
-        if not requested <= registered:
+        if granted_service_scope(client.allowed_scopes, self.request.payload.scope) is None:
             raise InvalidScopeError("The client is not registered for the requested scope.")
 
 

@@ -41,9 +41,13 @@ def note_client(client_id: str) -> None:
         g.observed_client_id = client_id
 
 
-def _inbound_request_id() -> str:
-    given = request.headers.get(REQUEST_ID_HEADER, "")
+def request_id_from(given: str) -> str:
+    """The proxy's request id when it is a plain token, else a fresh random one."""
     return given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+
+
+def _inbound_request_id() -> str:
+    return request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
 
 
 def _begin() -> None:
@@ -55,26 +59,49 @@ def _begin() -> None:
 def _finish(response: Response) -> Response:
     if "request_id" not in g:  # defensive: _begin runs first of all hooks, but never fail a response here
         _begin()
-    seconds = time.perf_counter() - g.request_started
     rule = request.url_rule
-    endpoint = request.endpoint if rule is not None and request.endpoint else UNMATCHED
-    observe_request(endpoint=endpoint, method=request.method, status=response.status_code, seconds=seconds)
+    record_request(
+        request_id=g.request_id,
+        started=g.request_started,
+        started_wall=g.request_started_wall,
+        method=request.method,
+        route=rule.rule if rule is not None else None,
+        endpoint=request.endpoint if rule is not None and request.endpoint else UNMATCHED,
+        status=response.status_code,
+        client_id=g.get("observed_client_id"),
+    )
     response.headers[REQUEST_ID_HEADER] = g.request_id
+    return response
+
+
+def record_request(
+    *,
+    request_id: str,
+    started: float,
+    started_wall: float,
+    method: str,
+    route: str | None,
+    endpoint: str,
+    status: int,
+    client_id: str | None,
+) -> None:
+    """The request metrics and the log line of one answered request (``started``: its perf_counter, and
+    ``started_wall``: its wall clock time); also what the lean path (idp.fastpath) records."""
+    seconds = time.perf_counter() - started
+    observe_request(endpoint=endpoint, method=method, status=status, seconds=seconds)
     if request_log.isEnabledFor(logging.INFO):
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(g.request_started_wall, UTC).isoformat(timespec="milliseconds"),
-            "request_id": g.request_id,
-            "method": http_method_label(request.method),
-            "route": rule.rule if rule is not None else None,
+            "ts": datetime.fromtimestamp(started_wall, UTC).isoformat(timespec="milliseconds"),
+            "request_id": request_id,
+            "method": http_method_label(method),
+            "route": route,
             "endpoint": endpoint,
-            "status": response.status_code,
+            "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
-        client_id = g.get("observed_client_id")
         if client_id:
             line["client_id"] = client_id
         request_log.info(json.dumps(line, separators=(",", ":")))
-    return response
 
 
 def install_request_observation(app: Flask) -> None:

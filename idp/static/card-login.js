@@ -196,7 +196,8 @@
   }
 
   /* What went wrong and what the citizen can do next. retry: offer "Try again"; nextStep: a line shown
-     with the link to the other ways of logging in. */
+     with the link to the other ways of logging in; outcome: how a PIN change ended, in the words of the
+     onecard:pin-change-ended event (below). */
   function Failure(message, options) {
     this.message = message;
     this.options = options || {};
@@ -207,10 +208,13 @@
   function fromBridge(body) {
     body = body || {};
     if (body.error === "card_blocked") {
-      return new Failure(BLOCKED, {retry: false, nextStep: t("meanwhile_other_way")});
+      return new Failure(BLOCKED, {retry: false, nextStep: t("meanwhile_other_way"), outcome: "blocked"});
     }
     var words = MESSAGES.bridge || {};
-    return new Failure(words[body.error] || t("card_failed"), {nextStep: OTHER_WAY});
+    var removed = body.error === "card_removed" || body.error === "no_card";
+    return new Failure(words[body.error] || t("card_failed"), {
+      nextStep: OTHER_WAY, outcome: removed ? "card_removed" : "failed"
+    });
   }
 
   function fromIdp(body, fallback) {
@@ -274,7 +278,7 @@
           return {ok: response.ok, status: response.status, body: body};
         });
       }, function () {
-        throw new Failure(t("bridge_lost"));
+        throw new Failure(t("bridge_lost"), {outcome: "unreachable"});
       });
   }
 
@@ -482,12 +486,22 @@
     });
   }
 
+  /* A PIN change has ended: the page that embeds this one (the kiosk's, which reports it for the audit
+     trail) learns how, as the bridge told it — "changed", "blocked", "card_removed", "unreachable",
+     "cancelled" or "failed". */
+  function pinChangeEnded(outcome) {
+    document.dispatchEvent(new CustomEvent("onecard:pin-change-ended", {detail: {outcome: outcome}}));
+  }
+
   /* After a failure: cancel what still runs on the bridge, then say what happened (or, after Cancel, just
      offer to start again). */
   function settle(error) {
     var failure = error instanceof Failure
       ? error
       : new Failure(t("something_wrong"), {nextStep: OTHER_WAY});
+    if (mode !== "login") {
+      pinChangeEnded(cancelRequested ? "cancelled" : failure.options.outcome || "failed");
+    }
     return cancelCurrent(false).then(function () {
       if (cancelRequested) {
         cancelRequested = false;
@@ -544,6 +558,7 @@
       warn("");
       say(t("pin_changed"));
       focusOn(statusEl);
+      pinChangeEnded("changed");
     }).catch(settle);
   }
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Double, Integer, LargeBinary, String, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, Database
@@ -80,6 +81,12 @@ class SqlStore:
         else:
             raise ValueError(f"SqlStore supports SQLite and PostgreSQL, not {dialect}")
         self._engine = database.engine
+
+    @property
+    def engine(self) -> Engine:
+        """The store's engine, for a caller that runs several of these statements in one transaction
+        (wallet.scans.admission: the gate's rate count and one-time use in one commit)."""
+        return self._engine
 
     def put(self, namespace: str, key: str, value: bytes, *, ttl: float, now: float) -> None:
         stmt = self._insert(_TABLE).values(

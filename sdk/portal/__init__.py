@@ -33,9 +33,10 @@ The package re-exports the names a portal uses; the parts, each one concern:
 
 from __future__ import annotations
 
+from sdk.client_assertion import CLIENT_ASSERTION_TYPE
 from sdk.oidc import ACR_HIGH, ACR_LEVELS, ACR_SUBSTANTIAL, BACKCHANNEL_LOGOUT_EVENT
 from sdk.portal.authorization import AuthorizationStart
-from sdk.portal.client import CLIENT_ASSERTION_TYPE, DEFAULT_SCOPE, PortalClient, PortalTokens
+from sdk.portal.client import DEFAULT_SCOPE, PortalClient, PortalTokens
 from sdk.portal.errors import (
     AuthorizationDeniedError,
     CallbackError,

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote_plus, urlencode
 
-import jwt
 import requests
 
+from sdk.client_assertion import client_assertion_fields
 from sdk.clock import Clock, system_clock
 from sdk.dpop import SCHEME as DPOP_SCHEME
 from sdk.dpop import DpopKey, DpopSigner
@@ -56,7 +56,6 @@ from sdk.portal.verification import (
 )
 
 DEFAULT_SCOPE: Final = f"{OPENID} {PROFILE}"
-CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,26 +395,10 @@ class PortalClient:
             # RFC 6749 §2.3.1: form-encode id and secret before Basic.
             raw = f"{quote_plus(self.client_id)}:{quote_plus(self._credential)}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}, {}
-        now = int(self.clock())
-        assertion = jwt.encode(
-            {
-                "iss": self.client_id,
-                "sub": self.client_id,
-                # The issuer: what every OneCard endpoint accepts, and all a FAPI 2.0 client may name.
-                "aud": self.issuer,
-                "jti": secrets.token_urlsafe(16),
-                "iat": now,
-                "exp": now + 60,
-            },
-            self._credential.private_key,  # type: ignore[arg-type]
-            algorithm=self._credential.alg,
-            headers={"kid": self._credential.kid},
+        # The issuer as audience: what every OneCard endpoint accepts, and all a FAPI 2.0 client may name.
+        return {}, client_assertion_fields(
+            client_id=self.client_id, audience=self.issuer, key=self._credential, now=self.clock()
         )
-        return {}, {
-            "client_id": self.client_id,
-            "client_assertion_type": CLIENT_ASSERTION_TYPE,
-            "client_assertion": assertion,
-        }
 
     def _authenticated_post(self, endpoint: str, form: Mapping[str, str]) -> requests.Response:
         """A back-channel POST with the client's authentication and, given a key, a DPoP proof."""

@@ -13,12 +13,14 @@ import pytest
 
 from reader_bridge.apdu import Protocol
 from reader_bridge.card import SocialSecurityCard
-from reader_bridge.cli import build_parser, main
+from reader_bridge.cli import _pin_source, build_parser, main
 from reader_bridge.emulator import CardEmulator
 from reader_bridge.errors import PinCancelledError, PinPadUnavailableError
 from reader_bridge.operations import Operation, Settings, authenticate
 from reader_bridge.pin import (
     VERIFY_TEMPLATE,
+    Announce,
+    DialogPinSource,
     PinPadPinSource,
     PinRequest,
     TerminalPinSource,
@@ -130,6 +132,59 @@ def test_pinpad_source_without_a_pinpad(card: VirtualCardFile) -> None:
             nonce=bytes(32),
             settings=Settings(card_timeout=1),
         )
+
+
+def test_a_kiosk_prefers_the_pinpad_and_falls_back_to_its_dialog(card: VirtualCardFile) -> None:
+    """``--pin-source auto`` (the kiosk profile's default): the reader's keypad where there is one; without
+    one, the dialog asks, as it would have anyway."""
+    emulator = CardEmulator(card)
+    pinpad = _PinPad(emulator, "123456")
+    operation = Operation("op", "authenticate", "https://login.onecard.test")
+    source = DialogPinSource(prefer_pinpad=True)
+    authenticate(
+        _PinPadTerminal(emulator, pinpad),
+        source,
+        operation,
+        origin="https://login.onecard.test",
+        nonce=bytes(32),
+        settings=Settings(card_timeout=1),
+    )
+    assert pinpad.templates == [VERIFY_TEMPLATE]
+    assert operation.events_after(0, 0)[1].data == {"tries_left": 3, "pinpad": True}
+
+    asked: list[PinRequest] = []
+
+    class _Asked(DialogPinSource):
+        def ask_pin(self, request: PinRequest, announce: Announce) -> str:
+            asked.append(request)
+            announce({"pin_url": "http://127.0.0.1:47400/pin/x"})
+            return "123456"
+
+    operation = Operation("op2", "authenticate", "https://login.onecard.test")
+    authenticate(
+        _PinPadTerminal(emulator, None),
+        _Asked(prefer_pinpad=True),
+        operation,
+        origin="https://login.onecard.test",
+        nonce=bytes(32),
+        settings=Settings(card_timeout=1),
+    )
+    assert len(asked) == 1 and "pinpad" not in operation.events_after(0, 0)[1].data
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (["serve", "--kiosk", "https://login.example"], "pinpad-or-dialog"),
+        (["serve", "--kiosk", "https://login.example", "--pin-source", "dialog"], "dialog"),
+        (["serve"], "dialog"),
+        (["serve", "--pin-source", "auto"], "pinpad-or-dialog"),
+        (["serve", "--pin-source", "pinpad"], "pinpad"),
+    ],
+)
+def test_the_kiosk_profile_prefers_a_pinpad_unless_told(argv: list[str], kind: str) -> None:
+    args = build_parser().parse_args([*argv, "--no-open-dialog"])
+    assert _pin_source(args.pin_source, kiosk=args.kiosk is not None, open_dialog=False).kind == kind
 
 
 def test_terminal_pin_source_reprompts_and_cancels() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reader_bridge.channel import Terminal
+from reader_bridge.kiosk import KioskLaunch
 from reader_bridge.operations import Settings
 from reader_bridge.pin import DialogPinSource
 from reader_bridge.server import BridgeConfig, BridgeHTTPServer, create_server, parse_origins
@@ -114,6 +115,7 @@ def running_bridge(
     settings: Settings | None = None,
     port: int = 0,
     kiosk: bool = False,
+    kiosk_launch: KioskLaunch | None = None,
 ) -> Iterator[BridgeClient]:
     config = BridgeConfig(
         allowed_origins=parse_origins(origins),
@@ -121,7 +123,8 @@ def running_bridge(
         pin_source=DialogPinSource(),
         settings=settings or Settings(card_timeout=5, pin_timeout=30, card_check_timeout=10),
         dev_mode=True,
-        kiosk=kiosk,
+        kiosk=kiosk or kiosk_launch is not None,
+        kiosk_launch=kiosk_launch,
     )
     server = create_server(config, port=port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -123,7 +123,8 @@ CONTRACT: Final = ContractFragment(
                 ),
                 "responses": {
                     "200": json_response("The verdict: pass or reject.", ref("GateVerdict")),
-                    **refusals(400, 401, 403, 429),
+                    # 503: the scan could not be recorded, so no verdict is given (wallet.scans.batch).
+                    **refusals(400, 401, 403, 429, 503),
                 },
             },
         ),

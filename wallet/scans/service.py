@@ -1,20 +1,21 @@
 """Online gate verification, the suspended-handles list and scan records (docs/formats/essc1.md §6, §7).
 
-``verify_gate_code`` is the protocol core of ``POST /api/v1/gate/verify``, free of Flask: steps 1–6 of §3
+``decide_gate_code`` is the protocol core of ``POST /api/v1/gate/verify``, free of Flask: steps 1–6 of §3
 with the server's own QR key set (pending and retired keys included) and its stated skew, then the e-card's
 *current* status (``revoked``), then global one-time use — an atomic ``add`` of the ``cti`` in the shared
 store until ``exp + skew`` (``replayed``), taken only once everything else passed so a refused code keeps its
-one scan. Every outcome is recorded as a ``ScanRecord``; the claims of a pass are exactly those the venue's
-policy names.
+one scan. Every outcome is recorded as a ``ScanRecord`` before its verdict is given — in the caller's unit
+of work (``verify_gate_code``, a hall's scanner) or in a group commit (the gate API, ``wallet.scans.batch``);
+the claims of a pass are exactly those the venue's policy names.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,11 +35,11 @@ from sdk.qr_token import (
     parse_qr_token,
 )
 from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
+from wallet.scans.admission import GATE_CTI_NAMESPACE
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
 from wallet.venues.service import VENUE_CLAIMS
 
-GATE_CTI_NAMESPACE: Final = "gate_cti"
 MAX_GATE_ID: Final = 64
 # Reasons that are decided after the signature held: the handle in the code is then the issuer's own, and
 # the scan can go into that e-card's history.
@@ -74,19 +75,107 @@ class GateVerdict:
         }
 
 
+class GatePolicy(Protocol):
+    """What a verification needs of the venue: a ``Venue`` row, or the gate's cached copy of one
+    (``wallet.venues.cache.GateVenue``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def claims(self) -> Sequence[str]: ...
+    @property
+    def regions(self) -> Sequence[str]: ...
+
+
+# The one-time step: called once per verification, last — with the verified token once everything else
+# passed (True: first use), or with None for a code refused before it (the gate API counts its rate limit
+# there). It may raise to refuse the verification as a whole (a rate limit): then nothing is recorded.
+UseOnce = Callable[[VerifiedQrToken | None], bool]
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The outcome of one scan, before it is recorded."""
+
+    reason: QrTokenReason | None
+    view: EcardView | None
+    token: VerifiedQrToken | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
 def venue_claims(
-    venue: Venue, view: EcardView, *, cipher_factory: Callable[[], PiiCipher], session: Session, now: float
+    venue: GatePolicy,
+    view: EcardView,
+    *,
+    cipher_factory: Callable[[], PiiCipher],
+    session: Session,
+    now: float,
 ) -> dict[str, Any]:
     """What the venue's policy lets it learn; the register is decrypted only when the policy needs it."""
     policy = list(venue.claims)
     facts: dict[str, Any] = {"valid_resident": True, "region": view.region}
     if PROFILE_FACTS.intersection(policy):
-        citizen = find_citizen(session, view.ecard.citizen_id)
+        citizen = view.loaded_citizen or find_citizen(session, view.ecard.citizen_id)
         if citizen is not None:
             facts.update(citizen_facts(decrypt_profile(cipher_factory(), citizen), now=now))
     # Only what a venue may ever learn (VENUE_CLAIMS: never the full ID number or the birthdate), whatever
     # the stored policy says.
     return {name: facts[name] for name in policy if name in VENUE_CLAIMS and name in facts}
+
+
+def decide_gate_code(
+    session: Session,
+    *,
+    keyring: KeyRing,
+    cipher_factory: Callable[[], PiiCipher],
+    venue: GatePolicy,
+    text: str,
+    use_once: UseOnce,
+    now: float,
+    clock_skew: int = SERVER_CLOCK_SKEW,
+) -> GateDecision:
+    """Decide on one scanned code for ``venue`` (docs/formats/essc1.md §3, §7); records nothing."""
+    expected_issuers: Collection[str] = list(venue.regions) or EVERY_REGION
+    try:
+        token = verify_presented_code(
+            text, keyring=keyring, now=now, expected_issuers=expected_issuers, clock_skew=clock_skew
+        )
+    except QrTokenError as exc:
+        view = find_by_handle(session, parse_qr_token(text).handle) if exc.reason in _SIGNED_REASONS else None
+        use_once(None)
+        return GateDecision(exc.reason, view)
+    view = find_by_handle(session, token.handle)
+    if view is None or usable_citizen(session, view) is None:
+        use_once(None)
+        return GateDecision(QrTokenReason.REVOKED, view)
+    # Last: one scan per code across every node.
+    if not use_once(token):
+        return GateDecision(QrTokenReason.REPLAYED, view)
+    claims = venue_claims(venue, view, cipher_factory=cipher_factory, session=session, now=now)
+    return GateDecision(None, view, token, claims)
+
+
+def scan_row(venue: GatePolicy, decision: GateDecision, *, gate_id: str | None, now: float) -> dict[str, Any]:
+    """The ``wallet_scans`` row of a decision."""
+    return {
+        "id": uuid.uuid4().hex,
+        "venue_id": venue.id,
+        "category": venue.category,
+        "ecard_id": decision.view.ecard.id if decision.view is not None else None,
+        "at": utc_from_timestamp(now),
+        "day": local_date(now),
+        "result": "pass" if decision.reason is None else "reject",
+        "reason": None if decision.reason is None else decision.reason.value,
+        "gate_id": gate_id,
+    }
+
+
+def recorded_verdict(venue: GatePolicy, decision: GateDecision, row: dict[str, Any]) -> GateVerdict:
+    """The verdict of a decision whose scan ``row`` is recorded (and only then)."""
+    count_gate_verification(category=venue.category, reason=row["reason"])
+    return GateVerdict(row["id"], decision.reason, decision.token, decision.claims)
 
 
 def verify_gate_code(
@@ -95,59 +184,32 @@ def verify_gate_code(
     store: EphemeralStore,
     keyring: KeyRing,
     cipher_factory: Callable[[], PiiCipher],
-    venue: Venue,
+    venue: GatePolicy,
     text: str,
     gate_id: str | None,
     now: float,
     clock_skew: int = SERVER_CLOCK_SKEW,
 ) -> GateVerdict:
-    """Decide on one scanned code for ``venue`` and record the scan (docs/formats/essc1.md §3, §7)."""
-    expected_issuers: Collection[str] = list(venue.regions) or EVERY_REGION
-    view: EcardView | None = None
-    try:
-        token = verify_presented_code(
-            text, keyring=keyring, now=now, expected_issuers=expected_issuers, clock_skew=clock_skew
-        )
-    except QrTokenError as exc:
-        if exc.reason in _SIGNED_REASONS:
-            view = find_by_handle(session, parse_qr_token(text).handle)
-        return _record(session, venue, view, exc.reason, gate_id=gate_id, now=now)
-    view = find_by_handle(session, token.handle)
-    if view is None or usable_citizen(session, view) is None:
-        return _record(session, venue, view, QrTokenReason.REVOKED, gate_id=gate_id, now=now)
-    # Last: one scan per code across every node.
-    if not use_once(store, GATE_CTI_NAMESPACE, token, now=now, clock_skew=clock_skew):
-        return _record(session, venue, view, QrTokenReason.REPLAYED, gate_id=gate_id, now=now)
-    claims = venue_claims(venue, view, cipher_factory=cipher_factory, session=session, now=now)
-    return _record(session, venue, view, None, gate_id=gate_id, now=now, token=token, claims=claims)
+    """Decide on one code and record the scan in ``session``'s unit of work (a hall's scanner: the scan and
+    the queue number it takes commit together). The gate API records through ``wallet.scans.batch``."""
 
+    def use(token: VerifiedQrToken | None) -> bool:
+        return token is None or use_once(store, GATE_CTI_NAMESPACE, token, now=now, clock_skew=clock_skew)
 
-def _record(
-    session: Session,
-    venue: Venue,
-    view: EcardView | None,
-    reason: QrTokenReason | None,
-    *,
-    gate_id: str | None,
-    now: float,
-    token: VerifiedQrToken | None = None,
-    claims: dict[str, Any] | None = None,
-) -> GateVerdict:
-    scan = ScanRecord(
-        id=uuid.uuid4().hex,
-        venue_id=venue.id,
-        category=venue.category,
-        ecard_id=view.ecard.id if view is not None else None,
-        at=utc_from_timestamp(now),
-        day=local_date(now),
-        result="pass" if reason is None else "reject",
-        reason=None if reason is None else reason.value,
-        gate_id=gate_id,
+    decision = decide_gate_code(
+        session,
+        keyring=keyring,
+        cipher_factory=cipher_factory,
+        venue=venue,
+        text=text,
+        use_once=use,
+        now=now,
+        clock_skew=clock_skew,
     )
-    session.add(scan)
+    row = scan_row(venue, decision, gate_id=gate_id, now=now)
+    session.add(ScanRecord(**row))
     session.flush()
-    count_gate_verification(category=venue.category, reason=scan.reason)
-    return GateVerdict(scan.id, reason, token, claims or {})
+    return recorded_verdict(venue, decision, row)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,12 @@ from idp.openapi.components import (
 from idp.openapi.contract import ContractFragment, Operation
 from idp.scopes import ADMIN
 from wallet.venues.errors import InvalidVenueError
+from wallet.venues.model import DEFAULT_VERIFY_PER_MINUTE
 from wallet.venues.service import (
     MAX_NAME,
     MAX_POLICY_ITEMS,
+    MAX_VERIFY_PER_MINUTE,
+    MIN_VERIFY_PER_MINUTE,
     REGION_PATTERN,
     VENUE_CATEGORIES,
     VENUE_CLAIMS,
@@ -40,6 +43,12 @@ _REGION: Final[JsonObject] = {
     "description": "GB/T 2260 code.",
 }
 _CLAIMS: Final[JsonObject] = {"type": "array", "items": {"enum": list(VENUE_CLAIMS)}}
+_VERIFY_PER_MINUTE: Final[JsonObject] = {
+    "type": "integer",
+    "minimum": MIN_VERIFY_PER_MINUTE,
+    "maximum": MAX_VERIFY_PER_MINUTE,
+    "description": "Online verifications a minute all the venue's gates together may ask for (then 429).",
+}
 _VENUE_PROPERTIES: Final[JsonObject] = {
     "venue_id": {"type": "string"},
     "name": {"type": "string"},
@@ -50,6 +59,7 @@ _VENUE_PROPERTIES: Final[JsonObject] = {
     },
     "claims": _CLAIMS,
     "regions": {"type": "array", "items": _REGION},
+    "verify_per_minute": _VERIFY_PER_MINUTE,
     "created_at": TIMESTAMP,
     "removed_at": OPTIONAL_TIMESTAMP,
 }
@@ -96,7 +106,14 @@ CONTRACT: Final = ContractFragment(
                     "pattern": f"^{VENUE_ID_PATTERN}$",
                     "description": "The id to register under; generated (`vn_…`) when absent.",
                 },
+                "verify_per_minute": {**_VERIFY_PER_MINUTE, "default": DEFAULT_VERIFY_PER_MINUTE},
             },
+        },
+        "VenueUpdate": {
+            "type": "object",
+            "required": ["verify_per_minute"],
+            "additionalProperties": False,
+            "properties": {"verify_per_minute": _VERIFY_PER_MINUTE},
         },
     },
     operations=(
@@ -155,6 +172,22 @@ CONTRACT: Final = ContractFragment(
                 "parameters": [VENUE_ID],
                 "responses": {"200": json_response("The venue.", ref("Venue")), **refusals(401, 403, 404)},
             },
+        ),
+        Operation(
+            "patch",
+            VENUES + "/{venue_id}",
+            {
+                "operationId": "updateVenue",
+                "summary": "Set a venue's limit of online verifications per minute (audited)",
+                "security": ADMIN_TOKEN,
+                "parameters": [VENUE_ID],
+                "requestBody": json_request(ref("VenueUpdate")),
+                "responses": {
+                    "200": json_response("The venue.", ref("Venue")),
+                    **refusals(400, 401, 403, 404),
+                },
+            },
+            refusal=InvalidVenueError,
         ),
         Operation(
             "delete",

@@ -27,7 +27,7 @@ from idp.db import utc_from_timestamp
 from idp.scopes import GATE_VERIFY
 from wallet.catalogue.service import publish_venue, withdraw_venue
 from wallet.venues.errors import InvalidVenueError, VenueExistsError, VenueNotFoundError
-from wallet.venues.model import Venue
+from wallet.venues.model import DEFAULT_VERIFY_PER_MINUTE, Venue
 
 VENUE_CATEGORIES: Final = (
     "park",
@@ -59,6 +59,10 @@ _VENUE_ID = re.compile(VENUE_ID_PATTERN)
 _REGION = re.compile(REGION_PATTERN)
 MAX_NAME: Final = 200
 MAX_POLICY_ITEMS: Final = 50  # claims or regions in a registration
+# A venue's online verifications per minute, all its gates on all nodes together: at least one, at most
+# 10 M/min (166,000/s — a whole province's metro at rush hour is well below it).
+MIN_VERIFY_PER_MINUTE: Final = 1
+MAX_VERIFY_PER_MINUTE: Final = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class VenueRegistration:
     claims: Sequence[str] = ()
     regions: Sequence[str] = ()
     venue_id: str | None = None
+    verify_per_minute: int = DEFAULT_VERIFY_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,23 @@ def validate_registration(reg: VenueRegistration) -> VenueRegistration:
         raise InvalidVenueError("regions", description="regions are 6-digit division codes, e.g. 420100")
     if reg.venue_id is not None and not (isinstance(reg.venue_id, str) and _VENUE_ID.fullmatch(reg.venue_id)):
         raise InvalidVenueError("id", description="a venue id is 3-40 of a-z, 0-9, '-' and '_'")
-    return VenueRegistration(name, reg.category, tuple(claims), tuple(regions), reg.venue_id)
+    validate_verify_per_minute(reg.verify_per_minute)
+    return VenueRegistration(
+        name, reg.category, tuple(claims), tuple(regions), reg.venue_id, reg.verify_per_minute
+    )
+
+
+def validate_verify_per_minute(value: object) -> None:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_VERIFY_PER_MINUTE <= value <= MAX_VERIFY_PER_MINUTE
+    ):
+        raise InvalidVenueError(
+            "verify_per_minute",
+            description="verify_per_minute is a whole number "
+            f"{MIN_VERIFY_PER_MINUTE}..{MAX_VERIFY_PER_MINUTE}",
+        )
 
 
 def create_venue(session: Session, reg: VenueRegistration, *, actor: str, now: float) -> CreatedVenue:
@@ -121,6 +142,7 @@ def create_venue(session: Session, reg: VenueRegistration, *, actor: str, now: f
         client_id=client.client_id,
         claims=list(reg.claims),
         regions=list(reg.regions),
+        verify_per_minute=reg.verify_per_minute,
         created_at=utc_from_timestamp(now),
     )
     session.add(venue)
@@ -131,7 +153,12 @@ def create_venue(session: Session, reg: VenueRegistration, *, actor: str, now: f
         action="venue.create",
         target_type="venue",
         target_id=venue_id,
-        details={"category": reg.category, "claims": list(reg.claims), "regions": list(reg.regions)},
+        details={
+            "category": reg.category,
+            "claims": list(reg.claims),
+            "regions": list(reg.regions),
+            "verify_per_minute": reg.verify_per_minute,
+        },
         now=now,
     )
     publish_venue(
@@ -194,6 +221,31 @@ def remove_venue(session: Session, venue_id: str, *, actor: str, now: float) -> 
     return venue
 
 
+def set_verify_per_minute(
+    session: Session, venue_id: str, verify_per_minute: object, *, actor: str, now: float
+) -> Venue:
+    """Set how many online verifications a minute the venue's gates may ask for (audited). Every node's
+    gate sees the new limit at its next verification (``wallet.venues.cache``)."""
+    validate_verify_per_minute(verify_per_minute)
+    assert isinstance(verify_per_minute, int)
+    venue = get_venue(session, venue_id)
+    if not venue.is_live:
+        raise VenueNotFoundError(venue_id)
+    before = venue.verify_per_minute
+    venue.verify_per_minute = verify_per_minute
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="venue.rate",
+        target_type="venue",
+        target_id=venue.id,
+        details={"verify_per_minute": verify_per_minute, "before": before},
+        now=now,
+    )
+    return venue
+
+
 def describe_venue(venue: Venue) -> dict[str, Any]:
     return {
         "venue_id": venue.id,
@@ -202,6 +254,7 @@ def describe_venue(venue: Venue) -> dict[str, Any]:
         "client_id": venue.client_id,
         "claims": list(venue.claims),
         "regions": list(venue.regions),
+        "verify_per_minute": venue.verify_per_minute,
         "created_at": venue.created_at.isoformat(),
         "removed_at": venue.removed_at.isoformat() if venue.removed_at else None,
     }
@@ -209,7 +262,7 @@ def describe_venue(venue: Venue) -> dict[str, Any]:
 
 def registration_from_json(data: dict[str, Any]) -> VenueRegistration:
     """A registration from the admin API's JSON, with strict types."""
-    allowed = {"name", "category", "claims", "regions", "venue_id"}
+    allowed = {"name", "category", "claims", "regions", "venue_id", "verify_per_minute"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise InvalidVenueError("fields", description=f"unknown field {unknown[0][:40]!r}")
@@ -230,4 +283,5 @@ def registration_from_json(data: dict[str, Any]) -> VenueRegistration:
         claims=tuple(data.get("claims", [])),
         regions=tuple(data.get("regions", [])),
         venue_id=venue_id,
+        verify_per_minute=data.get("verify_per_minute", DEFAULT_VERIFY_PER_MINUTE),
     )

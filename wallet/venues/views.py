@@ -4,6 +4,8 @@
 - ``POST   /api/v1/admin/venues``               ``{name, category, claims?, regions?, venue_id?}`` → 201 with
   ``client_id`` and ``client_secret`` (shown once)
 - ``GET    /api/v1/admin/venues/<venue_id>``
+- ``PATCH  /api/v1/admin/venues/<venue_id>``     ``{verify_per_minute}`` → the venue: its gates' limit of
+  online verifications per minute
 - ``DELETE /api/v1/admin/venues/<venue_id>``     → 204; the venue's gate credentials stop working at once
 """
 
@@ -15,6 +17,7 @@ from idp.oauth.resource import current_access, require_scope
 from idp.scopes import ADMIN
 from idp.services import services
 from idp.web import db_session, json_body
+from wallet.venues.errors import InvalidVenueError
 from wallet.venues.service import (
     VENUE_CATEGORIES,
     VENUE_CLAIMS,
@@ -24,6 +27,7 @@ from wallet.venues.service import (
     list_venues,
     registration_from_json,
     remove_venue,
+    set_verify_per_minute,
 )
 
 bp = Blueprint("wallet_venues", __name__, url_prefix="/api/v1/admin/venues")
@@ -65,6 +69,19 @@ def create() -> Response:
 @require_scope(ADMIN)
 def show(venue_id: str) -> Response:
     return jsonify(describe_venue(get_venue(db_session(), venue_id)))
+
+
+@bp.patch("/<venue_id>")
+@require_scope(ADMIN)
+def update(venue_id: str) -> Response:
+    body = json_body()
+    unknown = sorted(set(body) - {"verify_per_minute"})
+    if unknown or "verify_per_minute" not in body:
+        raise InvalidVenueError("fields", description="only verify_per_minute can be changed")
+    venue = set_verify_per_minute(
+        db_session(), venue_id, body["verify_per_minute"], actor=_actor(), now=services().now()
+    )
+    return jsonify(describe_venue(venue))
 
 
 @bp.delete("/<venue_id>")
