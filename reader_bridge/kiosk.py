@@ -91,7 +91,6 @@ def launch_headers(launch: KioskLaunch) -> dict[str, str]:
         f"style-src 'unsafe-inline'; form-action {launch.origin}; frame-ancestors 'none'; base-uri 'none'",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",  # the assertion is one-time: a cached page would only be refused
     }
 
 
