@@ -14,6 +14,7 @@ from authlib.common.security import is_secure_transport
 from werkzeug.http import http_date, is_resource_modified
 from werkzeug.wsgi import get_current_url
 
+from idp.config import Settings
 from idp.fastpath.published import Document, PublishedJwks, prepare_document
 from idp.fastpath.token import (
     MAX_BODY_BYTES,
@@ -85,13 +86,20 @@ class LeanPath:
         settings = svc.settings
         self.jwks = PublishedJwks(svc.keyring, settings.jwks_max_age)
         self.registrations = Registrations(svc.database.engine)
-        self.discovery: Document = prepare_document(
-            provider_metadata(settings.issuer, require_par=settings.require_par), settings.jwks_max_age
-        )
+        self._discovery: tuple[Settings, Document] | None = None
         self.common_headers: Headers = list(SECURITY_HEADERS)
         if settings.is_secure_issuer:
             self.common_headers.append(("Strict-Transport-Security", HSTS))
         self.served = 0  # requests answered here (tests check the lean path really served theirs)
+
+    def discovery(self) -> Document:
+        """The discovery document's bytes, for the settings in force: built once per settings object (the
+        application's settings are replaced whole, never edited, so an identity check is the whole test)."""
+        settings = self.svc.settings
+        if self._discovery is None or self._discovery[0] is not settings:
+            metadata = provider_metadata(settings.issuer, require_par=settings.require_par)
+            self._discovery = (settings, prepare_document(metadata, settings.jwks_max_age))
+        return self._discovery[1]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -99,7 +107,7 @@ class LeanPath:
         # A failed If-Match is 412 in Werkzeug's make_conditional (the Flask view's), not 304: left to it.
         if method == "GET" and not environ.get("QUERY_STRING") and "HTTP_IF_MATCH" not in environ:
             if path in DISCOVERY_PATHS:
-                return self._document(environ, start_response, self.discovery, (path, "oidc.discovery"))
+                return self._document(environ, start_response, self.discovery(), (path, "oidc.discovery"))
             if path == JWKS_ROUTE[0]:
                 try:
                     document = self.jwks.current(now=self.svc.now())
