@@ -129,6 +129,16 @@ class Settings:
     federation_loa_high_trust_mark: str = "https://onecard.example/trust-marks/loa-high"
     # Each rotation must be registered with the superiors first (docs/federation.md): manual by default.
     key_rotation_federation_days: int = 0
+    # The card-issuer region codes (GB/T 2260, 6 digits, comma-separated) this deployment is the home of:
+    # published in its metadata, so other regions send these cards' holders and codes here. Empty: the
+    # regions of this deployment's own card-issuer CAs (``card-ca-<region>`` key sets).
+    federation_region_codes: str = ""
+    # Other regions' entity ids this deployment deals with, beside the subordinates its trust anchors list
+    # (comma-separated; e.g. a neighbouring province under another anchor).
+    federation_peers: str = ""
+    # How often the region directory (other regions, their metadata, resolved through the federation) is
+    # built afresh: a region the anchor removed is no longer trusted after at most this long.
+    federation_directory_refresh_seconds: int = 300
 
     @property
     def is_production(self) -> bool:

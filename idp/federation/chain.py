@@ -28,6 +28,7 @@ import requests
 from idp.federation import ENTITY_CONFIGURATION_PATH
 from idp.federation.errors import (
     EntityUnreachableError,
+    InvalidMetadataError,
     InvalidTrustChainError,
     InvalidTrustMarkError,
     MalformedStatementError,
@@ -163,19 +164,40 @@ class ChainResolver:
             raise UnknownTrustAnchorError(f"{entity_id} is not a configured trust anchor")
         return anchor
 
-    def resolve(self, subject: str, anchor_id: str, *, now: float) -> TrustChain:
+    def resolve(self, subject: str, anchor_id: str, *, now: float, fresh: bool = False) -> TrustChain:
         """The verified chain from ``subject`` to ``anchor_id``; raises an ``InvalidTrustChainError`` or an
-        ``InvalidMetadataError`` subclass saying why there is none."""
+        ``InvalidMetadataError`` subclass saying why there is none. ``fresh``: resolved again even if cached
+        (the region directory's periodic rebuild, so a removed region is dropped at the next one)."""
         anchor = self.anchor(anchor_id, now=now)
         key = (subject, anchor_id)
         with self._lock:
             cached = self._cache.get(key)
-        if cached is not None and now < cached.valid_until:
+        if cached is not None and now < cached.valid_until and not fresh:
             return cached.chain
-        chain = self._build(subject, anchor, now=now, with_trust_marks=True)
+        try:
+            chain = self._build(subject, anchor, now=now, with_trust_marks=True)
+        except Exception:
+            with self._lock:
+                self._cache.pop(key, None)  # what failed now is not trusted from an older resolution
+            raise
         with self._lock:
             self._cache[key] = _Cached(chain, min(chain.expires_at, now + self.cache_seconds))
         return chain
+
+    def resolve_any(self, subject: str, *, now: float, fresh: bool = False) -> TrustChain:
+        """The chain from ``subject`` to the first configured anchor that one leads to; the first anchor's
+        failure if none does."""
+        anchors = list(self.anchors(now))
+        if not anchors:
+            raise UnknownTrustAnchorError("no trust anchor is configured")
+        first: Exception | None = None
+        for anchor_id in anchors:
+            try:
+                return self.resolve(subject, anchor_id, now=now, fresh=fresh)
+            except (InvalidTrustChainError, InvalidMetadataError) as exc:
+                first = first or exc
+        assert first is not None
+        raise first
 
     # Building a chain ----------------------------------------------------------------------------------
 

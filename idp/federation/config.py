@@ -51,6 +51,12 @@ class FederationConfig:
     trust_mark_ttl: int
     loa_high_trust_mark: str
     allow_http: bool  # development and test only: entity ids and fetches over plain HTTP
+    # Card-issuer region codes this deployment is home for (empty: its card-issuer CAs' regions, read when
+    # the metadata is built), other regions it deals with beside its anchors' subordinates, and how often
+    # the directory of those regions is rebuilt.
+    region_codes: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()
+    directory_refresh_seconds: int = 300
 
     @property
     def is_authority(self) -> bool:
@@ -73,10 +79,18 @@ class FederationConfig:
                 raise ConfigError(
                     f"ONECARD_FEDERATION_AUTHORITY_HINTS: {hint!r} is not a superior's entity id"
                 )
+        codes = tuple(c.strip() for c in settings.federation_region_codes.split(",") if c.strip())
+        if not all(len(code) == 6 and code.isascii() and code.isdigit() for code in codes):
+            raise ConfigError("ONECARD_FEDERATION_REGION_CODES must be 6-digit region codes (GB/T 2260)")
+        peers = tuple(p.strip() for p in settings.federation_peers.split(",") if p.strip())
+        for peer in peers:
+            if not is_entity_id(peer, allow_http=allow_http) or peer == settings.issuer:
+                raise ConfigError(f"ONECARD_FEDERATION_PEERS: {peer!r} is not another region's entity id")
         for name in (
             "federation_statement_ttl",
             "federation_chain_cache_seconds",
             "federation_trust_mark_ttl",
+            "federation_directory_refresh_seconds",
         ):
             if getattr(settings, name) <= 0:
                 raise ConfigError(f"ONECARD_{name.upper()} must be positive")
@@ -94,6 +108,9 @@ class FederationConfig:
             trust_mark_ttl=settings.federation_trust_mark_ttl,
             loa_high_trust_mark=settings.federation_loa_high_trust_mark.strip(),
             allow_http=allow_http,
+            region_codes=codes,
+            peers=peers,
+            directory_refresh_seconds=settings.federation_directory_refresh_seconds,
         )
 
 

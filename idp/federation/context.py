@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from idp.config import Settings
 from idp.federation.chain import ChainResolver, Fetcher, TrustAnchor, http_fetcher
 from idp.federation.config import FederationConfig
+from idp.federation.regions import RegionDirectory
 from idp.keys.service import FEDERATION_KEYS, KeyRing
 from idp.ratelimit import RateLimiter
 from idp.stores.base import EphemeralStore
@@ -25,6 +26,7 @@ class FederationContext:
     resolver: ChainResolver
     keyring: KeyRing
     resolve_limiter: RateLimiter
+    directory: RegionDirectory  # the other regions, as the federation vouches for them
 
     def signing_keys(self, *, now: float) -> KeySet:
         """The federation key set: the active key (able to sign) first, pending and retired ones after."""
@@ -49,4 +51,4 @@ def create_federation_context(
     fetch = fetcher or http_fetcher(require_https=not config.allow_http)
     resolver = ChainResolver(fetch, anchors, cache_seconds=config.chain_cache_seconds)
     limiter = RateLimiter(store, "federation_resolve_ip", RESOLVES_PER_MINUTE, 60.0)
-    return FederationContext(config, resolver, keyring, limiter)
+    return FederationContext(config, resolver, keyring, limiter, RegionDirectory(config, resolver, fetch))

@@ -36,6 +36,7 @@ from idp.federation.policy import validate_metadata_policy
 from idp.federation.statements import (
     FEDERATION_ENTITY,
     OPENID_PROVIDER,
+    OPENID_RELYING_PARTY,
     RESOLVE_RESPONSE_TYPE,
     create_entity_statement,
     sign_typed_jwt,
@@ -84,8 +85,10 @@ def create_entity_configuration(
     keys: KeySet,
     provider_metadata: Mapping[str, Any],
     now: float,
+    relying_party_metadata: Mapping[str, Any] | None = None,
 ) -> str:
-    """``keys``: the federation key set, the signing key first; every published key goes into ``jwks``."""
+    """``keys``: the federation key set, the signing key first; every published key goes into ``jwks``.
+    ``relying_party_metadata``: this deployment as a client of other regions' OneCards, if it is one."""
     extra: dict[str, Any] = {}
     if config.is_anchor:
         extra["trust_mark_issuers"] = {config.loa_high_trust_mark: [config.entity_id]}
@@ -100,6 +103,7 @@ def create_entity_configuration(
         metadata={
             OPENID_PROVIDER: dict(provider_metadata),
             FEDERATION_ENTITY: federation_entity_metadata(config),
+            **({OPENID_RELYING_PARTY: dict(relying_party_metadata)} if relying_party_metadata else {}),
         },
         trust_marks=[mark.entry() for mark in held_trust_marks(config, now=now)],
         extra=extra,

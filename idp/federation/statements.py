@@ -28,6 +28,7 @@ RESOLVE_RESPONSE_TYPE: Final = "resolve-response+jwt"
 RESOLVE_RESPONSE_CONTENT_TYPE: Final = "application/resolve-response+jwt"
 FEDERATION_ENTITY: Final = "federation_entity"
 OPENID_PROVIDER: Final = "openid_provider"
+OPENID_RELYING_PARTY: Final = "openid_relying_party"
 # A statement larger than this is refused before it is parsed: a superior's statement is a few KiB.
 MAX_STATEMENT_BYTES: Final = 64 * 1024
 # How far an ``iat`` may lie in the future: the clocks of two deployments differ a little.

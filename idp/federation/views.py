@@ -26,6 +26,7 @@ from idp.federation.errors import (
     SubordinateNotFoundError,
     UnsupportedParameterError,
 )
+from idp.federation.metadata import provider_extras, relying_party_metadata
 from idp.federation.service import (
     FETCH_PATH,
     LIST_PATH,
@@ -97,11 +98,14 @@ def entity_configuration() -> Response:
     svc = services()
     context = federation()
     now = svc.now()
+    provider = provider_metadata(svc.settings.issuer, require_par=svc.settings.require_par)
+    provider.update(provider_extras(db_session(), context.config))
     token = create_entity_configuration(
         context.config,
         keys=context.signing_keys(now=now),
-        provider_metadata=provider_metadata(svc.settings.issuer, require_par=svc.settings.require_par),
+        provider_metadata=provider,
         now=now,
+        relying_party_metadata=relying_party_metadata(context.config, now=now),
     )
     return _jwt(token, ENTITY_STATEMENT_CONTENT_TYPE)
 
