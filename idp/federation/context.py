@@ -10,6 +10,7 @@ from idp.config import Settings
 from idp.federation.chain import ChainResolver, Fetcher, TrustAnchor, http_fetcher
 from idp.federation.config import FederationConfig
 from idp.federation.regions import RegionDirectory
+from idp.federation.transport import FederationHttp, requests_http
 from idp.keys.service import FEDERATION_KEYS, KeyRing
 from idp.ratelimit import RateLimiter
 from idp.stores.base import EphemeralStore
@@ -27,6 +28,7 @@ class FederationContext:
     keyring: KeyRing
     resolve_limiter: RateLimiter
     directory: RegionDirectory  # the other regions, as the federation vouches for them
+    http: FederationHttp  # calls to other deployments beyond statements (token, userinfo, gate sync)
 
     def signing_keys(self, *, now: float) -> KeySet:
         """The federation key set: the active key (able to sign) first, pending and retired ones after."""
@@ -51,4 +53,6 @@ def create_federation_context(
     fetch = fetcher or http_fetcher(require_https=not config.allow_http)
     resolver = ChainResolver(fetch, anchors, cache_seconds=config.chain_cache_seconds)
     limiter = RateLimiter(store, "federation_resolve_ip", RESOLVES_PER_MINUTE, 60.0)
-    return FederationContext(config, resolver, keyring, limiter, RegionDirectory(config, resolver, fetch))
+    directory = RegionDirectory(config, resolver)
+    http = requests_http(require_https=not config.allow_http)
+    return FederationContext(config, resolver, keyring, limiter, directory, http)

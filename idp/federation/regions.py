@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from idp.federation.chain import ChainResolver, Fetcher, TrustChain
+from idp.federation.chain import ChainResolver, TrustChain
 from idp.federation.config import FederationConfig, is_entity_id
 from idp.federation.errors import FederationError, InvalidTrustChainError
 from idp.federation.statements import FEDERATION_ENTITY, OPENID_PROVIDER
@@ -86,10 +86,9 @@ class RegionDirectory:
     """The peer regions as of the last rebuild; rebuilt when older than ``directory_refresh_seconds`` or
     past the earliest chain expiry, by whichever request first finds it stale (one at a time)."""
 
-    def __init__(self, config: FederationConfig, resolver: ChainResolver, fetch: Fetcher) -> None:
+    def __init__(self, config: FederationConfig, resolver: ChainResolver) -> None:
         self._config = config
-        self._resolver = resolver
-        self._fetch = fetch
+        self._resolver = resolver  # its ``fetch`` fetches the anchors' lists too
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
 
@@ -145,7 +144,7 @@ class RegionDirectory:
         endpoint = configuration.federation_endpoint("federation_list_endpoint")
         if endpoint is None:
             return []
-        listed = json.loads(self._fetch(endpoint))
+        listed = json.loads(self._resolver.fetch(endpoint))
         if not isinstance(listed, list):
             raise ValueError("the list endpoint did not answer a JSON array")
         return [entry for entry in listed[:MAX_LISTED] if isinstance(entry, str)]

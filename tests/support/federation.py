@@ -8,10 +8,11 @@ Every deployment is a whole ``create_app`` on its own database with its own key 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from base64 import b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ from idp.db import Base
 from idp.federation.chain import Fetcher, TrustAnchor, fixed_anchors
 from idp.federation.context import FederationContext
 from idp.federation.errors import EntityUnreachableError
-from idp.federation.service import SubordinateRegistration, create_subordinate
+from idp.federation.service import SubordinateRegistration, create_subordinate, issue_subordinate_trust_mark
+from idp.federation.transport import HttpAnswer
 from idp.services import Services
 from sdk.clock import FixedClock
 from sdk.keys import Key, KeySet
@@ -38,6 +40,11 @@ T0 = 1_800_000_000.0  # 2027-01-15 UTC
 ANCHOR_ID = "http://province.onecard.test"
 INTERMEDIATE_ID = "http://city.onecard.test"
 LEAF_ID = "http://district.onecard.test"
+# Two regions under one anchor (cross-region login and gates): the region codes are real (Chengdu, Chongqing).
+REGION_A_ID = "http://region-a.onecard.test"
+REGION_B_ID = "http://region-b.onecard.test"
+REGION_A_CODE = "510100"
+REGION_B_CODE = "500000"
 
 
 @dataclass
@@ -117,6 +124,37 @@ class TestClientFetcher:
 
 
 @dataclass
+class TestClientHttp:
+    """``FederationHttp`` through the deployments' test clients; anything else is unreachable."""
+
+    clients: dict[str, FlaskClient] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        parts = urlsplit(url)
+        client = self.clients.get(f"{parts.scheme}://{parts.netloc}")
+        if client is None:
+            raise EntityUnreachableError(f"{url}: no such deployment")
+        self.calls.append((method, url))
+        response = client.open(
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            method=method,
+            headers=dict(headers or {}),
+            data=dict(form) if form is not None else None,
+        )
+        return HttpAnswer(
+            response.status_code, response.data, {k.lower(): v for k, v in response.headers.items()}
+        )
+
+
+@dataclass
 class Federation:
     anchor: Region
     intermediate: Region
@@ -152,8 +190,7 @@ def _region(
         redis_url=redis_url,
         redis_prefix="oc-fed-" + secrets.token_hex(4),
         clock=clock,
-        plugins=[],
-        **settings,
+        **{"plugins": [], **settings},
     )
     svc: Services = app.extensions["onecard"]
     Base.metadata.create_all(svc.database.engine)
@@ -162,6 +199,8 @@ def _region(
     svc.federation.resolver.fetch = fetcher
     region = Region(entity_id, app, app.test_client())
     fetcher.clients[entity_id] = region.client
+    # The same routes for calls beyond statements (cross-region login, the gates' sync).
+    svc.federation.http = TestClientHttp(fetcher.clients)
     return region
 
 
@@ -202,6 +241,81 @@ def running_federation(
         anchor.register(intermediate)
         intermediate.register(leaf)
         yield Federation(anchor, intermediate, leaf, clock, fetcher, anchors_file)
+
+
+@dataclass
+class TwoRegions:
+    """A trust anchor and two regional OneCards under it, each the home of its own region code."""
+
+    anchor: Region
+    a: Region
+    b: Region
+    clock: FixedClock
+    fetcher: TestClientFetcher
+    anchors_file: Path
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        return self.anchor, self.a, self.b
+
+
+@contextmanager
+def running_two_regions(
+    tmp_path: Path,
+    database_urls: tuple[str, str, str] | None = None,
+    *,
+    redis_url: str = "",
+    plugins: list[Any] | None = None,
+    **settings: Any,
+) -> Iterator[TwoRegions]:
+    """anchor ⟵ region A, anchor ⟵ region B; both hold the anchor's loa:high trust mark. ``plugins`` as
+    ``create_app`` takes them (default none: the wallet's gates need ``[WalletPlugin()]``); ``settings``
+    go to both regions."""
+    urls = database_urls or tuple(f"sqlite:///{tmp_path}/{name}.sqlite3" for name in ("anchor", "ra", "rb"))
+    clock = FixedClock(T0)
+    fetcher = TestClientFetcher()
+    anchors_file = tmp_path / "trust-anchors.json"
+    extra = {"plugins": plugins or []}
+    with ExitStack() as stack:
+        anchor = _region(ANCHOR_ID, urls[0], clock, fetcher, redis_url, federation_roles="anchor", **extra)
+        stack.callback(anchor.services.database.dispose)
+        anchors_file.write_text(json.dumps({ANCHOR_ID: anchor.jwks()}))
+        regions = []
+        for entity_id, url, code, marks in (
+            (REGION_A_ID, urls[1], REGION_A_CODE, tmp_path / "marks-a.json"),
+            (REGION_B_ID, urls[2], REGION_B_CODE, tmp_path / "marks-b.json"),
+        ):
+            marks.write_text("[]")
+            region = _region(
+                entity_id,
+                url,
+                clock,
+                fetcher,
+                redis_url,
+                federation_authority_hints=ANCHOR_ID,
+                federation_trust_anchors_file=str(anchors_file),
+                federation_trust_marks_file=str(marks),
+                federation_region_codes=code,
+                **extra,
+                **settings,
+            )
+            stack.callback(region.services.database.dispose)
+            loa_high = region.federation.config.loa_high_trust_mark
+            anchor.register(region, trust_mark_types=[loa_high])
+            with anchor.services.database.session() as session:
+                mark = issue_subordinate_trust_mark(
+                    session,
+                    anchor.federation.config,
+                    entity_id,
+                    loa_high,
+                    key=anchor.federation.signing_keys(now=clock()).signing_key(),
+                    now=clock(),
+                )
+            marks.write_text(json.dumps([mark]))
+            # The trust marks file is read at start-up: this region holds its mark from now on.
+            region.federation.config = dataclasses.replace(region.federation.config, trust_marks=(mark,))
+            regions.append(region)
+        yield TwoRegions(anchor, regions[0], regions[1], clock, fetcher, anchors_file)
 
 
 def resign(
