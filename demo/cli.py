@@ -11,10 +11,12 @@ import os
 import sys
 from pathlib import Path
 from time import monotonic as time_now
+from typing import NoReturn
 
 import click
 from sqlalchemy.orm import Session
 
+from demo import regions as demo_regions
 from demo import runner
 from demo.data import DEMO_CITIZENS, DEMO_CLIENTS
 from idp import dbadmin
@@ -83,6 +85,23 @@ def demo_seed() -> None:
     click.echo("The demo secrets are development values: never use them outside a laptop.", err=True)
 
 
+def _run_regions(ctx: click.Context, directory: Path, no_open_dialog: bool) -> NoReturn:
+    """``--regions 2``: the two-region demo of ``demo.regions`` (its own fixed ports and databases)."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("idp_port", "portal_port", "bridge_port", "kiosk_port")
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(f"--regions runs on its own ports; leave out {', '.join(given)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        status = demo_regions.run_demo(directory, open_pin_dialog=not no_open_dialog, echo=click.echo)
+    except runner.DemoError as error:
+        fail(str(error))
+    sys.exit(status)
+
+
 @demo.command("run")
 @click.option("--idp-port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--portal-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
@@ -103,8 +122,22 @@ def demo_seed() -> None:
     help="Where the demo card, the venue's credentials, the logs and the database are kept.",
 )
 @click.option("--no-open-dialog", is_flag=True, help="The bridge does not open its PIN window by itself.")
+@click.option(
+    "--regions",
+    type=click.IntRange(2, 2),
+    default=None,
+    help="2: a trust anchor and two regional OneCards instead, on their own ports (docs/federation.md).",
+)
+@click.pass_context
 def demo_run(
-    idp_port: int, portal_port: int, bridge_port: int, kiosk_port: int, directory: Path, no_open_dialog: bool
+    ctx: click.Context,
+    idp_port: int,
+    portal_port: int,
+    bridge_port: int,
+    kiosk_port: int,
+    directory: Path,
+    no_open_dialog: bool,
+    regions: int | None,
 ) -> None:
     """The complete demo: migrate and seed, then run the IdP with the wallet, the example portal and the
     reader bridge on a virtual card until Ctrl-C.
@@ -115,6 +148,8 @@ def demo_run(
     """
     settings = load_settings()
     _refuse_production(settings)
+    if regions is not None:
+        _run_regions(ctx, directory, no_open_dialog)
     if len({idp_port, portal_port, bridge_port, kiosk_port}) != 4:
         raise click.UsageError("the IdP, portal, bridge and kiosk ports must differ")
     directory.mkdir(parents=True, exist_ok=True)

@@ -703,6 +703,12 @@ def run_demo(
 ) -> int:
     """Start the children, print the banner, wait for Ctrl-C/SIGTERM or a child's end, stop them all."""
     demo = DemoRun(plan_children(layout, env, open_pin_dialog=open_pin_dialog))
+    return supervise(demo, lambda children: banner(layout, children, seeded), echo=echo)
+
+
+def supervise(demo: DemoRun, banner_of: Callable[[list[Child]], str], *, echo: Log) -> int:
+    """Start the children, print ``banner_of`` them, wait for Ctrl-C/SIGTERM or a child's end, stop them all
+    by PID (also ``onecard demo run --regions 2``, ``demo.regions``)."""
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         demo.stopping.set()
@@ -710,7 +716,7 @@ def run_demo(
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         demo.start()
-        echo(banner(layout, demo.children, seeded))
+        echo(banner_of(demo.children))
         ended = demo.wait()
         if ended is not None:
             echo(f"the {ended.name} stopped (exit status {ended.exited()}); stopping the demo")

@@ -97,6 +97,8 @@ def create_app(
     from idp.cardlogin.views import CARD_METHOD
     from idp.cardlogin.views import bp as card_login_bp
     from idp.cards.views import bp as cards_admin_bp
+    from idp.federation.login_views import REGION_METHOD
+    from idp.federation.login_views import bp as federated_login_bp
     from idp.federation.views import bp as federation_bp
     from idp.health import bp as health_bp
     from idp.keys.views import bp as keys_bp
@@ -115,6 +117,7 @@ def create_app(
         cards_admin_bp,
         keys_bp,
         federation_bp,
+        federated_login_bp,
         realname_bp,
         health_bp,
         metrics_bp,
@@ -123,6 +126,9 @@ def create_app(
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     svc.authenticators.register(CARD_METHOD)
+    if svc.federation is not None and (svc.federation.config.anchors or svc.federation.config.peers):
+        # Cross-region login: offered only where this deployment trusts a federation with other regions.
+        svc.authenticators.register(REGION_METHOD)
     _register_contract(svc)
     install_request_hooks(app)
     install_request_observation(app)  # request id, JSON request log, request metrics: first and last hooks

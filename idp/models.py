@@ -13,6 +13,7 @@ from idp.citizens.model import Citizen
 from idp.clients.model import Client
 from idp.consents.model import Consent
 from idp.db import Base
+from idp.federation.login_model import FederatedSession, FederatedSubject
 from idp.federation.model import Subordinate
 from idp.grants.model import Grant, RefreshToken
 from idp.keys.model import KeyRecord
@@ -27,6 +28,8 @@ __all__ = [
     "Client",
     "Consent",
     "EphemeralEntry",
+    "FederatedSession",
+    "FederatedSubject",
     "Grant",
     "KeyRecord",
     "RefreshToken",

@@ -16,6 +16,14 @@ Offline, a gate holds three things it syncs while it can and keeps using while i
 with the stated clock skew), then suspension, then one-time use, and returns a frozen ``VerifiedScan`` or
 raises ``QrTokenError`` with a reason from the fixed set.
 
+Across regions (docs/formats/essc1.md §6a): a gate may also hold its server's document of the other regions
+the federation trusts — each region's QR key set and suspended list, as its server last synced them
+(``RegionsSync``, ``GET /api/v1/gate/regions``). A code whose key the gate's own set lacks and whose region
+is not the gate's own is then verified with the keys of the trusted region that is home for its ``iss``,
+refused if its handle is in that region's list (``revocation_list_stale`` once that list is older than
+``max_list_age``), and ``untrusted_region`` when no trusted region is home for it. The replay cache is the
+same; ``VerifiedScan.issuing_region`` names the region.
+
 Online, ``OnlineGateClient`` calls ``POST /api/v1/gate/verify`` with the venue's client credentials; the
 contract (request, responses, authentication) is in docs/formats/essc1.md §7, the list in §6.
 
@@ -27,10 +35,10 @@ from __future__ import annotations
 import base64
 import heapq
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote_plus
 
 import requests
@@ -38,6 +46,7 @@ import requests
 from sdk.errors import OneCardError
 from sdk.jwks_cache import (
     DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_UNKNOWN_KID_INTERVAL,
     DocumentSync,
     JwksCache,
     KeySource,
@@ -53,6 +62,7 @@ from sdk.qr_token import (
     VerifiedQrToken,
     is_handle,
     parse_qr_kid,
+    parse_qr_token,
     verify_qr_token,
 )
 
@@ -70,11 +80,21 @@ _GATE_LOCAL_REASONS: Final = frozenset({QrTokenReason.REVOCATION_LIST_STALE})
 
 
 @dataclass(frozen=True, slots=True)
+class IssuingRegion:
+    """The region whose OneCard issued a code of another region: its federation entity id and name."""
+
+    entity_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedScan:
-    """An accepted scan: the verified code and when it was scanned."""
+    """An accepted scan: the verified code and when it was scanned; ``issuing_region`` is None for a code
+    of the gate's own issuer, else the trusted region that issued it."""
 
     token: VerifiedQrToken
     scanned_at: float
+    issuing_region: IssuingRegion | None = None
 
     @property
     def handle(self) -> str:
@@ -322,6 +342,211 @@ class SuspendedHandlesSnapshot:
         return handle in self.value.handles
 
 
+# --- other regions --------------------------------------------------------------------------------------
+
+
+class _AnyRegion(Collection[str]):
+    """Every region code: the code's own region was already chosen by the caller (or no policy applies)."""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_ANY_REGION: Final = _AnyRegion()
+
+
+class _HasRegionCodes(Protocol):
+    @property
+    def region_codes(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=_HasRegionCodes)
+
+
+def _within(code: str, own: str, digits: int) -> bool:
+    """``code`` falls under ``own`` at ``digits`` precision: an own code ending in zeros beyond it is a
+    whole prefecture (``4201xx`` under ``420100``) or province (``42xxxx`` under ``420000``)."""
+    if digits == 6:
+        return code == own
+    return own[digits:] == "0" * (6 - digits) and code[:digits] == own[:digits]
+
+
+def home_region_for(code: str, regions: Iterable[R]) -> R | None:
+    """The region home for a card's region code: an exact code first, then the region whose code is the
+    same prefecture (4 digits), then province (2 digits) — the rule of the federation's region directory
+    (a city platform is home for its districts)."""
+    candidates = list(regions)
+    for digits in (6, 4, 2):
+        for region in candidates:
+            if any(_within(code, own, digits) for own in region.region_codes):
+                return region
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _OwnRegion:
+    region_codes: tuple[str, ...]
+
+
+def is_own_code(code: str, own: Iterable[str], regions: Iterable[_HasRegionCodes]) -> bool:
+    """Whether ``code`` is home in ``own`` by the same rule, ``own`` competing with ``regions`` (and winning a
+    tie): a province's trusted region is never home for its city's districts when the city is ``own``, and a
+    city's district stays the city's at the province's gate."""
+    mine = _OwnRegion(tuple(own))
+    return home_region_for(code, [mine, *regions]) is mine
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedRegion:
+    """Another region as the gate's server last synced it: its keys and suspended list."""
+
+    entity_id: str
+    name: str
+    region_codes: tuple[str, ...]
+    keys: KeySet
+    suspended: frozenset[str]
+    suspended_updated_at: int  # when the server last had the list confirmed by the region (POSIX s)
+
+    @property
+    def issuing_region(self) -> IssuingRegion:
+        return IssuingRegion(self.entity_id, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedRegions:
+    """``GET /api/v1/gate/regions``: every region the federation trusts, as the server last synced it."""
+
+    regions: tuple[TrustedRegion, ...]
+    generated_at: int
+
+    def home_for(self, code: str) -> TrustedRegion | None:
+        return home_region_for(code, self.regions)
+
+
+def _posix(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name!r} must be POSIX seconds")
+    return value
+
+
+def _parse_region(entry: Any) -> TrustedRegion:
+    if not isinstance(entry, dict):
+        raise ValueError("a region is not an object")
+    entity_id, name, codes = entry.get("entity_id"), entry.get("name"), entry.get("region_codes")
+    if not isinstance(entity_id, str) or not entity_id or not isinstance(name, str):
+        raise ValueError("a region needs an entity_id and a name")
+    if (
+        not isinstance(codes, list)
+        or not codes
+        or not all(isinstance(c, str) and len(c) == 6 and c.isascii() and c.isdigit() for c in codes)
+    ):
+        raise ValueError(f"region {entity_id}: 'region_codes' must be 6-digit region codes")
+    jwks = entry.get("qr_jwks")
+    if not isinstance(jwks, dict):
+        raise ValueError(f"region {entity_id}: 'qr_jwks' is not a JWKS")
+    keys = KeySet.from_jwks(jwks)
+    suspended = entry.get("suspended_handles")
+    if not isinstance(suspended, dict):
+        raise ValueError(f"region {entity_id}: 'suspended_handles' is not an object")
+    handles = suspended.get("handles")
+    if not isinstance(handles, list) or not all(is_handle(h) for h in handles):
+        raise ValueError(f"region {entity_id}: 'handles' must be a list of e-card handles")
+    updated_at = _posix(suspended.get("updated_at"), "updated_at")
+    return TrustedRegion(entity_id, name, tuple(codes), keys, frozenset(handles), updated_at)
+
+
+def parse_trusted_regions(document: Any) -> TrustedRegions:
+    """The regions document (docs/formats/essc1.md §6a) → ``TrustedRegions``; strict."""
+    if not isinstance(document, dict):
+        raise ValueError("regions document is not an object")
+    entries = document.get("regions")
+    if not isinstance(entries, list):
+        raise ValueError("'regions' must be a list")
+    generated_at = _posix(document.get("generated_at"), "generated_at")
+    return TrustedRegions(tuple(_parse_region(entry) for entry in entries), generated_at)
+
+
+@runtime_checkable
+class RegionSource(Protocol):
+    """Where a gate gets the other regions: ``RegionsSync``, or a fixed document (``TrustedRegions``)."""
+
+    max_list_age: float
+
+    def trusted_regions(self, now: float) -> TrustedRegions | None: ...
+
+    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool: ...
+
+
+class _StaticRegions:
+    def __init__(self, value: TrustedRegions, max_list_age: float) -> None:
+        self.value = value
+        self.max_list_age = _validate_max_list_age(max_list_age)
+
+    def trusted_regions(self, now: float) -> TrustedRegions | None:
+        return self.value
+
+    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool:
+        return False
+
+
+class RegionsSync(DocumentSync[TrustedRegions]):
+    """``GET /api/v1/gate/regions``, synced like the suspended list: the venue's credentials, HTTP caching,
+    a cache file, an older document refused, and a rate-limited refetch when a code names a key no region
+    holds (a region's new key, published after the last sync).
+
+    A region's list is as old as its ``updated_at`` says (when the server last had it confirmed by its home
+    region); past ``max_list_age`` the gate refuses that region's codes as ``revocation_list_stale``.
+    """
+
+    kind = "regions document"
+    max_bytes = 64 << 20
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: VenueCredentials | None = None,
+        max_list_age: float = DEFAULT_MAX_LIST_AGE,
+        unknown_kid_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL,
+        **options: Any,
+    ) -> None:
+        self.credentials = credentials
+        self.max_list_age = _validate_max_list_age(max_list_age)
+        self.unknown_kid_interval = unknown_kid_interval
+        self._last_unknown_kid_refresh = float("-inf")
+        super().__init__(url, **options)
+
+    def __repr__(self) -> str:
+        return f"RegionsSync({self.url!r})"  # never the credentials
+
+    def _parse(self, document: Any) -> TrustedRegions:
+        return parse_trusted_regions(document)
+
+    def _accept(self, new: TrustedRegions) -> bool:
+        # A stale cache or a replayed response must not bring back a removed region or lift a suspension.
+        return self._value is None or new.generated_at >= self._value.generated_at
+
+    def _request_headers(self) -> dict[str, str]:
+        return {"Authorization": self.credentials.authorization} if self.credentials else {}
+
+    def trusted_regions(self, now: float) -> TrustedRegions | None:
+        self.refresh_if_stale(now)
+        return self._value
+
+    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool:
+        with self._lock:
+            if now - self._last_unknown_kid_refresh < self.unknown_kid_interval:
+                return False
+            self._last_unknown_kid_refresh = now
+            return self._fetch(now)
+
+
 # --- offline verifier -----------------------------------------------------------------------------------
 
 
@@ -350,6 +575,12 @@ class GateVerifier:
     ``keys`` is a fixed ``KeySet`` or a ``KeySource`` such as ``KeySetSync``; ``revoked_handles`` a fixed
     collection (the caller vouches for it) or a ``HandleSource`` such as ``SuspendedHandlesSync``, which
     refuses every code once its list is stale.
+
+    ``regions``: the other regions the gate accepts codes of — a ``RegionSource`` such as ``RegionsSync``,
+    or a fixed ``TrustedRegions`` (judged by each region's ``updated_at`` against ``max_list_age``); None
+    (the default) accepts only codes of ``keys``, exactly as before. ``accepted_regions``: the venue's
+    policy, when the gate is configured with it — a code of any other region (own or trusted) is
+    ``wrong_issuer``.
     """
 
     def __init__(
@@ -360,6 +591,9 @@ class GateVerifier:
         clock_skew: int = DEFAULT_CLOCK_SKEW,
         replay_cache: ReplayCache | None = None,
         revoked_handles: Collection[str] | HandleSource | None = None,
+        regions: RegionSource | TrustedRegions | None = None,
+        accepted_regions: Collection[str] | None = None,
+        max_list_age: float = DEFAULT_MAX_LIST_AGE,
     ) -> None:
         if isinstance(expected_issuers, str) or not expected_issuers:
             raise ValueError("a gate must accept a collection of at least one region code")
@@ -374,6 +608,14 @@ class GateVerifier:
         self.revoked_handles: HandleSource = (
             revoked_handles if isinstance(revoked_handles, HandleSource) else _StaticHandles(revoked_handles)
         )
+        self.regions: RegionSource | None = (
+            _StaticRegions(regions, max_list_age) if isinstance(regions, TrustedRegions) else regions
+        )
+        if isinstance(accepted_regions, str):
+            raise TypeError("accepted_regions must be a collection of region codes, not one string")
+        self.accepted_regions: Collection[str] = (
+            _ANY_REGION if accepted_regions is None else frozenset(accepted_regions)
+        )
 
     def verify(self, text: str, now: float) -> VerifiedScan:
         """Accept a scanned code once, or raise ``QrTokenError`` with the reason to show."""
@@ -382,20 +624,81 @@ class GateVerifier:
         except QrTokenError as exc:
             if exc.reason is not QrTokenReason.UNKNOWN_KEY:
                 raise
+            foreign = self._foreign_issuer(text)
+            if foreign is not None and self.regions is not None:
+                return self._verify_foreign(text, foreign, self.regions, now)
             # Perhaps the key was published after our last sync: one rate-limited refresh, one retry.
             if not self.keys.refresh_for_unknown_kid(_kid_of(text), now):
                 raise
             token = self._verify_token(text, self.keys.key_set(now), now)
+        if token.issuer not in self.accepted_regions:
+            raise QrTokenError(QrTokenReason.WRONG_ISSUER, f"issuer {token.issuer} not accepted here")
         if self.revoked_handles.is_suspended(token.handle, now):
             raise QrTokenError(QrTokenReason.REVOKED, "e-card handle is suspended")
+        self._use_once(token, now)
+        return VerifiedScan(token, now)
+
+    def _use_once(self, token: VerifiedQrToken, now: float) -> None:
         # Last, so a code refused for any other reason never uses up its one scan.
         if not self.replay_cache.mark_used(token.cti, keep_until=token.expires_at + self.clock_skew, now=now):
             raise QrTokenError(QrTokenReason.REPLAYED, "code already used at this gate")
-        return VerifiedScan(token, now)
 
-    def _verify_token(self, text: str, keys: KeySet, now: float) -> VerifiedQrToken:
+    def _foreign_issuer(self, text: str) -> str | None:
+        """The region code of a code our keys do not know, when it is not one of ours: read from the claims
+        *unverified*, only to choose whose keys to verify with (or to name the refusal)."""
+        if self.regions is None:
+            return None
+        try:
+            issuer = parse_qr_token(text).issuer
+        except QrTokenError:
+            return None  # malformed claims: the key lookup's unknown_key stands
+        return None if issuer in self.expected_issuers else issuer
+
+    def _verify_foreign(self, text: str, issuer: str, source: RegionSource, now: float) -> VerifiedScan:
+        document = source.trusted_regions(now)
+        if document is None:
+            raise QrTokenError(QrTokenReason.REVOCATION_LIST_STALE, "no regions document: never fetched")
+        region = self._home_region(document, issuer)
+        try:
+            token = self._verify_token(text, region.keys, now, expected_issuers=_ANY_REGION)
+        except QrTokenError as exc:
+            # Perhaps the region's new key, synced by the server after our last fetch: one refresh, one retry.
+            if exc.reason is not QrTokenReason.UNKNOWN_KEY or not source.refresh_for_unknown_kid(
+                _kid_of(text), now
+            ):
+                raise
+            refreshed = source.trusted_regions(now)
+            if refreshed is None:
+                raise
+            region = self._home_region(refreshed, issuer)
+            token = self._verify_token(text, region.keys, now, expected_issuers=_ANY_REGION)
+        if token.issuer not in self.accepted_regions:
+            raise QrTokenError(QrTokenReason.WRONG_ISSUER, f"issuer {token.issuer} not accepted here")
+        _refuse_unless_fresh(max(0.0, now - region.suspended_updated_at), source.max_list_age, None)
+        if token.handle in region.suspended:
+            raise QrTokenError(QrTokenReason.REVOKED, "e-card handle is suspended in its region")
+        self._use_once(token, now)
+        return VerifiedScan(token, now, region.issuing_region)
+
+    def _home_region(self, document: TrustedRegions, issuer: str) -> TrustedRegion:
+        if is_own_code(issuer, self.expected_issuers, document.regions):
+            # Our own region's code (a district under our city or province code): no other region's key
+            # may vouch for it, however the others' region codes read.
+            raise QrTokenError(QrTokenReason.UNKNOWN_KEY, f"{issuer} is this gate's region; key unknown")
+        region = document.home_for(issuer)
+        if region is None:
+            raise QrTokenError(QrTokenReason.UNTRUSTED_REGION, f"no trusted region is home for {issuer}")
+        return region
+
+    def _verify_token(
+        self, text: str, keys: KeySet, now: float, *, expected_issuers: Collection[str] | None = None
+    ) -> VerifiedQrToken:
         return verify_qr_token(
-            text, keys=keys, expected_issuers=self.expected_issuers, now=now, clock_skew=self.clock_skew
+            text,
+            keys=keys,
+            expected_issuers=self.expected_issuers if expected_issuers is None else expected_issuers,
+            now=now,
+            clock_skew=self.clock_skew,
         )
 
 
@@ -419,6 +722,7 @@ class OnlineVerifiedScan:
     expires_at: int
     claims: Mapping[str, Any]
     scan_id: str
+    issuing_region: IssuingRegion | None = None  # set for a code of another region the server trusts
 
     def expires_in(self, now: float) -> int:
         return max(0, int(self.expires_at - now))
@@ -505,4 +809,14 @@ def _parse_online_verdict(data: Mapping[str, Any]) -> OnlineVerifiedScan:
         and isinstance(scan_id, str)
     ):
         raise GateServiceError("server sent a malformed pass verdict")
-    return OnlineVerifiedScan(handle, issuer, issued_at, expires_at, MappingProxyType(claims), scan_id)
+    region = data.get("issuing_region")
+    issuing_region: IssuingRegion | None = None
+    if region is not None:
+        entity_id = region.get("entity_id") if isinstance(region, dict) else None
+        name = region.get("name") if isinstance(region, dict) else None
+        if not isinstance(entity_id, str) or not isinstance(name, str):
+            raise GateServiceError("server sent a malformed issuing_region")
+        issuing_region = IssuingRegion(entity_id, name)
+    return OnlineVerifiedScan(
+        handle, issuer, issued_at, expires_at, MappingProxyType(claims), scan_id, issuing_region
+    )

@@ -112,6 +112,9 @@ class QrTokenReason(enum.StrEnum):
     REPLAYED = "replayed"
     REVOKED = "revoked"
     WRONG_ISSUER = "wrong_issuer"
+    # The code's region is neither the verifier's own nor one of a region the federation trusts (a gate
+    # across regions, sdk.gate and the online API): no key could vouch for it.
+    UNTRUSTED_REGION = "untrusted_region"
     # Not about the code: an offline gate whose suspended-handles list is missing or older than its limit
     # cannot tell a suspended e-card from a valid one, so it refuses every code (sdk.gate). Never sent by
     # the online API.

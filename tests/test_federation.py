@@ -336,7 +336,8 @@ def test_allowed_entity_types_drop_what_a_superior_does_not_allow(federation: Fe
     federation.intermediate.register(
         federation.leaf, constraints={"allowed_entity_types": ["openid_relying_party"]}
     )
-    assert set(resolve(federation).metadata) == {"federation_entity"}
+    # The district's openid_provider is dropped; its openid_relying_party (cross-region login) is allowed.
+    assert set(resolve(federation).metadata) == {"federation_entity", "openid_relying_party"}
 
 
 # Attacks on metadata -----------------------------------------------------------------------------------

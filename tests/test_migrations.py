@@ -47,7 +47,8 @@ from sqlalchemy import (
 from idp import dbadmin
 from idp.audit.service import record_event, verify_chain
 from idp.citizens.service import create_citizen, decrypt_profile, find_by_id_number
-from idp.clients.service import ClientRegistration, create_client, get_client
+from idp.clients.model import Client
+from idp.clients.service import get_client
 from idp.crypto.pii import PiiCipher
 from idp.db import Database, utc_from_timestamp
 from idp.models import Base
@@ -132,22 +133,81 @@ def seed_0001(database: Database, seeded: Seeded) -> None:
     seeded.checks.append(check)
 
 
+# oauth_clients as revision 0004 left it: 0012 adds federation_expires_at, so this seed and check use the
+# columns up to 0004 only; the model of today reads them from 0012 on (seed_0012).
+CLIENT_FLAGS_0004 = (
+    "fapi2_security_profile",
+    "require_pushed_authorization_requests",
+    "require_signed_request_object",
+    "dpop_bound_access_tokens",
+)
+CLIENTS_0004 = table_of_columns(
+    "oauth_clients",
+    *(column(c.name, c.type) for c in CLIENTS_0001.columns),
+    column("jwks", JSON()),
+    *(column(name, Boolean()) for name in CLIENT_FLAGS_0004),
+)
+
+
 def seed_0004(database: Database, seeded: Seeded) -> None:
     """The FAPI flags (issue 15): the client of 0001 has them all off, and a FAPI 2.0 client keeps its own."""
     keys = {"keys": [{**generate_key("ES256").public_jwk(), "kid": "k1"}]}
     with database.session() as session:
-        create_client(
-            session,
-            ClientRegistration(
-                name="FAPI portal",
-                redirect_uris=("https://fapi.example/cb",),
+        session.execute(
+            CLIENTS_0004.insert().values(
                 client_id="fapi",
+                name="FAPI portal",
+                kind="portal",
                 token_endpoint_auth_method="private_key_jwt",
+                scope="openid profile",
+                subject_type="pairwise",
+                id_token_signed_response_alg="ES256",
+                redirect_uris=["https://fapi.example/cb"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code", "refresh_token"],
+                first_party=False,
+                id_number_allowed=False,
+                created_at=utc_from_timestamp(NOW),
                 jwks=keys,
                 fapi2_security_profile=True,
+                require_pushed_authorization_requests=False,
                 require_signed_request_object=True,
-            ),
-            now=NOW,
+                dpop_bound_access_tokens=False,
+            )
+        )
+
+    def check(database: Database) -> None:
+        with database.session() as session:
+            flags = [CLIENTS_0004.c[name] for name in CLIENT_FLAGS_0004]
+            rows = session.execute(select(CLIENTS_0004.c.client_id, *flags)).all()
+            found = {row[0]: tuple(bool(flag) for flag in row[1:]) for row in rows}
+            assert found["portal"] == (False, False, False, False)
+            assert found["fapi"] == (True, False, True, False)
+
+    seeded.checks.append(check)
+
+
+def seed_0012(database: Database, seeded: Seeded) -> None:
+    """Automatic registration (issue 12): the clients of 0001 and 0004 read through today's model with no
+    expiry, and a federation client keeps its own."""
+    with database.session() as session:
+        session.add(
+            Client(
+                client_id="https://region-a.example.gov.cn",
+                name="Region A",
+                kind="federation",
+                token_endpoint_auth_method="private_key_jwt",
+                jwks={"keys": [generate_key("ES256").public_jwk()]},
+                redirect_uris=["https://region-a.example.gov.cn/federation/login/callback"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code"],
+                scope="openid profile realname",
+                subject_type="pairwise",
+                id_token_signed_response_alg="ES256",
+                require_signed_request_object=True,
+                created_at=utc_from_timestamp(NOW),
+                federation_expires_at=utc_from_timestamp(NOW + 3600),
+            )
         )
 
     def check(database: Database) -> None:
@@ -157,6 +217,10 @@ def seed_0004(database: Database, seeded: Seeded) -> None:
             fapi = get_client(session, "fapi")
             assert fapi.requires_par and fapi.requires_dpop and fapi.require_signed_request_object
             assert not fapi.require_pushed_authorization_requests and not fapi.dpop_bound_access_tokens
+            assert old.federation_expires_at is None and fapi.federation_expires_at is None
+            federated = get_client(session, "https://region-a.example.gov.cn")
+            assert federated.kind == "federation" and federated.federation_expires_at is not None
+            assert federated.federation_expires_at.timestamp() == NOW + 3600
 
     seeded.checks.append(check)
 
@@ -347,6 +411,7 @@ SEEDS: dict[str, Callable[[Database, Seeded], None]] = {
     "0006_catalogue": seed_0006,
     "0007_queue": seed_0007,
     "0009_kiosk_terminals": seed_0009,
+    "0012_federated_clients": seed_0012,
 }
 
 

@@ -110,6 +110,17 @@ NOT_IN_CONTRACT: dict[str, str] = {
     "halls_assets.static": "static files",
     "openapi.document": "the contract itself",
     "testlogin.start": "the tests' stand-in login method, installed by the tests only",
+    **dict.fromkeys(
+        [
+            "federated_login.choose_region",
+            "federated_login.start",
+            "federated_login.callback",
+            "federated_login.logout_done",
+        ],
+        PAGE,
+    ),
+    "federated_login.backchannel_logout": "OIDC Back-Channel Logout 1.0 §2.5: a home region's logout token "
+    "as a form post, answered 200 or 400 as that specification says",
 }
 _ARGUMENT = re.compile(r"{([^}]+)}")
 IMPORT_REPORT = ("importCitizens", "422")

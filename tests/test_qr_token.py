@@ -275,8 +275,10 @@ def test_invalid_vector_is_refused_with_its_reason(vector: dict[str, Any]) -> No
 def test_vectors_cover_every_token_level_reason() -> None:
     reasons = {vector["reason"] for vector in VECTORS["invalid"]}
     gate_reasons = {scan.get("reason") for scan in VECTORS["gate_scenario"]["scans"]}
-    # revocation_list_stale is about the gate's own list, not the code: tests/test_gate.py attacks it.
-    token_level = {reason.value for reason in QrTokenReason} - {QrTokenReason.REVOCATION_LIST_STALE.value}
+    # revocation_list_stale is about the gate's own list, not the code: tests/test_gate.py attacks it;
+    # untrusted_region is about the regions a gate trusts: tests/test_gate_regions_sdk.py.
+    gate_level = {QrTokenReason.REVOCATION_LIST_STALE.value, QrTokenReason.UNTRUSTED_REGION.value}
+    token_level = {reason.value for reason in QrTokenReason} - gate_level
     assert reasons | gate_reasons >= token_level
 
 

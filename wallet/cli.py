@@ -1,5 +1,5 @@
 """``onecard venues``: add, list, show, rate-limit and remove venues (scenario operators) and their gate
-credentials.
+credentials; ``onecard venues regions``: the other regions whose codes the gates accept (sync, list).
 
 Registered on the ``onecard`` command through the ``onecard.cli`` entry point group, which ``idp.cli`` loads
 (idp never imports the wallet). Uses the plumbing every command group shares, ``idp.cli_support`` — the unit
@@ -9,9 +9,12 @@ printed is a new venue's client secret, once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from idp.cli_support import cli_actor, echo_fields, echo_json, unit_of_work
+from wallet.regions.service import load_trusted_regions, sync_regions
 from wallet.venues.model import DEFAULT_VERIFY_PER_MINUTE
 from wallet.venues.service import (
     VENUE_CATEGORIES,
@@ -125,3 +128,64 @@ def venues_remove(venue_id: str) -> None:
     with unit_of_work() as (svc, session):
         remove_venue(session, venue_id, actor=cli_actor(), now=svc.now())
     click.echo(f"removed  venue {venue_id}")
+
+
+@click.group()
+def regions() -> None:
+    """Other regions of the federation whose e-card codes the gates accept (their keys and lists, synced)."""
+
+
+@regions.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def regions_sync(as_json: bool) -> None:
+    """Sync every trusted region's QR key set and suspended list now; drop regions no longer trusted."""
+    with unit_of_work(keys=True) as (svc, session):
+        if svc.federation is None:
+            raise click.ClickException("this deployment takes part in no federation")
+        report = sync_regions(session, svc.federation, now=svc.now(), fresh_directory=True)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        for label, entity_ids in (
+            ("changed", report.changed),
+            ("unchanged", report.unchanged),
+            ("removed", report.removed),
+        ):
+            for entity_id in entity_ids:
+                click.echo(f"{label:<10}{entity_id}")
+        for entity_id, why in report.failed.items():
+            click.echo(f"{'failed':<10}{entity_id}  {why}")
+    if report.failed:
+        raise SystemExit(1)
+
+
+@regions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def regions_list(as_json: bool) -> None:
+    """The synced regions: entity id, region codes, keys, suspended handles and the list's age."""
+    with unit_of_work() as (svc, session):
+        now = svc.now()
+        rows: list[dict[str, Any]] = [
+            {
+                "entity_id": region.entity_id,
+                "name": region.name,
+                "region_codes": list(region.region_codes),
+                "qr_keys": len(region.keys),
+                "suspended": len(region.suspended),
+                "list_age_seconds": max(0, int(now - region.suspended_updated_at)),
+            }
+            for region in load_trusted_regions(session, now=now).regions
+        ]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        codes = ",".join(row["region_codes"])
+        click.echo(
+            f"{row['entity_id']}  {codes}  keys={row['qr_keys']}  suspended={row['suspended']}  "
+            f"age={row['list_age_seconds']}s  {row['name']}"
+        )
+
+
+# Under ``onecard venues`` until ``onecard.cli`` lists ``regions`` as a group of its own.
+venues.add_command(regions)

@@ -6,7 +6,16 @@ from __future__ import annotations
 from wallet.catalogue.model import CatalogueEntry, CatalogueRevision
 from wallet.devices.model import WalletDevice
 from wallet.ecards.model import ECard
+from wallet.regions.model import SyncedRegion
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
 
-__all__ = ["CatalogueEntry", "CatalogueRevision", "ECard", "ScanRecord", "Venue", "WalletDevice"]
+__all__ = [
+    "CatalogueEntry",
+    "CatalogueRevision",
+    "ECard",
+    "ScanRecord",
+    "SyncedRegion",
+    "Venue",
+    "WalletDevice",
+]

@@ -27,6 +27,8 @@ def init_app(app: Flask) -> None:
     from wallet.qr.views import bp as qr_bp
     from wallet.qrlogin.views import QR_METHOD
     from wallet.qrlogin.views import bp as qrlogin_bp
+    from wallet.regions.runtime import REGIONS_EXTENSION, RegionRuntime
+    from wallet.regions.views import bp as regions_bp
     from wallet.scans.runtime import create_gate_runtime
     from wallet.scans.views import bp as gate_bp
     from wallet.stats.views import bp as stats_bp
@@ -41,6 +43,8 @@ def init_app(app: Flask) -> None:
     )
     svc: Services = app.extensions["onecard"]
     app.extensions[WALLET_EXTENSION] = WalletServices(gate=create_gate_runtime(svc))
+    # Other regions' QR keys and suspended lists, synced for the gates (wallet.regions).
+    app.extensions[REGIONS_EXTENSION] = RegionRuntime()
     add_translation_directory(app, Path(__file__).parent / "translations")
     # Plain words for what the pages show: a browser, not its User-Agent; a category, not its code.
     app.add_template_global(describe_browser, "describe_browser")
@@ -49,7 +53,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(lambda: wallet_services().menu_items, "wallet_menu_items")
     app.add_template_global(capability_word, "capability_word")
     app.add_template_global(fact_word, "fact_word")
-    blueprints = (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, venues_bp, stats_bp)
+    blueprints = (assets, ecards_bp, devices_bp, qr_bp, qrlogin_bp, gate_bp, regions_bp, venues_bp, stats_bp)
     for blueprint in (*blueprints, catalogue_bp, catalogue_admin_bp):
         app.register_blueprint(blueprint)
     svc.authenticators.register(ECARD_METHOD)
@@ -65,12 +69,14 @@ def _register_contract(svc: Services) -> None:
     from wallet.devices.contract import CONTRACT as devices_contract
     from wallet.qr.contract import CONTRACT as code_contract
     from wallet.qrlogin.contract import CONTRACT as qrlogin_contract
+    from wallet.regions.contract import CONTRACT as regions_contract
     from wallet.scans.contract import CONTRACT as gate_contract
     from wallet.stats.contract import CONTRACT as stats_contract
     from wallet.venues.contract import CONTRACT as venues_contract
 
     svc.api_contract.register(
         gate_contract,
+        regions_contract,
         venues_contract,
         stats_contract,
         code_contract,

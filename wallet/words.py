@@ -60,6 +60,7 @@ SCAN_REASON_WORDS: Final[dict[str, str]] = {
     "replayed": "this code had been used already (each code works only once)",
     "revoked": "your electronic card was suspended",
     "wrong_issuer": "the code is from a region this place does not accept",
+    "untrusted_region": "the code is from a region this system does not trust",
     "revocation_list_stale": "the gate's list of suspended cards was out of date",
 }
 

@@ -16,6 +16,7 @@ from idp.clients.service import (
     MAX_CLIENT_FIELD_LENGTHS,
     SUBJECT_TYPES,
 )
+from idp.federation.registration import FEDERATION_CLIENT_KIND
 from idp.openapi.components import (
     FLAG,
     NO_CONTENT,
@@ -47,7 +48,8 @@ _URIS: Final[JsonObject] = {"type": "array", "items": {"type": "string", "format
 _CLIENT_PROPERTIES: Final[JsonObject] = {
     "client_id": {"type": "string"},
     "name": {"type": "string"},
-    "kind": {"enum": list(CLIENT_KINDS)},
+    # Staff register the CLIENT_KINDS; another region's OneCard registers itself (OpenID Federation §12.1).
+    "kind": {"enum": [*CLIENT_KINDS, FEDERATION_CLIENT_KIND]},
     "redirect_uris": _URIS,
     "post_logout_redirect_uris": _URIS,
     "grant_types": {"type": "array", "items": {"type": "string"}},

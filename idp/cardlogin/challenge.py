@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,6 +80,9 @@ NAMESPACE: Final = "card_challenge"
 CHALLENGE_TTL: Final = 300.0  # DESIGN.md §4 step 1: a 5-minute lifetime
 NONCE_LEN: Final = 32
 _CHALLENGE_VALUE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, base64url without padding
+_CARD_ID_HEX: Final = re.compile(
+    r"[0-9A-F]{32}"
+)  # CARD_PROFILE "Certificate": the serialNumber, upper-case hex
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
@@ -356,6 +361,35 @@ def _refused(
             details={"error": error.error, "step": step},
             now=now,
         )
+
+
+def untrusted_card_region(
+    card_certificate: str, certificates: CardCertificateVerifier, *, now: float
+) -> str | None:
+    """The card-issuer region code of a card whose certificate's issuer this deployment does not trust, so
+    the login can be handed to the card's home region (cross-region login, DESIGN.md §13); None for a card
+    trusted here and for one whose region cannot be read.
+
+    The region is the first three bytes (BCD) of the card identification code, which the certificate's
+    subject serialNumber holds in hex (CARD_PROFILE.md tag 01, "Certificate"). It is read without
+    verifying: it only chooses where the citizen is sent, and the home region verifies everything."""
+    try:
+        der = decode_card_certificate(card_certificate)
+        certificates.verify(der, now=now)
+    except InvalidCardAuthError as exc:
+        if exc.reason is not CardAuthFailure.UNTRUSTED_ISSUER:
+            return None
+    else:
+        return None
+    try:
+        serials = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    except ValueError:
+        return None
+    value = serials[0].value if len(serials) == 1 else ""
+    if not isinstance(value, str) or not _CARD_ID_HEX.fullmatch(value):
+        return None
+    region = value[:6]
+    return region if region.isdigit() and region != "000000" else None
 
 
 def precheck_card(

@@ -4,7 +4,8 @@
 - ``GET  /login/<tx>/card``            the page that drives the bridge (static/card-login.js)
 - ``POST /login/<tx>/card/challenge``  → ``{challenge, expires_in}`` (step 1)
 - ``POST /login/<tx>/card/precheck``   ``{challenge, card_certificate}`` → ``{usable: true}``, or
-  ``card_not_usable`` — asked after the bridge read the card and before it asks the PIN
+  ``card_not_usable`` — asked after the bridge read the card and before it asks the PIN; for another
+  region's card ``{usable: false, home_region: {name}, redirect_to}`` (the login goes on there)
 - ``POST /login/<tx>/card/verify``     ``{challenge, token}`` → ``{redirect_to}`` (step 5), or a JSON error
 - ``GET  /card/pin``                   how to change the card PIN (through the bridge)
 
@@ -25,6 +26,7 @@ from idp.cardlogin.challenge import (
     issue_challenge,
     origin_of,
     precheck_card,
+    untrusted_card_region,
 )
 from idp.cardlogin.errors import CsrfError, LoginExpiredError, too_many_attempts
 from idp.login.authenticators import LoginMethod
@@ -126,6 +128,9 @@ def precheck(tx: str) -> Response:
             "card_certificate", description="card_certificate must be the certificate the bridge read"
         )
     context = svc.card_login
+    handed_over = _home_region_of(card_certificate, transaction, now=now)
+    if handed_over is not None:
+        return handed_over
     precheck_card(
         db_session(),
         svc.store,
@@ -140,6 +145,29 @@ def precheck(tx: str) -> Response:
         now=now,
     )
     response = jsonify({"usable": True})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _home_region_of(card_certificate: str, tx: LoginTransaction, *, now: float) -> Response | None:
+    """A card of another region (its issuer not trusted here, its region code a peer region's): the page
+    takes the citizen to the home region's OneCard before the PIN is asked — the PIN is typed for the
+    home region's login, not this one's. None for every other card (the pre-check judges it)."""
+    svc = services()
+    federation = svc.federation
+    if federation is None or tx.terminal_id is not None:  # a kiosk serves its own hall's cards only
+        return None
+    code = untrusted_card_region(card_certificate, svc.card_login.certificates, now=now)
+    region = federation.directory.for_region_code(code, now=now) if code else None
+    if region is None:
+        return None
+    response = jsonify(
+        {
+            "usable": False,
+            "home_region": {"name": region.name},
+            "redirect_to": url_for("federated_login.start", tx=tx.id, target=code),
+        }
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -46,6 +46,9 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     require_signed_request_object: Mapped[bool] = mapped_column(Boolean, default=False)  # RFC 9101 §10.5
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)  # RFC 9449 §5.2
     created_at: Mapped[datetime]
+    # Kind "federation" (automatic registration, idp.federation.registration): when the trust chain it was
+    # registered by expires and must be resolved again. None for every client staff registered.
+    federation_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     # Authlib's ClientMixin ---------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ class PiiField(enum.StrEnum):
 
     CITIZEN_NAME = "citizen.name"
     CITIZEN_ID_NUMBER = "citizen.id_number"
+    FEDERATED_SESSION_CLAIMS = "federated_session.claims"  # a home region's claims (idp.federation)
 
 
 def _ascii_token(value: str, what: str) -> bytes:

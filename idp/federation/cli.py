@@ -196,3 +196,29 @@ def jwks() -> None:
         assert svc.federation is not None
         keys = svc.federation.signing_keys(now=svc.now())
     echo_json({"keys": [key.public_jwk() for key in keys]})
+
+
+@federation.command("regions")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def regions(as_json: bool) -> None:
+    """The other regions this deployment trusts now: its region directory, every chain resolved afresh
+    through its trust anchors (what the server has at its next directory rebuild)."""
+    with unit_of_work() as (svc, _session):
+        assert svc.federation is not None
+        found = svc.federation.directory.regions(now=svc.now())
+    described = [
+        {
+            "entity_id": region.entity_id,
+            "anchor": region.anchor,
+            "name": region.name,
+            "region_codes": list(region.region_codes),
+            "trust_mark_types": sorted(region.trust_mark_types),
+            "expires_at": region.expires_at,
+        }
+        for region in found
+    ]
+    if as_json:
+        echo_json(described)
+        return
+    for region in found:
+        click.echo(f"{region.entity_id}  regions {','.join(region.region_codes)}  via {region.anchor}")

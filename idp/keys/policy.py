@@ -33,6 +33,7 @@ from idp.keys.service import (
     COOKIE_KEYS,
     DATA_KEYS,
     FEDERATION_KEYS,
+    FEDERATION_RP_KEYS,
     INDEX_KEYS,
     KEY_RING_CACHE_SECONDS,
     OIDC_ES256,
@@ -46,6 +47,8 @@ DAY = 86_400
 # idp.oauth.tokens.issue_logout_token: back-channel logout tokens live two minutes.
 LOGOUT_TOKEN_LIFETIME = 120
 CARD_CA_PREFIX = "card-ca-"
+# idp.federation.rp: request objects and client assertions of cross-region login live five minutes at most.
+RP_ASSERTION_LIFETIME = 300
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,22 @@ def policy_for(
             why=f"pre-publication = statement lifetime {statement} (a superior's statement or a resolver's "
             f"cached chain without the new key) + key ring {ring}; retention = longest of statement "
             f"{statement} and trust mark {settings.federation_trust_mark_ttl} + key ring {ring}",
+        )
+    if name == FEDERATION_RP_KEYS.name:
+        # Copies outside: every OP that registered this deployment automatically keeps the jwks of its
+        # openid_relying_party metadata until the trust chain expires (statement lifetime), and the key
+        # ring; what the key signs (request objects, client assertions) lives five minutes at most.
+        statement = settings.federation_statement_ttl
+        longest = max(statement, RP_ASSERTION_LIFETIME)
+        return KeySetPolicy(
+            name,
+            True,
+            statement + ring,
+            longest + ring,
+            settings.key_rotation_federation_days * DAY,
+            why=f"pre-publication = statement lifetime {statement} (an OP's automatic registration cached "
+            f"until the chain expires) + key ring {ring}; retention = longest of statement {statement} and "
+            f"request object / client assertion {RP_ASSERTION_LIFETIME} + key ring {ring}",
         )
     if name == INDEX_KEYS.name:
         return KeySetPolicy(

@@ -60,6 +60,9 @@ COOKIE_KEYS = KeySetSpec("cookie", "HS256")
 # OpenID Federation 1.0: signs this deployment's entity configuration and, for an anchor or intermediate,
 # its subordinate statements and trust marks (idp.federation).
 FEDERATION_KEYS = KeySetSpec("federation", "ES256")
+# Cross-region login: this deployment as a relying party of other regions' OneCards signs its request objects
+# and client assertions with these (published in its entity configuration's openid_relying_party jwks).
+FEDERATION_RP_KEYS = KeySetSpec("federation-rp", "ES256")
 
 # Key sets every deployment has; card-issuer CA sets ("card-ca-<region>") are added as regions are set up.
 CORE_KEY_SETS: tuple[KeySetSpec, ...] = (
@@ -70,6 +73,7 @@ CORE_KEY_SETS: tuple[KeySetSpec, ...] = (
     INDEX_KEYS,
     COOKIE_KEYS,
     FEDERATION_KEYS,
+    FEDERATION_RP_KEYS,
 )
 
 

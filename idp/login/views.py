@@ -71,6 +71,9 @@ def choose(tx: str) -> Response:
     svc = services()
     client = find_client(db_session(), transaction.client_id)
     methods = svc.authenticators.methods_for(transaction.required_acr)
+    hinted = next((m for m in methods if (transaction.login_hint or "").startswith(f"{m.name}:")), None)
+    if hinted is not None:  # e.g. ``region:500000``: straight to that method (cross-region login)
+        return redirect(url_for(hinted.start_endpoint, tx=transaction.id), 303)
     return make_response(
         render_template(
             "login.html",

@@ -85,6 +85,53 @@ def build_claims(
     return released
 
 
+def build_federated_claims(
+    home_claims: Mapping[str, Any],
+    *,
+    home_name: str,
+    home_entity_id: str,
+    home_sid: str | None,
+    scopes: set[str],
+    acr: str,
+    only: set[str] | None = None,
+) -> dict[str, Any]:
+    """The claims the scopes release for a citizen of another region (docs/federation.md "Cross-region
+    login"): taken from what their home region sent in this login (``home_claims``, as
+    ``idp.federation.rp.releasable_home_claims`` kept them), never from a register entry here.
+
+    ``verified_claims`` (OpenID Connect for Identity Assurance 1.0 §5): the home region verified the
+    identity, so it is named as the verifier of the evidence — ``organization`` its name, ``txn`` its login
+    session (the home ``sid``, which the home region's audit can trace) — and ``verification_process`` is
+    the home region's entity id; the trust framework and time are the home region's. ``idcard`` gives the
+    masked ID number at most: this deployment never holds the full one."""
+    released: dict[str, Any] = {}
+    if PROFILE in scopes:
+        released.update({name: home_claims[name] for name in SCOPE_CLAIMS[PROFILE] if name in home_claims})
+    verified = home_claims.get(VERIFIED_CLAIMS)
+    if REALNAME in scopes and isinstance(verified, Mapping):
+        home_verification = verified.get("verification") or {}
+        evidence = {
+            "type": EVIDENCE_DOCUMENT,
+            "verifier": {"organization": home_name, **({"txn": home_sid} if home_sid else {})},
+            "document_details": {"type": DOCUMENT_SOCIAL_SECURITY_CARD},
+        }
+        released[VERIFIED_CLAIMS] = {
+            "verification": {
+                "trust_framework": home_verification.get("trust_framework", TRUST_FRAMEWORK),
+                "assurance_level": "high" if acr == ACR_HIGH else "substantial",
+                **({"time": home_verification["time"]} if "time" in home_verification else {}),
+                "verification_process": home_entity_id,
+                "evidence": [evidence],
+            },
+            "claims": dict(verified.get("claims") or {}),
+        }
+    if (REALNAME in scopes or IDCARD in scopes) and MASKED_ID_CLAIM in home_claims:
+        released[MASKED_ID_CLAIM] = home_claims[MASKED_ID_CLAIM]
+    if only is not None:
+        released = {name: value for name, value in released.items() if name in only}
+    return released
+
+
 def id_token_claim_names(claims_request: Mapping[str, Any] | None, scopes: set[str]) -> set[str]:
     """Scope claims go to userinfo; the id_token carries only those asked for by name (OIDC Core §5.4)."""
     allowed = {name for scope in scopes for name in SCOPE_CLAIMS.get(scope, ())}

@@ -11,7 +11,6 @@ from flask import Blueprint, jsonify, make_response, redirect, render_template, 
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
-from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.clients.service import find_client
 from idp.consents.service import has_consent
@@ -24,7 +23,6 @@ from idp.login.transactions import (
 )
 from idp.oauth.authorize import CurrentLogin, Step, check_authorization_request, decide
 from idp.oauth.bearer import AccessContext, oidc_keys
-from idp.oauth.claims import build_claims
 from idp.oauth.discovery import provider_metadata
 from idp.oauth.dpop_request import announce_dpop_nonce, bind_to_proof_key
 from idp.oauth.logout import end_sso_session
@@ -35,6 +33,7 @@ from idp.oauth.server import (
     AuthorizedCitizen,
     OneCardAuthorizationServer,
     StoredAuthorizationRequest,
+    released_claims,
     with_issuer,
 )
 from idp.oauth.tokens import InvalidTokenError, verify_jwt
@@ -241,7 +240,6 @@ def revoke() -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: claims for the token's scopes, with the token's pairwise ``sub``."""
-    svc = services()
     try:
         context: AccessContext = citizen_tokens.acquire_token([OPENID])
     except OAuth2Error as error:
@@ -252,9 +250,9 @@ def userinfo() -> Response:
         citizen_tokens.raise_error_response(BearerInvalidTokenError(realm=REALM))
     assert context.grant is not None and client is not None
     grant = context.grant
-    profile = decrypt_profile(svc.pii_cipher(), get_citizen(session, grant.citizen_id))
-    claims = build_claims(
-        profile,
+    claims = released_claims(
+        citizen_id=grant.citizen_id,
+        sid=grant.sid,
         scopes=context.scopes,
         acr=grant.acr,
         auth_time=grant.auth_time,

@@ -475,6 +475,14 @@
       challenge: challenge,
       card_certificate: event.card_certificate
     }).then(function (answer) {
+      if (answer.ok && answer.body.home_region && typeof answer.body.redirect_to === "string") {
+        /* Another region's card: its own OneCard asks the PIN. Nothing more happens on this bridge. */
+        say(t("going_home", {name: answer.body.home_region.name}));
+        return cancelCurrent(false).then(function () {
+          window.location.assign(answer.body.redirect_to);
+          return new Promise(function () {});  // the page is leaving: no next step here
+        });
+      }
       if (!answer.ok || answer.body.usable !== true) {
         throw fromIdp(answer.body, t("card_unusable"));
       }

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 # revision identifiers, used by Alembic.
 revision: str = "0014_region_sync"
 down_revision: str | Sequence[str] | None = "0013_federated_subjects"
@@ -17,8 +20,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "wallet_synced_regions",
+        sa.Column("entity_id", sa.String(length=512), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("region_codes", sa.JSON(), nullable=False),
+        sa.Column("qr_jwks", sa.JSON(), nullable=False),
+        sa.Column("qr_jwks_etag", sa.String(length=200), nullable=True),
+        sa.Column("qr_jwks_synced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("suspended_handles", sa.JSON(), nullable=False),
+        sa.Column("suspended_etag", sa.String(length=200), nullable=True),
+        sa.Column("suspended_generated_at", sa.BigInteger(), nullable=False),
+        sa.Column("suspended_synced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("entity_id", name="pk_wallet_synced_regions"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("wallet_synced_regions")

@@ -76,6 +76,17 @@ CONTRACT: Final = ContractFragment(
                             },
                         },
                         "scan_id": {"type": "string"},
+                        "issuing_region": {
+                            "description": "Only for a code of another region the federation trusts: the "
+                            "region that issued it. Absent for this deployment's own codes.",
+                            "type": "object",
+                            "required": ["entity_id", "name"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "entity_id": {"type": "string", "description": "Its federation entity id."},
+                                "name": {"type": "string"},
+                            },
+                        },
                     },
                 },
                 {

@@ -4,7 +4,10 @@
 with the server's own QR key set (pending and retired keys included) and its stated skew, then the e-card's
 *current* status (``revoked``), then global one-time use — an atomic ``add`` of the ``cti`` in the shared
 store until ``exp + skew`` (``replayed``), taken only once everything else passed so a refused code keeps its
-one scan. Every outcome is recorded as a ``ScanRecord`` before its verdict is given — in the caller's unit
+one scan. A code of another region (its key not ours, its ``iss`` not ours) takes a slower path when the
+caller passes the synced regions (``ForeignRegions``, wallet.regions): that region's keys and suspended list,
+``untrusted_region`` when no trusted region is home for it, the same one-time use, and the region named in
+the verdict. Every outcome is recorded as a ``ScanRecord`` before its verdict is given — in the caller's unit
 of work (``verify_gate_code``, a hall's scanner) or in a group commit (the gate API, ``wallet.scans.batch``);
 the claims of a pass are exactly those the venue's policy names.
 """
@@ -28,13 +31,16 @@ from idp.keys.service import KeyRing
 from idp.observability.metrics import count_gate_verification
 from idp.presented_codes import EVERY_REGION, SERVER_CLOCK_SKEW, use_once, verify_presented_code
 from idp.stores.base import EphemeralStore
+from sdk.gate import IssuingRegion, TrustedRegions
 from sdk.qr_token import (
     QrTokenError,
     QrTokenReason,
     VerifiedQrToken,
     parse_qr_token,
+    verify_qr_token,
 )
 from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
+from wallet.regions.errors import RegionListStaleError
 from wallet.scans.admission import GATE_CTI_NAMESPACE
 from wallet.scans.model import ScanRecord
 from wallet.venues.model import Venue
@@ -56,6 +62,7 @@ class GateVerdict:
     reason: QrTokenReason | None
     token: VerifiedQrToken | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    issuing_region: IssuingRegion | None = None  # another region's code: the region that issued it
 
     @property
     def passed(self) -> bool:
@@ -64,7 +71,7 @@ class GateVerdict:
     def to_json(self) -> dict[str, Any]:
         if self.reason is not None or self.token is None:
             return {"verdict": "reject", "reason": str(self.reason)}
-        return {
+        verdict = {
             "verdict": "pass",
             "handle": self.token.handle,
             "issuer": self.token.issuer,
@@ -73,6 +80,11 @@ class GateVerdict:
             "claims": self.claims,
             "scan_id": self.scan_id,
         }
+        if self.issuing_region is not None:
+            # Only for other regions' codes: a client that predates it sees the same verdict as before.
+            region = self.issuing_region
+            verdict["issuing_region"] = {"entity_id": region.entity_id, "name": region.name}
+        return verdict
 
 
 class GatePolicy(Protocol):
@@ -103,6 +115,73 @@ class GateDecision:
     view: EcardView | None
     token: VerifiedQrToken | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    issuing_region: IssuingRegion | None = None
+
+
+class ForeignRegions(Protocol):
+    """The other regions whose codes the online API accepts (wallet.regions.runtime.OnlineRegions)."""
+
+    @property
+    def max_list_age(self) -> float: ...
+
+    def is_own(self, session: Session, code: str, regions: TrustedRegions) -> bool:
+        """Whether a region code is this deployment's own rather than one of ``regions``' (its codes keep
+        the local path's reasons)."""
+        ...
+
+    def trusted_regions(self, session: Session, *, now: float) -> TrustedRegions: ...
+
+
+# What a venue may learn of another region's citizen: only what the code itself proves (no register here).
+_FOREIGN_FACTS: Final = ("valid_resident", "region")
+
+
+def _decide_foreign(
+    session: Session,
+    *,
+    foreign: ForeignRegions,
+    venue: GatePolicy,
+    text: str,
+    use_once: UseOnce,
+    now: float,
+    clock_skew: int,
+) -> GateDecision | None:
+    """Another region's code, or None when the code is not one (the local path's refusal stands)."""
+    try:
+        # Unverified, only to choose whose keys verify it (or to name the refusal); the signature comes next.
+        issuer = parse_qr_token(text).issuer
+    except QrTokenError:
+        return None
+    trusted = foreign.trusted_regions(session, now=now)
+    if foreign.is_own(session, issuer, trusted):
+        return None
+    region = trusted.home_for(issuer)
+    if region is None:
+        use_once(None)
+        return GateDecision(QrTokenReason.UNTRUSTED_REGION, None)
+    named = region.issuing_region
+    try:
+        token = verify_qr_token(
+            text,
+            keys=region.keys,
+            expected_issuers=list(venue.regions) or EVERY_REGION,
+            now=now,
+            clock_skew=clock_skew,
+        )
+    except QrTokenError as exc:
+        use_once(None)
+        return GateDecision(exc.reason, None, issuing_region=named)
+    if now - region.suspended_updated_at > foreign.max_list_age:
+        use_once(None)
+        raise RegionListStaleError(f"the suspended list of {region.entity_id} is too old")
+    if token.handle in region.suspended:
+        use_once(None)
+        return GateDecision(QrTokenReason.REVOKED, None, issuing_region=named)
+    if not use_once(token):
+        return GateDecision(QrTokenReason.REPLAYED, None, issuing_region=named)
+    facts = {"valid_resident": True, "region": token.issuer}
+    claims = {name: facts[name] for name in venue.claims if name in _FOREIGN_FACTS}
+    return GateDecision(None, None, token, claims, issuing_region=named)
 
 
 def venue_claims(
@@ -135,14 +214,29 @@ def decide_gate_code(
     use_once: UseOnce,
     now: float,
     clock_skew: int = SERVER_CLOCK_SKEW,
+    foreign: ForeignRegions | None = None,
 ) -> GateDecision:
-    """Decide on one scanned code for ``venue`` (docs/formats/essc1.md §3, §7); records nothing."""
+    """Decide on one scanned code for ``venue`` (docs/formats/essc1.md §3, §7); records nothing.
+
+    ``foreign``: accept other regions' codes too (the gate API); None keeps to this deployment's own."""
     expected_issuers: Collection[str] = list(venue.regions) or EVERY_REGION
     try:
         token = verify_presented_code(
             text, keyring=keyring, now=now, expected_issuers=expected_issuers, clock_skew=clock_skew
         )
     except QrTokenError as exc:
+        if foreign is not None and exc.reason is QrTokenReason.UNKNOWN_KEY:
+            decided = _decide_foreign(
+                session,
+                foreign=foreign,
+                venue=venue,
+                text=text,
+                use_once=use_once,
+                now=now,
+                clock_skew=clock_skew,
+            )
+            if decided is not None:
+                return decided
         view = find_by_handle(session, parse_qr_token(text).handle) if exc.reason in _SIGNED_REASONS else None
         use_once(None)
         return GateDecision(exc.reason, view)
@@ -175,7 +269,7 @@ def scan_row(venue: GatePolicy, decision: GateDecision, *, gate_id: str | None, 
 def recorded_verdict(venue: GatePolicy, decision: GateDecision, row: dict[str, Any]) -> GateVerdict:
     """The verdict of a decision whose scan ``row`` is recorded (and only then)."""
     count_gate_verification(category=venue.category, reason=row["reason"])
-    return GateVerdict(row["id"], decision.reason, decision.token, decision.claims)
+    return GateVerdict(row["id"], decision.reason, decision.token, decision.claims, decision.issuing_region)
 
 
 def verify_gate_code(

@@ -29,6 +29,7 @@ from idp.web import conditional_json, db_session, json_body, json_error
 from sdk.errors import InvalidRequestError, OneCardError, RateLimitedError
 from sdk.qr_token import VerifiedQrToken
 from wallet.ecards.service import suspended_handles
+from wallet.regions.runtime import online_regions
 from wallet.scans.errors import GateForbiddenError, ScanNotRecordedError
 from wallet.scans.runtime import GateRuntime
 from wallet.scans.service import (
@@ -156,6 +157,7 @@ def verify() -> Response:
                 text=code,
                 use_once=partial(_admit, gate, venue, generation, now=now),
                 now=now,
+                foreign=online_regions(svc),
             )
             row = scan_row(venue, decision, gate_id=gate_id, now=now)
             gate.scans.record(row)  # committed, or ScanNotRecordedError: no verdict
