@@ -539,13 +539,6 @@ class RegionsSync(DocumentSync[TrustedRegions]):
         self.refresh_if_stale(now)
         return self._value
 
-    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool:
-        with self._lock:
-            if now - self._last_unknown_kid_refresh < self.unknown_kid_interval:
-                return False
-            self._last_unknown_kid_refresh = now
-            return self._fetch(now)
-
 
 # --- offline verifier -----------------------------------------------------------------------------------
 

@@ -75,6 +75,20 @@ class DocumentSync(ABC, Generic[T]):
 
     kind = "document"
     max_bytes = 1 << 20
+    # For documents holding keys: how often a token naming an unknown key may make it refetch.
+    unknown_kid_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL
+    _last_unknown_kid_refresh: float = float("-inf")
+
+    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool:
+        """A token names a key we lack: refetch, at most once per ``unknown_kid_interval``; True if changed.
+
+        The limit stops a stream of forged kids from turning every verification into a request to the server.
+        """
+        with self._lock:
+            if now - self._last_unknown_kid_refresh < self.unknown_kid_interval:
+                return False
+            self._last_unknown_kid_refresh = now
+            return self._fetch(now)
 
     def __init__(
         self,
@@ -305,14 +319,3 @@ class JwksCache(DocumentSync[KeySet]):
         """The current key set (refreshed first if stale); an empty set if none was ever obtained."""
         self.refresh_if_stale(now)
         return self._value if self._value is not None else KeySet()
-
-    def refresh_for_unknown_kid(self, kid: str, now: float) -> bool:
-        """A token names a key we lack: refetch, at most once per ``unknown_kid_interval``; True if changed.
-
-        The limit stops a stream of forged kids from turning every verification into a request to the server.
-        """
-        with self._lock:
-            if now - self._last_unknown_kid_refresh < self.unknown_kid_interval:
-                return False
-            self._last_unknown_kid_refresh = now
-            return self._fetch(now)

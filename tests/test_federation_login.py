@@ -32,7 +32,7 @@ from idp.clients.service import ClientRegistration, create_client, get_client
 from idp.federation.login_model import FederatedSession, FederatedSubject
 from idp.federation.metadata import relying_party_metadata
 from idp.federation.transport import HttpAnswer
-from idp.keys.service import FEDERATION_RP_KEYS, OIDC_ES256
+from idp.keys.service import FEDERATION_RP_KEYS, OIDC_ES256, OIDC_RS256
 from idp.login.service import end_sso_session
 from idp.oauth.claims import subject_for
 from idp.scopes import ACR_HIGH, ACR_SUBSTANTIAL
@@ -132,7 +132,12 @@ def setup_on_each_database(request: pytest.FixtureRequest, tmp_path: Path) -> It
 
 
 def authorize_url(
-    setup: Setup, portal: str, *, acr: str = ACR_HIGH, hint: str | None = None
+    setup: Setup,
+    portal: str,
+    *,
+    acr: str = ACR_HIGH,
+    hint: str | None = None,
+    scope: str = "openid profile realname idcard",
 ) -> tuple[str, str]:
     """A's authorization request for ``portal``; returns it and the nonce."""
     client_id, _secret = setup.portals[portal]
@@ -140,7 +145,7 @@ def authorize_url(
     params = {
         "client_id": client_id,
         "response_type": "code",
-        "scope": "openid profile realname idcard",
+        "scope": scope,
         "redirect_uri": _redirect_uri(portal),
         "state": "portal-state",
         "nonce": nonce,
@@ -308,6 +313,22 @@ def test_the_request_object_is_signed_by_a_federation_rp_key(setup: Setup) -> No
     assert claims["state"] and claims["nonce"] and claims["jti"]
 
 
+@pytest.mark.parametrize(
+    ("portal_scope", "home_scope"),
+    [("openid profile", "openid profile"), ("openid idcard", "openid"), ("openid realname", "openid realname")],
+)
+def test_a_asks_home_only_for_the_scopes_the_portal_asked_for(
+    setup: Setup, portal_scope: str, home_scope: str
+) -> None:
+    browser = CrossRegionBrowser.for_regions(setup.two.a, setup.two.b)
+    browser.stop_at = lambda url: url.startswith(f"{REGION_B_ID}/authorize")
+    url, _nonce = authorize_url(setup, "one", hint=f"region:{REGION_B_CODE}", scope=portal_scope)
+    visit = browser.open(url)
+    assert visit.response is None and visit.url.startswith(f"{REGION_B_ID}/authorize")
+    claims = jwt.decode(visit.query["request"], options={"verify_signature": False})
+    assert claims["scope"] == visit.query["scope"] == home_scope
+
+
 # SSO and logout -----------------------------------------------------------------------------------------
 
 
@@ -444,6 +465,8 @@ def _b_key(setup: Setup) -> Any:
         ("unknown_acr", "unknown_acr"),
         ("other_region", "unknown_key"),
         ("other_issuer", "wrong_issuer"),
+        ("expired", "expired"),
+        ("other_algorithm", "unknown_key"),
     ],
 )
 def test_a_forged_id_token_is_refused(
@@ -467,6 +490,13 @@ def test_a_forged_id_token_is_refused(
                 kid=stranger.kid,
                 change=lambda c: c.update(iss="http://region-x.onecard.test"),
             )
+        if forgery == "other_algorithm":
+            # B's own RS256 key, though A registered ES256 id_tokens (the algorithm is pinned).
+            b = setup.two.b
+            rs256 = b.services.keyring.key_set(OIDC_RS256.name, now=b.services.now()).signing_key()
+            return resign(token, rs256, kid=rs256.kid)
+        if forgery == "expired":
+            return resign(token, _b_key(setup), change=lambda c: c.update(exp=c["iat"] - 60))
         edits = {
             "wrong_aud": {"aud": "http://region-x.onecard.test"},
             "wrong_nonce": {"nonce": "another-nonce"},

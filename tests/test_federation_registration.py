@@ -352,6 +352,22 @@ def test_only_a_client_assertion_by_the_published_key_redeems_the_code(
     assert rp.exchange(code, attempt, **rp.client_assertion(audience=REGION_B_ID)).status_code == 200
 
 
+def test_a_client_assertion_expired_at_the_servers_clock_or_replayed_is_refused(
+    two: TwoRegions, rp: TestRelyingParty
+) -> None:
+    citizen_id = create_home_citizen(two.b)
+    attempt = rp.attempt()
+    code = code_for(rp, citizen_id, attempt)
+    stale = rp.client_assertion(audience=REGION_B_ID, issued_at=int(two.b.services.now()) - 3600)
+    refused = rp.exchange(code, attempt, **stale)
+    assert refused.status_code in (400, 401) and refused.get_json()["error"] == "invalid_client"
+    assertion = rp.client_assertion(audience=REGION_B_ID)
+    assert rp.exchange(code, attempt, **assertion).status_code == 200
+    second = rp.attempt()
+    replayed = rp.exchange(code_for(rp, citizen_id, second), second, **assertion)
+    assert replayed.status_code in (400, 401) and replayed.get_json()["error"] == "invalid_client"
+
+
 # The federation vouches, or nothing is registered ------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ from idp.federation.rp import (
     exchange_code,
     fetch_userinfo,
     find_logout_issuer,
+    home_scope,
     provider_issuer,
     releasable_home_claims,
     verify_id_token,
@@ -176,7 +177,7 @@ def start(tx: str, target: str) -> Response:
             client_id=context.config.entity_id,
             redirect_uri=context.config.entity_id + FEDERATED_LOGIN_CALLBACK_PATH,
             keys=svc.keyring.key_set(FEDERATION_RP_KEYS.name, now=now),
-            scope=FEDERATED_LOGIN_SCOPE,
+            scope=home_scope(transaction.params.get("scope") or "", FEDERATED_LOGIN_SCOPE),
             tx_id=transaction.id,
             browser=browser_binding(),
             acr_values=transaction.required_acr,
@@ -244,6 +245,7 @@ def callback() -> Response:
             region=region,
             expected_audience=client_id,
             expected_nonce=outgoing.nonce,
+            algorithm=FEDERATION_RP_KEYS.alg,  # the id_token_signed_response_alg of relying_party_metadata
             now=now,
         )
         acr = accepted_acr(login, region, loa_high_trust_mark=context.config.loa_high_trust_mark)

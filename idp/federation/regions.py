@@ -26,6 +26,7 @@ from idp.federation.chain import ChainResolver, TrustChain
 from idp.federation.config import FederationConfig, is_entity_id
 from idp.federation.errors import FederationError, InvalidTrustChainError
 from idp.federation.statements import FEDERATION_ENTITY, OPENID_PROVIDER
+from sdk.gate import home_region_for
 
 # The metadata parameters OneCard adds to its openid_provider metadata (OpenID Federation §5 allows
 # parameters beyond the registered ones; these are prefixed so they cannot clash with a future standard).
@@ -112,15 +113,11 @@ class RegionDirectory:
 
     def for_region_code(self, code: str, *, now: float) -> PeerRegion | None:
         """The home region of a card-issuer region code: an exact code, else the region whose code is the
-        same prefecture (4 digits) or province (2 digits) — a city platform is home for its districts."""
+        same prefecture (4 digits) or province (2 digits) — a city platform is home for its districts
+        (``sdk.gate.home_region_for``, the rule the gates apply too)."""
         if not is_region_code(code):
             return None
-        regions = self.regions(now=now)
-        for digits in (6, 4, 2):
-            for region in regions:
-                if any(_within(code, own, digits) for own in region.region_codes):
-                    return region
-        return None
+        return home_region_for(code, self.regions(now=now))
 
     def _fresh(self, snapshot: _Snapshot, now: float) -> bool:
         age = now - snapshot.built_at
@@ -162,10 +159,3 @@ class RegionDirectory:
                 regions.append(region)
         return regions
 
-
-def _within(code: str, own: str, digits: int) -> bool:
-    """``code`` falls under ``own`` at ``digits`` precision: an own code ending in zeros beyond it is a
-    whole prefecture (``4201xx`` under ``420100``) or province (``42xxxx`` under ``420000``)."""
-    if digits == 6:
-        return code == own
-    return own[digits:] == "0" * (6 - digits) and code[:digits] == own[:digits]

@@ -31,7 +31,15 @@ from idp.federation.errors import FederationError
 from idp.federation.regions import PeerRegion
 from idp.federation.transport import FederationHttp, HttpAnswer
 from idp.oauth.tokens import InvalidTokenError, sign_jwt, verify_jwt
-from idp.scopes import ACR_HIGH, ACR_LEVELS, ACR_SUBSTANTIAL, MASKED_ID_CLAIM, PROFILE, SCOPE_CLAIMS
+from idp.scopes import (
+    ACR_HIGH,
+    ACR_LEVELS,
+    ACR_SUBSTANTIAL,
+    MASKED_ID_CLAIM,
+    OPENID,
+    PROFILE,
+    SCOPE_CLAIMS,
+)
 from sdk.errors import OneCardError
 from sdk.keys import InvalidKeyError, KeySet
 from sdk.oidc import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_TYPE, VERIFIED_CLAIM_NAMES, VERIFIED_CLAIMS
@@ -164,6 +172,14 @@ def _endpoint(region: PeerRegion, name: str) -> str:
     if url is None:
         raise RegionNotTrustedError(f"{region.entity_id} publishes no {name}")
     return url
+
+
+def home_scope(portal_scope: str, supported: str) -> str:
+    """The scopes to ask the home region for: those of the portal's request that cross-region login
+    supports (``supported``), and ``openid`` — so this deployment holds no more of the home register than
+    the portal's request (and so its consent) covers."""
+    asked = set(portal_scope.split())
+    return " ".join(scope for scope in supported.split() if scope == OPENID or scope in asked)
 
 
 def create_authorization_request(
@@ -375,16 +391,19 @@ def verify_id_token(
     region: PeerRegion,
     expected_audience: str,
     expected_nonce: str,
+    algorithm: str,
     now: float,
 ) -> VerifiedHomeLogin:
-    """OIDC Core §3.1.3.7: signature by the home region's key, iss, aud (and azp), exp, iat, nonce; a known
-    acr, an amr list, and a ``sid`` (this deployment registers with backchannel_logout_session_required)."""
+    """OIDC Core §3.1.3.7: signature by the home region's key of ``algorithm`` (the
+    ``id_token_signed_response_alg`` this deployment registered: no other key of the home JWKS counts), iss,
+    aud (and azp), exp, iat, nonce; a known acr, an amr list, and a ``sid`` (this deployment registers with
+    backchannel_logout_session_required)."""
     issuer = provider_issuer(region)
 
     def verify(keys: KeySet) -> dict[str, Any]:
         return verify_jwt(
             token,
-            keys=keys,
+            keys=KeySet.of(key for key in keys if key.alg == algorithm),
             expected_issuer=issuer,
             expected_audience=expected_audience,
             now=now,

@@ -173,9 +173,13 @@ class TestRelyingParty:
 
     # Step 4: the token request ---------------------------------------------------------------------------
 
-    def client_assertion(self, *, key: Key | None = None, audience: str | None = None) -> dict[str, str]:
+    def client_assertion(
+        self, *, key: Key | None = None, audience: str | None = None, issued_at: int | None = None
+    ) -> dict[str, str]:
+        """A client assertion by ``key`` (A's published one by default), issued at ``issued_at`` (B's clock
+        now by default) and valid 60 seconds."""
         signer = key or self.key
-        now = int(self.op.services.now())
+        now = int(self.op.services.now()) if issued_at is None else issued_at
         claims = {
             "iss": self.client_id,
             "sub": self.client_id,

@@ -19,12 +19,10 @@ from idp.openapi.validation import validate_current_request
 from idp.services import services
 from idp.web import conditional_json, db_session, json_error
 from sdk.errors import NotFoundError, OneCardError
-from wallet.ecards.service import suspended_handles
 from wallet.regions.errors import FederationCallerError
 from wallet.regions.runtime import region_runtime
 from wallet.regions.service import regions_document, verify_federation_assertion
-from wallet.scans.service import suspended_handles_document
-from wallet.scans.views import SUSPENDED_LIST_MAX_AGE, authenticate_venue
+from wallet.scans.views import authenticate_venue, suspended_handles_answer
 
 bp = Blueprint("regions", __name__)
 
@@ -66,11 +64,7 @@ def federation_suspended_handles() -> Response:
         validate_current_request()
     except OneCardError as exc:
         return _refused(exc)
-    handles = suspended_handles(db_session(), now=now)
-    body = json.dumps(suspended_handles_document(handles, now=now), separators=(",", ":"))
-    return conditional_json(
-        body, cache_control=f"private, max-age={SUSPENDED_LIST_MAX_AGE}", etag_of="\n".join(handles).encode()
-    )
+    return suspended_handles_answer(now=now)
 
 
 @bp.get(REGIONS_PATH)

@@ -181,10 +181,14 @@ def suspended() -> Response:
         validate_current_request()
     except OneCardError as exc:
         return _no_verdict(exc)
-    now = svc.now()
+    return suspended_handles_answer(now=svc.now())
+
+
+def suspended_handles_answer(*, now: float) -> Response:
+    """The list as venues' gates and other regions' deployments get it (each authenticated by its caller's
+    view). The ETag covers the handles, not generated_at: an unchanged list answers 304 however often."""
     handles = suspended_handles(db_session(), now=now)
     body = json.dumps(suspended_handles_document(handles, now=now), separators=(",", ":"))
-    # The ETag covers the handles, not generated_at: an unchanged list answers 304 however often it is asked.
     return conditional_json(
         body,
         cache_control=f"private, max-age={SUSPENDED_LIST_MAX_AGE}",
