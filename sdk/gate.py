@@ -61,6 +61,7 @@ from sdk.qr_token import (
     QrTokenReason,
     VerifiedQrToken,
     is_handle,
+    is_region_code,
     parse_qr_kid,
     parse_qr_token,
     verify_qr_token,
@@ -424,6 +425,9 @@ class TrustedRegions:
 
     regions: tuple[TrustedRegion, ...]
     generated_at: int
+    # The serving deployment's own region codes: a gate configured for some of them (one district) still
+    # lets no trusted region vouch for the rest of its deployment's region.
+    home_region_codes: tuple[str, ...] = ()
 
     def home_for(self, code: str) -> TrustedRegion | None:
         return home_region_for(code, self.regions)
@@ -441,11 +445,7 @@ def _parse_region(entry: Any) -> TrustedRegion:
     entity_id, name, codes = entry.get("entity_id"), entry.get("name"), entry.get("region_codes")
     if not isinstance(entity_id, str) or not entity_id or not isinstance(name, str):
         raise ValueError("a region needs an entity_id and a name")
-    if (
-        not isinstance(codes, list)
-        or not codes
-        or not all(isinstance(c, str) and len(c) == 6 and c.isascii() and c.isdigit() for c in codes)
-    ):
+    if not isinstance(codes, list) or not codes or not all(is_region_code(c) for c in codes):
         raise ValueError(f"region {entity_id}: 'region_codes' must be 6-digit region codes")
     jwks = entry.get("qr_jwks")
     if not isinstance(jwks, dict):
@@ -469,7 +469,10 @@ def parse_trusted_regions(document: Any) -> TrustedRegions:
     if not isinstance(entries, list):
         raise ValueError("'regions' must be a list")
     generated_at = _posix(document.get("generated_at"), "generated_at")
-    return TrustedRegions(tuple(_parse_region(entry) for entry in entries), generated_at)
+    home = document.get("home_region_codes", [])
+    if not isinstance(home, list) or not all(is_region_code(c) for c in home):
+        raise ValueError("'home_region_codes' must be a list of 6-digit region codes")
+    return TrustedRegions(tuple(_parse_region(entry) for entry in entries), generated_at, tuple(home))
 
 
 @runtime_checkable
@@ -674,7 +677,7 @@ class GateVerifier:
         return VerifiedScan(token, now, region.issuing_region)
 
     def _home_region(self, document: TrustedRegions, issuer: str) -> TrustedRegion:
-        if is_own_code(issuer, self.expected_issuers, document.regions):
+        if is_own_code(issuer, (*self.expected_issuers, *document.home_region_codes), document.regions):
             # Our own region's code (a district under our city or province code): no other region's key
             # may vouch for it, however the others' region codes read.
             raise QrTokenError(QrTokenReason.UNKNOWN_KEY, f"{issuer} is this gate's region; key unknown")

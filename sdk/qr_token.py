@@ -97,6 +97,12 @@ FORBIDDEN_DISCLOSURES: Final = frozenset(
     }
 )
 
+
+def is_region_code(value: Any) -> bool:
+    """A GB/T 2260 region code as ESSC1 and the federation carry it: six ASCII digits."""
+    return isinstance(value, str) and _ISSUER_RE.fullmatch(value) is not None
+
+
 Disclosures = Mapping[str, bool | str]
 _NO_DISCLOSURES: Final[Disclosures] = MappingProxyType({})
 

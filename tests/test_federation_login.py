@@ -381,6 +381,43 @@ def test_the_end_of_the_home_session_ends_a_session_at_a(
     assert again.open(url).url.startswith(f"{REGION_B_ID}/login/")
 
 
+def test_a_logout_at_a_deletes_the_home_claims_at_once(setup: Setup) -> None:
+    a, b = setup.two.a, setup.two.b
+    browser = CrossRegionBrowser.for_regions(a, b)
+    visit, _nonce = _portal_code(browser, setup, "one")
+    redeem(setup, "one", visit.query["code"])
+    assert count(a, FederatedSession) == 1
+    with a.app.test_request_context():
+        from idp.web import db_session
+
+        at_a = db_session().scalars(select(SsoSession)).one()
+        end_sso_session(at_a, now=a.services.now())  # the citizen signs out at A (RP-initiated logout)
+    assert count(a, FederatedSession) == 0, "the home claims are not kept after the session's end"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "state=", "state=" + "s" * 5000, "state=x&code=" + "c" * 5000, "error=x", "state=%00%ff&iss=%ff"],
+)
+def test_a_malformed_callback_is_a_clear_refusal(setup: Setup, query: str) -> None:
+    a = setup.two.a
+    before = durable_rows(a)
+    answer = a.client.get(f"/federation/login/callback?{query}")
+    assert answer.status_code == 400  # a page, or the application's answer to control characters
+    assert durable_rows(a) == before
+
+
+@pytest.mark.parametrize(
+    "token", ["a.b.c", "..", "x" * 20_000, "eyJhbGciOiJFUzI1NiJ9.W10.c", "eyJhbGciOiJFUzI1NiJ9.%%%.c", "\u00ff"]
+)
+def test_a_malformed_logout_token_is_a_clear_refusal(setup: Setup, token: str) -> None:
+    a = setup.two.a
+    before = durable_rows(a)
+    answer = a.client.post("/federation/backchannel-logout", data={"logout_token": token})
+    assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_request"
+    assert durable_rows(a) == before
+
+
 def test_a_forged_logout_token_is_refused(setup: Setup) -> None:
     a = setup.two.a
     before = durable_rows(a)
@@ -466,6 +503,7 @@ def _b_key(setup: Setup) -> Any:
         ("other_region", "unknown_key"),
         ("other_issuer", "wrong_issuer"),
         ("expired", "expired"),
+        ("wrong_azp", "wrong_azp"),
         ("other_algorithm", "unknown_key"),
     ],
 )
@@ -499,6 +537,7 @@ def test_a_forged_id_token_is_refused(
             return resign(token, _b_key(setup), change=lambda c: c.update(exp=c["iat"] - 60))
         edits = {
             "wrong_aud": {"aud": "http://region-x.onecard.test"},
+            "wrong_azp": {"azp": "http://region-x.onecard.test"},
             "wrong_nonce": {"nonce": "another-nonce"},
             "unknown_acr": {"acr": "urn:elsewhere:loa:supreme"},
             "other_issuer": {"iss": "http://region-x.onecard.test"},

@@ -133,6 +133,31 @@ def test_a_province_region_cannot_vouch_for_the_gates_own_city_districts() -> No
     assert province_gate.verify(code(city_key, "510104"), NOW).issuing_region == city.issuing_region
 
 
+def test_a_gate_set_up_for_one_district_keeps_its_whole_deployment_out_of_a_peers_reach() -> None:
+    """A gate of one district (510104) of a city deployment (510100): the regions document names the
+    deployment's own codes, so a trusted province (510000) still cannot vouch for the city's other
+    districts (510105) — without them the gate would take the province for their home."""
+    own, province_key = qr_key(), qr_key()
+    province = TrustedRegion(
+        "https://sc.onecard.example", "四川", ("510000",), public(province_key), frozenset(), int(NOW)
+    )
+    unaware = GateVerifier(public(own), ["510104"], regions=TrustedRegions((province,), int(NOW)))
+    assert unaware.verify(code(province_key, "510105"), NOW).issuing_region == province.issuing_region
+    document = TrustedRegions((province,), int(NOW), home_region_codes=(OWN,))
+    gate = GateVerifier(public(own), ["510104"], regions=document)
+    assert refused(lambda: gate.verify(code(province_key, "510105"), NOW)) is QrTokenReason.UNKNOWN_KEY
+    assert gate.verify(code(province_key, "510700"), NOW).issuing_region == province.issuing_region
+
+
+def test_the_regions_document_names_its_deployments_own_codes_strictly() -> None:
+    base = {"regions": [], "generated_at": int(NOW)}
+    assert parse_trusted_regions(base).home_region_codes == ()
+    assert parse_trusted_regions({**base, "home_region_codes": [OWN]}).home_region_codes == (OWN,)
+    for bad in ("510100", [5101], ["51010"], ["５１０１００"]):
+        with pytest.raises(ValueError):
+            parse_trusted_regions({**base, "home_region_codes": bad})
+
+
 def test_the_regions_suspended_list_and_its_age() -> None:
     own, other = qr_key(), qr_key()
     regions = TrustedRegions((peer(other, suspended=frozenset({HANDLE})),), int(NOW))

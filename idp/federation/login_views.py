@@ -36,7 +36,7 @@ from idp.federation.metadata import (
     FEDERATED_LOGIN_SCOPE,
     FEDERATED_LOGOUT_DONE_PATH,
 )
-from idp.federation.regions import PeerRegion, is_region_code
+from idp.federation.regions import PeerRegion
 from idp.federation.rp import (
     REQUEST_LIFETIME,
     FederatedLoginError,
@@ -76,6 +76,7 @@ from idp.services import services
 from idp.sessions.service import find_session_by_cookie
 from idp.web import browser_binding, db_session, error_page
 from sdk.oidc import AMR_CARD_LOGIN
+from sdk.qr_token import is_region_code
 
 bp = Blueprint("federated_login", __name__)
 log = logging.getLogger(__name__)

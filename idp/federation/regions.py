@@ -27,6 +27,7 @@ from idp.federation.config import FederationConfig, is_entity_id
 from idp.federation.errors import FederationError, InvalidTrustChainError
 from idp.federation.statements import FEDERATION_ENTITY, OPENID_PROVIDER
 from sdk.gate import home_region_for
+from sdk.qr_token import is_region_code
 
 # The metadata parameters OneCard adds to its openid_provider metadata (OpenID Federation §5 allows
 # parameters beyond the registered ones; these are prefixed so they cannot clash with a future standard).
@@ -35,10 +36,6 @@ QR_JWKS_URI: Final = "onecard_qr_jwks_uri"
 FEDERATION_SUSPENDED_HANDLES_ENDPOINT: Final = "onecard_federation_suspended_handles_endpoint"
 MAX_LISTED: Final = 1000  # subordinates taken from one anchor's list, at most
 log = logging.getLogger(__name__)
-
-
-def is_region_code(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()
 
 
 @dataclass(frozen=True)
@@ -158,4 +155,3 @@ class RegionDirectory:
             if region is not None:
                 regions.append(region)
         return regions
-

@@ -414,9 +414,9 @@ def verify_id_token(
         claims = _verify_with_refresh(token, keys_for, verify)
     except InvalidTokenError as exc:
         raise InvalidIdTokenError(exc.reason) from None
-    aud = claims.get("aud")
-    if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != expected_audience:
-        raise InvalidIdTokenError("wrong_azp")
+    aud, azp = claims.get("aud"), claims.get("azp")
+    if (azp is not None or (isinstance(aud, list) and len(aud) > 1)) and azp != expected_audience:
+        raise InvalidIdTokenError("wrong_azp")  # OIDC Core §3.1.3.7 items 4 and 5
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or iat > now + LEEWAY or iat < now - REQUEST_LIFETIME - LEEWAY:
         raise InvalidIdTokenError("bad_iat")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import requests
 
 from idp.clients.service import find_client
+from idp.federation.login_model import forget_sessions
 from idp.grants.model import Grant
 from idp.grants.service import grants_of_session, revoke_grant
 from idp.keys.service import OIDC_ES256, OIDC_RS256
@@ -70,6 +71,7 @@ def end_sso_session(sso: SsoSession, *, now: float) -> None:
     svc = services()
     session = db_session()
     participants = end_session(session, sso, now=now)
+    forget_sessions(session, [sso.sid])  # a citizen of another region: their home claims end with it
     for grant_id in grants_of_session(session, sso.sid):
         grant = session.get(Grant, grant_id)
         if grant is not None and OFFLINE_ACCESS not in grant.scope.split():

@@ -28,9 +28,14 @@ CONTRACT: Final = ContractFragment(
     schemas={
         "TrustedRegions": {
             "type": "object",
-            "required": ["regions", "generated_at"],
+            "required": ["home_region_codes", "regions", "generated_at"],
             "properties": {
                 "generated_at": POSIX_SECONDS,
+                "home_region_codes": {
+                    "type": "array",
+                    "description": "This deployment's own region codes: no trusted region vouches for them.",
+                    "items": {"type": "string", "pattern": "^[0-9]{6}$"},
+                },
                 "regions": {
                     "type": "array",
                     "items": {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -329,9 +329,13 @@ def load_trusted_regions(session: Session, *, now: float) -> TrustedRegions:
     return TrustedRegions(tuple(_trusted(row) for row in rows), int(now))
 
 
-def regions_document(session: Session, *, now: float) -> tuple[dict[str, Any], bytes]:
+def regions_document(
+    session: Session, *, home_region_codes: Sequence[str], now: float
+) -> tuple[dict[str, Any], bytes]:
     """``GET /api/v1/gate/regions`` (docs/formats/essc1.md §6a) and the bytes its ETag covers: everything but
-    ``generated_at``, so an unchanged set of regions answers 304 however often it is asked."""
+    ``generated_at``, so an unchanged set of regions answers 304 however often it is asked.
+    ``home_region_codes``: this deployment's own, so a gate set up for one district of them still lets no
+    trusted region vouch for another."""
     rows = session.scalars(select(SyncedRegion).order_by(SyncedRegion.entity_id)).all()
     regions: list[Mapping[str, Any]] = [
         {
@@ -347,5 +351,6 @@ def regions_document(session: Session, *, now: float) -> tuple[dict[str, Any], b
         }
         for row in rows
     ]
-    etag_of = json.dumps(regions, sort_keys=True, separators=(",", ":")).encode()
-    return {"regions": regions, "generated_at": int(now)}, etag_of
+    home = list(home_region_codes)
+    etag_of = json.dumps([home, regions], sort_keys=True, separators=(",", ":")).encode()
+    return {"home_region_codes": home, "regions": regions, "generated_at": int(now)}, etag_of

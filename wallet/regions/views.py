@@ -14,7 +14,7 @@ from typing import Final
 
 from flask import Blueprint, Response, request
 
-from idp.federation.metadata import FEDERATION_SUSPENDED_HANDLES_PATH
+from idp.federation.metadata import FEDERATION_SUSPENDED_HANDLES_PATH, home_region_codes
 from idp.openapi.validation import validate_current_request
 from idp.services import services
 from idp.web import conditional_json, db_session, json_error
@@ -78,7 +78,9 @@ def gate_regions() -> Response:
         return _refused(exc)
     now = svc.now()
     region_runtime().sync_if_due(svc, now=now)
-    document, etag_of = regions_document(db_session(), now=now)
+    session = db_session()
+    home = home_region_codes(session, svc.federation.config) if svc.federation is not None else []
+    document, etag_of = regions_document(session, home_region_codes=home, now=now)
     return conditional_json(
         json.dumps(document, separators=(",", ":")),
         cache_control=f"private, max-age={REGIONS_MAX_AGE}",
