@@ -138,6 +138,7 @@ def authorize_url(
     acr: str = ACR_HIGH,
     hint: str | None = None,
     scope: str = "openid profile realname idcard",
+    extra: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """A's authorization request for ``portal``; returns it and the nonce."""
     client_id, _secret = setup.portals[portal]
@@ -155,6 +156,7 @@ def authorize_url(
     }
     if hint is not None:
         params["login_hint"] = hint
+    params.update(extra or {})
     return f"{REGION_A_ID}/authorize?{urlencode(params)}", nonce
 
 
@@ -315,7 +317,11 @@ def test_the_request_object_is_signed_by_a_federation_rp_key(setup: Setup) -> No
 
 @pytest.mark.parametrize(
     ("portal_scope", "home_scope"),
-    [("openid profile", "openid profile"), ("openid idcard", "openid"), ("openid realname", "openid realname")],
+    [
+        ("openid profile", "openid profile"),
+        ("openid idcard", "openid"),
+        ("openid realname", "openid realname"),
+    ],
 )
 def test_a_asks_home_only_for_the_scopes_the_portal_asked_for(
     setup: Setup, portal_scope: str, home_scope: str
@@ -343,6 +349,53 @@ def test_a_second_portal_gets_sso_without_going_home_again(setup: Setup) -> None
     second_claims = a_id_token_claims(setup, redeem(setup, "two", second.query["code"])["id_token"], "two")
     assert second_claims["sid"] == first_claims["sid"] and second_claims["acr"] == ACR_HIGH
     assert second_claims["sub"] != first_claims["sub"]  # another sector, another pairwise sub
+
+
+@pytest.mark.parametrize("demand", [{"prompt": "login"}, {"max_age": "0"}])
+def test_a_portals_demand_for_a_fresh_login_reaches_the_home_region(
+    setup: Setup, demand: dict[str, str]
+) -> None:
+    a, b = setup.two.a, setup.two.b
+    browser = CrossRegionBrowser.for_regions(a, b)
+    first, _nonce = _portal_code(browser, setup, "one")
+    redeem(setup, "one", first.query["code"])
+    setup.two.clock.advance(120)
+    url, nonce = authorize_url(setup, "one", hint=f"region:{REGION_B_CODE}", extra=demand)
+    visit = browser.open(url)
+    # Not B's SSO session of two minutes ago: the citizen authenticates at home again.
+    assert visit.url.startswith(f"{REGION_B_ID}/login/"), visit.url
+    visit = browser.allow_consent(login_at_home(browser, setup, visit))
+    assert visit.url.startswith(_redirect_uri("one")), visit.url
+    claims = a_id_token_claims(setup, redeem(setup, "one", visit.query["code"])["id_token"], "one")
+    assert claims["nonce"] == nonce and setup.two.clock() - claims["auth_time"] <= 1
+
+
+def test_an_old_home_authentication_does_not_meet_the_portals_max_age(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "idp.federation.login_views")
+    a = setup.two.a
+    before = durable_rows(a)
+
+    def change(token: str) -> bytes:
+        return resign(token, _b_key(setup), change=lambda c: c.update(auth_time=c["iat"] - 3600))
+
+    tampering = TamperingHttp(a.federation.http)
+    a.federation.http = tampering
+
+    def swap(answer: HttpAnswer) -> HttpAnswer:
+        body = json.loads(answer.body)
+        body["id_token"] = change(body["id_token"]).decode()
+        return dataclasses.replace(answer, body=json.dumps(body).encode())
+
+    tampering.rules.append((f"{REGION_B_ID}/token", swap))
+    browser = CrossRegionBrowser.for_regions(a, setup.two.b)
+    url, _nonce = authorize_url(setup, "one", hint=f"region:{REGION_B_CODE}", extra={"max_age": "600"})
+    visit = login_at_home(browser, setup, browser.open(url))
+    assert visit.url.startswith(CALLBACK) and visit.response is not None
+    assert visit.response.status_code == 400
+    assert any("invalid_id_token (auth_too_old)" in r.getMessage() for r in caplog.records), caplog.text
+    assert durable_rows(a) == before
 
 
 def test_the_end_of_the_home_session_ends_a_session_at_a(
@@ -408,7 +461,8 @@ def test_a_malformed_callback_is_a_clear_refusal(setup: Setup, query: str) -> No
 
 
 @pytest.mark.parametrize(
-    "token", ["a.b.c", "..", "x" * 20_000, "eyJhbGciOiJFUzI1NiJ9.W10.c", "eyJhbGciOiJFUzI1NiJ9.%%%.c", "\u00ff"]
+    "token",
+    ["a.b.c", "..", "x" * 20_000, "eyJhbGciOiJFUzI1NiJ9.W10.c", "eyJhbGciOiJFUzI1NiJ9.%%%.c", "\u00ff"],
 )
 def test_a_malformed_logout_token_is_a_clear_refusal(setup: Setup, token: str) -> None:
     a = setup.two.a
@@ -416,6 +470,30 @@ def test_a_malformed_logout_token_is_a_clear_refusal(setup: Setup, token: str) -
     answer = a.client.post("/federation/backchannel-logout", data={"logout_token": token})
     assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_request"
     assert durable_rows(a) == before
+
+
+def test_forged_kids_do_not_turn_into_requests_to_the_home_region(setup: Setup) -> None:
+    a = setup.two.a
+    tampering = TamperingHttp(a.federation.http)
+    a.federation.http = tampering
+    fetched: list[str] = []
+
+    def counted(answer: HttpAnswer) -> HttpAnswer:
+        fetched.append("jwks")
+        return answer
+
+    tampering.rules.append((f"{REGION_B_ID}/jwks", counted))
+    for _ in range(5):
+        stranger = generate_key("ES256")
+        forged = jwt.encode(
+            {"iss": REGION_B_ID, "aud": REGION_A_ID, "jti": secrets.token_urlsafe(8)},
+            stranger.private_key,  # type: ignore[arg-type]
+            algorithm="ES256",
+            headers={"kid": stranger.kid, "typ": "logout+jwt"},
+        )
+        answer = a.client.post("/federation/backchannel-logout", data={"logout_token": forged})
+        assert answer.status_code == 400
+    assert len(fetched) == 1, "one fetch of B's keys, not one per forged kid"
 
 
 def test_a_forged_logout_token_is_refused(setup: Setup) -> None:

@@ -21,7 +21,6 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from werkzeug.wrappers import Response
 
 from idp.federation.context import FederationContext
-from idp.federation.errors import FederationError
 from idp.federation.login_model import (
     HomeClaims,
     forget_sessions,
@@ -185,11 +184,24 @@ def start(tx: str, target: str) -> Response:
             login_hint=None,  # the region hint is this deployment's; the home region gets no hint
             ui_locales=transaction.params.get("ui_locales") or None,
             now=now,
+            prompt_login=_prompts_login(transaction),
+            max_age=_max_age(transaction),
         )
     except FederatedLoginError as error:
         return _failed(error)
     svc.store.put(OUTGOING_NAMESPACE, outgoing.state, outgoing.to_json(), ttl=REQUEST_LIFETIME, now=now)
     return redirect(location, 303)
+
+
+def _prompts_login(transaction: LoginTransaction) -> bool:
+    """The portal's ``prompt`` forces a login (idp.oauth.authorize: ``select_account`` does too)."""
+    return bool({"login", "select_account"} & set((transaction.params.get("prompt") or "").split()))
+
+
+def _max_age(transaction: LoginTransaction) -> int | None:
+    """The portal's ``max_age`` (idp.oauth.authorize checked it: ASCII digits)."""
+    raw = transaction.params.get("max_age") or ""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _arg(name: str) -> str | None:
@@ -248,6 +260,7 @@ def callback() -> Response:
             expected_nonce=outgoing.nonce,
             algorithm=FEDERATION_RP_KEYS.alg,  # the id_token_signed_response_alg of relying_party_metadata
             now=now,
+            max_age=outgoing.max_age,
         )
         acr = accepted_acr(login, region, loa_high_trust_mark=context.config.loa_high_trust_mark)
         if acr_rank(acr) < acr_rank(transaction.required_acr):
@@ -273,8 +286,8 @@ def callback() -> Response:
     return completed.redirect()
 
 
-def _logout_refused(error: FederationError) -> Response:
-    log.info("federated back-channel logout refused: %s", getattr(error, "reason", error.error))
+def _logout_refused(error: InvalidLogoutTokenError) -> Response:
+    log.info("federated back-channel logout refused: %s", error.reason)
     response = jsonify(error.to_dict())
     response.status_code = 400
     response.headers["Cache-Control"] = "no-store"

@@ -40,7 +40,8 @@ from idp.scopes import (
     PROFILE,
     SCOPE_CLAIMS,
 )
-from sdk.errors import OneCardError
+from sdk.errors import InvalidRequestError, OneCardError
+from sdk.jwks_cache import DEFAULT_UNKNOWN_KID_INTERVAL
 from sdk.keys import InvalidKeyError, KeySet
 from sdk.oidc import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_TYPE, VERIFIED_CLAIM_NAMES, VERIFIED_CLAIMS
 
@@ -120,12 +121,10 @@ class UserinfoError(FederatedLoginError):
     status_code = 502
 
 
-class InvalidLogoutTokenError(FederationError):
+class InvalidLogoutTokenError(InvalidRequestError):
     """A logout token that fails OIDC Back-Channel Logout §2.6 (``invalid_request``, §2.8)."""
 
-    error = "invalid_request"
     description = "The logout token is not valid."
-    status_code = 400
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -148,6 +147,7 @@ class OutgoingRequest:
     browser: str  # the browser binding of the transaction
     redirect_uri: str
     created_at: float
+    max_age: int | None = None  # the portal's, sent on to the home region: its auth_time must meet it
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -155,7 +155,7 @@ class OutgoingRequest:
     @classmethod
     def from_json(cls, raw: bytes) -> OutgoingRequest:
         data = json.loads(raw)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 def _s256(verifier: str) -> str:
@@ -195,8 +195,14 @@ def create_authorization_request(
     login_hint: str | None,
     ui_locales: str | None,
     now: float,
+    prompt_login: bool = False,
+    max_age: int | None = None,
 ) -> tuple[str, OutgoingRequest]:
-    """The URL that sends the browser to the home region, and what to keep for its callback."""
+    """The URL that sends the browser to the home region, and what to keep for its callback.
+
+    ``prompt_login`` and ``max_age`` pass on the portal's demand for a fresh authentication (OIDC Core
+    §3.1.2.1): the citizen authenticates at home, so only the home region can meet it — not its SSO session
+    of hours ago."""
     endpoint = _endpoint(region, "authorization_endpoint")
     outgoing = OutgoingRequest(
         state=secrets.token_urlsafe(32),
@@ -207,6 +213,7 @@ def create_authorization_request(
         browser=browser,
         redirect_uri=redirect_uri,
         created_at=now,
+        max_age=max_age,
     )
     iat = int(now)
     claims: dict[str, Any] = {
@@ -230,6 +237,10 @@ def create_authorization_request(
         claims["login_hint"] = login_hint
     if ui_locales:
         claims["ui_locales"] = ui_locales
+    if prompt_login:
+        claims["prompt"] = "login"
+    if max_age is not None:
+        claims["max_age"] = max_age
     request_object = sign_jwt(claims, keys.signing_key(), typ=REQUEST_OBJECT_TYPE)
     query = urlencode(
         {"client_id": client_id, "response_type": "code", "scope": scope, "request": request_object}
@@ -322,10 +333,16 @@ def _json_object(answer: HttpAnswer, error: type[FederatedLoginError]) -> dict[s
 
 
 class ProviderKeyCache:
-    """Home regions' JWKS by ``jwks_uri``, each for ``seconds`` after it was fetched (one per application)."""
+    """Home regions' JWKS by ``jwks_uri``, each for ``seconds`` after it was fetched (one per application);
+    a ``kid`` the copy lacks refetches it, but only a copy older than ``refresh_interval``: the back-channel
+    logout endpoint is open to anyone, and a stream of forged kids must not become a stream of requests to
+    the home region (as ``sdk.jwks_cache``; a home region publishes a key before it signs with it)."""
 
-    def __init__(self, seconds: float = PROVIDER_KEYS_SECONDS) -> None:
+    def __init__(
+        self, seconds: float = PROVIDER_KEYS_SECONDS, refresh_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL
+    ) -> None:
         self._seconds = seconds
+        self._refresh_interval = refresh_interval
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, KeySet]] = {}
 
@@ -334,7 +351,8 @@ class ProviderKeyCache:
         uri = _endpoint(region, "jwks_uri")
         with self._lock:
             entry = self._entries.get(uri)
-        if entry is not None and not refresh and 0 <= now - entry[0] < self._seconds:
+        fresh_for = self._refresh_interval if refresh else self._seconds
+        if entry is not None and 0 <= now - entry[0] < fresh_for:
             return entry[1]
         answer = _call(http, "GET", uri, InvalidIdTokenError)
         if answer.status != 200:
@@ -393,11 +411,12 @@ def verify_id_token(
     expected_nonce: str,
     algorithm: str,
     now: float,
+    max_age: int | None = None,
 ) -> VerifiedHomeLogin:
     """OIDC Core §3.1.3.7: signature by the home region's key of ``algorithm`` (the
     ``id_token_signed_response_alg`` this deployment registered: no other key of the home JWKS counts), iss,
     aud (and azp), exp, iat, nonce; a known acr, an amr list, and a ``sid`` (this deployment registers with
-    backchannel_logout_session_required)."""
+    backchannel_logout_session_required); with ``max_age``, an ``auth_time`` no older (§3.1.3.7 item 13)."""
     issuer = provider_issuer(region)
 
     def verify(keys: KeySet) -> dict[str, Any]:
@@ -434,9 +453,11 @@ def verify_id_token(
     amr = claims.get("amr", [])
     if not isinstance(amr, list) or not all(_short_text(method) for method in amr) or len(amr) > 10:
         raise InvalidIdTokenError("bad_amr")
-    auth_time = claims.get("auth_time", iat)
+    auth_time = claims.get("auth_time", None if max_age is not None else iat)
     if not isinstance(auth_time, int | float) or auth_time > now + LEEWAY:
         raise InvalidIdTokenError("bad_auth_time")
+    if max_age is not None and now - auth_time > max_age + LEEWAY:
+        raise InvalidIdTokenError("auth_too_old")
     return VerifiedHomeLogin(region.entity_id, str(subject), str(sid), str(acr), tuple(amr), float(auth_time))
 
 
