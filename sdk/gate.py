@@ -277,16 +277,19 @@ def _refuse_unless_fresh(age: float | None, max_list_age: float, why_missing: st
         )
 
 
-class SuspendedHandlesSync(DocumentSync[SuspendedHandles]):
-    """The suspended-handles list, synced like the key set; a list older than the one held is refused.
+class _Dated(Protocol):
+    @property
+    def generated_at(self) -> int: ...
 
-    ``credentials``: the venue's, sent with every fetch (the server requires them, essc1.md §6).
-    ``is_suspended`` refuses as ``revocation_list_stale`` when there is no list or the server last confirmed
-    it (200 or 304) more than ``max_list_age`` seconds ago. Other ``options`` are ``DocumentSync``'s.
-    """
 
-    kind = "suspended-handles list"
-    max_bytes = 64 << 20
+D = TypeVar("D", bound=_Dated)
+
+
+class VenueDocumentSync(DocumentSync[D]):
+    """A venue-authenticated document of the gate's server (the suspended list, the regions document): the
+    venue's ``credentials`` sent with every fetch, ``max_list_age`` the age past which the gate fails
+    closed, and a document older than the one held refused — a stale cache or a replayed answer must not
+    un-suspend a card or bring back a removed region. Other ``options`` are ``DocumentSync``'s."""
 
     def __init__(
         self,
@@ -301,17 +304,28 @@ class SuspendedHandlesSync(DocumentSync[SuspendedHandles]):
         super().__init__(url, **options)
 
     def __repr__(self) -> str:
-        return f"SuspendedHandlesSync({self.url!r})"  # never the credentials
+        return f"{type(self).__name__}({self.url!r})"  # never the credentials
 
-    def _parse(self, document: Any) -> SuspendedHandles:
-        return parse_suspended_handles(document)
-
-    def _accept(self, new: SuspendedHandles) -> bool:
-        # A stale cache or a replayed response must not un-suspend a card.
+    def _accept(self, new: D) -> bool:
         return self._value is None or new.generated_at >= self._value.generated_at
 
     def _request_headers(self) -> dict[str, str]:
         return {"Authorization": self.credentials.authorization} if self.credentials else {}
+
+
+class SuspendedHandlesSync(VenueDocumentSync[SuspendedHandles]):
+    """The suspended-handles list, synced like the key set; a list older than the one held is refused.
+
+    ``credentials``: the venue's, sent with every fetch (the server requires them, essc1.md §6).
+    ``is_suspended`` refuses as ``revocation_list_stale`` when there is no list or the server last confirmed
+    it (200 or 304) more than ``max_list_age`` seconds ago. Other ``options`` are ``DocumentSync``'s.
+    """
+
+    kind = "suspended-handles list"
+    max_bytes = 64 << 20
+
+    def _parse(self, document: Any) -> SuspendedHandles:
+        return parse_suspended_handles(document)
 
     def list_age(self, now: float) -> float | None:
         """Seconds since the server last confirmed the held list; None when there is none."""
@@ -498,7 +512,7 @@ class _StaticRegions:
         return False
 
 
-class RegionsSync(DocumentSync[TrustedRegions]):
+class RegionsSync(VenueDocumentSync[TrustedRegions]):
     """``GET /api/v1/gate/regions``, synced like the suspended list: the venue's credentials, HTTP caching,
     a cache file, an older document refused, and a rate-limited refetch when a code names a key no region
     holds (a region's new key, published after the last sync).
@@ -519,24 +533,11 @@ class RegionsSync(DocumentSync[TrustedRegions]):
         unknown_kid_interval: float = DEFAULT_UNKNOWN_KID_INTERVAL,
         **options: Any,
     ) -> None:
-        self.credentials = credentials
-        self.max_list_age = _validate_max_list_age(max_list_age)
         self.unknown_kid_interval = unknown_kid_interval
-        self._last_unknown_kid_refresh = float("-inf")
-        super().__init__(url, **options)
-
-    def __repr__(self) -> str:
-        return f"RegionsSync({self.url!r})"  # never the credentials
+        super().__init__(url, credentials=credentials, max_list_age=max_list_age, **options)
 
     def _parse(self, document: Any) -> TrustedRegions:
         return parse_trusted_regions(document)
-
-    def _accept(self, new: TrustedRegions) -> bool:
-        # A stale cache or a replayed response must not bring back a removed region or lift a suspension.
-        return self._value is None or new.generated_at >= self._value.generated_at
-
-    def _request_headers(self) -> dict[str, str]:
-        return {"Authorization": self.credentials.authorization} if self.credentials else {}
 
     def trusted_regions(self, now: float) -> TrustedRegions | None:
         self.refresh_if_stale(now)
