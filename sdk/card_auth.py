@@ -17,7 +17,6 @@ suspended, cancelled) and the card → citizen mapping are the server's job.
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import hashlib
 import re
@@ -145,7 +144,7 @@ def decode_card_certificate(text: str) -> bytes:
         raise _malformed("certificate too large")
     try:
         certificate = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, and the ValueError of a non-ASCII string
         raise _malformed("card_certificate is not base64") from exc
     if not certificate:
         raise _malformed("card_certificate is empty")

@@ -24,7 +24,6 @@ JSON layout (``"format": "onecard-virtual-card/1"``)::
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import datetime as dt
 import json
@@ -270,7 +269,7 @@ def _certificate_der(text: str) -> bytes:
             raise _fail("certificate PEM does not parse") from exc
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, and the ValueError of a non-ASCII string
         raise _fail("certificate must be PEM or base64 DER") from exc
 
 

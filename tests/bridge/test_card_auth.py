@@ -134,6 +134,7 @@ def test_non_p256_key_is_malformed(ca: TestCA, card: VirtualCardFile) -> None:
         lambda t: t.update(card_id=t["card_id"][:-2]),
         lambda t: t.update(card_id=1),
         lambda t: t.update(card_certificate="not base64!"),
+        lambda t: t.update(card_certificate="\u00c7\u00a4-"),  # non-ASCII: found by schemathesis
         lambda t: t.update(card_certificate=base64.b64encode(b"junk").decode()),
         lambda t: t.update(card_certificate=""),
     ],
@@ -183,6 +184,7 @@ def test_card_file_accepts_base64_der_certificate(card: VirtualCardFile) -> None
         (("pin", "tries_left"), 4),
         (("pin", "tries_left"), True),
         (("certificate",), "bm90IGEgY2VydA=="),
+        (("certificate",), "\u00c7\u00a4-"),
         (("private_key",), "nope"),
         (("ef06",), {"ssn": "1"}),
     ],

@@ -129,7 +129,7 @@ def outside_catalogue(page: Any, *, data: Iterable[str] = ()) -> list[str]:
     Chinese characters on an English one. ``data`` are the values the page shows as they are (names,
     numbers, the portal's name), which are no message of any catalogue."""
     lang = page.get_attribute("html", "lang")
-    known = sorted(set(data) | {"{count}", "{time}", "{seconds}", "{code}"}, key=len, reverse=True)
+    known = sorted(set(data) | {"{count}", "{time}", "{seconds}", "{code}", "{name}"}, key=len, reverse=True)
     found = []
     for text in page_texts(page):
         rest = text
