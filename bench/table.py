@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.table [--quick] [--postgres] [--check] [--record]
 
 Calls ``bench.side_by_side.figures`` (token endpoint, discovery, JWKS beside node-oidc-provider) and, where
-they exist, ``bench.bench_gate.figures``, ``bench.bench_card_login.figures`` and ``bench.bench_scale.figures``
-(each ``figures(quick: bool) -> list[Figure]``, bench.figures), then prints the table.
+they exist, ``bench.bench_gate.figures``, ``bench.bench_card_login.figures``, ``bench.bench_scale.figures``
+and ``bench.soak.figures`` (the 10-minute RSS run; ~30 s with ``--quick``) — each ``figures(quick: bool)
+-> list[Figure]``, bench.figures — then prints the table.
 
 ``--quick`` is the few-seconds variant (``make bench-smoke``); ``--check`` then fails (exit 1) when a figure
 is worse than half its value in ``bench/recorded.json`` (below half for "higher is better", above twice for
@@ -26,7 +27,7 @@ from bench.figures import TABLE_HEADER, Figure
 
 RECORDED = Path(__file__).resolve().parent / "recorded.json"
 # Written by other work in parallel; each is called if it is there.
-OPTIONAL_MODULES = ("bench.bench_gate", "bench.bench_card_login", "bench.bench_scale")
+OPTIONAL_MODULES = ("bench.bench_gate", "bench.bench_card_login", "bench.bench_scale", "bench.soak")
 
 
 def collect(*, quick: bool, postgres: bool) -> list[Figure]:
