@@ -23,6 +23,7 @@ from idp.crypto.kek import KeyEncryptionKeys
 from idp.db import Database
 from idp.fastpath import LeanPath
 from idp.federation.context import create_federation_context
+from idp.federation.registration import install_registration_writes
 from idp.i18n import install_i18n
 from idp.keys.pkcs11 import Pkcs11Backend
 from idp.keys.schedule import SCHEDULER_ACTOR, KeyScheduler
@@ -130,6 +131,9 @@ def create_app(
         # Cross-region login: offered only where this deployment trusts a federation with other regions.
         svc.authenticators.register(REGION_METHOD)
     _register_contract(svc)
+    # Registered before the request hooks, so it runs after their commit (Flask runs after_request hooks
+    # last-registered first): a refused request registers nothing.
+    install_registration_writes(app)
     install_request_hooks(app)
     install_request_observation(app)  # request id, JSON request log, request metrics: first and last hooks
     _install_error_handlers(app)

@@ -139,6 +139,10 @@ class Settings:
     # How often the region directory (other regions, their metadata, resolved through the federation) is
     # built afresh: a region the anchor removed is no longer trusted after at most this long.
     federation_directory_refresh_seconds: int = 300
+    # In production the federation's outgoing calls (statements, token, userinfo, gate sync) go to public
+    # addresses only, and to these hosts whatever they resolve to (comma-separated host names: the
+    # platforms of a government WAN on private addresses).
+    federation_private_hosts: str = ""
 
     @property
     def is_production(self) -> bool:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 import pytest
@@ -24,7 +24,9 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from idp.audit.model import AuditEvent
+from idp.config import ConfigError, Settings
 from idp.federation.chain import TrustChain, http_fetcher
+from idp.federation.config import FederationConfig
 from idp.federation.context import RESOLVES_PER_MINUTE
 from idp.federation.errors import (
     EntityUnreachableError,
@@ -49,6 +51,7 @@ from idp.federation.statements import (
     parse_entity_statement,
     verify_entity_statement,
 )
+from idp.federation.transport import Destinations, requests_http
 from idp.federation.trust_marks import issue_trust_mark, verify_trust_mark
 from idp.keys.actor import KeyActor
 from idp.keys.lifecycle import activate, remove, rotate
@@ -706,7 +709,10 @@ def test_staff_register_subordinates_through_the_admin_api(federation_on_each_da
 
 
 class _Handler(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str]] = []  # every path asked for, by any test's server
+
     def do_GET(self) -> None:
+        self.seen.append(self.path)
         if self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "/statement")
@@ -736,10 +742,10 @@ def http_server() -> Iterator[str]:
 
 
 def test_the_http_fetcher_refuses_plain_http_redirects_and_large_answers(http_server: str) -> None:
-    relaxed = http_fetcher(require_https=False, max_bytes=1000)
+    relaxed = http_fetcher(DEVELOPMENT, max_bytes=1000)
     assert relaxed(http_server + "/statement") == b"x" * 100
     with pytest.raises(EntityUnreachableError):
-        http_fetcher(require_https=True)(http_server + "/statement")
+        http_fetcher(Destinations(require_https=True, check_addresses=False))(http_server + "/statement")
     with pytest.raises(EntityUnreachableError):
         relaxed(http_server + "/redirect")  # not followed
     with pytest.raises(EntityUnreachableError):
@@ -747,7 +753,89 @@ def test_the_http_fetcher_refuses_plain_http_redirects_and_large_answers(http_se
     with pytest.raises(EntityUnreachableError):
         relaxed("file:///etc/passwd")
     with pytest.raises(EntityUnreachableError):
-        http_fetcher(require_https=False, timeout=0.5)("http://127.0.0.1:1/x")
+        http_fetcher(DEVELOPMENT, timeout=0.5)("http://127.0.0.1:1/x")
+
+
+PRODUCTION = Destinations(require_https=True, check_addresses=True)
+DEVELOPMENT = Destinations(require_https=False, check_addresses=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/.well-known/openid-federation",
+        "https://localhost/x",
+        "https://10.1.2.3/x",
+        "https://192.168.0.1/x",
+        "https://169.254.169.254/latest/meta-data",  # a cloud's metadata service
+        "https://[::1]/x",
+        "https://[fd00::1]/x",
+        "https://[fec0::1]/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",  # NAT64 of 169.254.169.254
+        "https://[2002:7f00:1::]/x",  # 6to4 of 127.0.0.1
+        "https://100.64.0.1/x",
+        "https://0.0.0.0/x",
+        "https://224.0.0.1/x",
+        "https://no-such-host.invalid/x",
+    ],
+)
+def test_production_calls_go_to_no_address_of_this_network(url: str) -> None:
+    """Anyone can name an entity id (a client_id at /authorize): in production the federation fetches
+    nothing from loopback, private, link-local or other non-public addresses."""
+    with pytest.raises(EntityUnreachableError):
+        PRODUCTION.check(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8443\\@8.8.8.8/x",  # urlsplit reads 8.8.8.8, urllib3 connects to 127.0.0.1
+        "http://user@127.0.0.1/x",
+        "http://xn--strae-oqa.example\u00df/x",
+        "http://stra\u00dfe.example/x",  # IDNA 2003 and 2008 read it differently
+        "http://a.example/x y",
+        "http://a.example/\x00",
+        "http:///x",
+    ],
+)
+def test_urls_that_could_be_read_two_ways_are_refused_everywhere(url: str) -> None:
+    with pytest.raises(EntityUnreachableError):
+        DEVELOPMENT.check(url)
+
+
+def test_hosts_the_operator_names_are_reachable(http_server: str) -> None:
+    named = Destinations(require_https=False, check_addresses=True, private_hosts=frozenset({"127.0.0.1"}))
+    named.check(http_server + "/statement")
+    with pytest.raises(EntityUnreachableError):
+        named.check("http://192.168.0.1/x")
+    # The statement fetcher and the other calls check before connecting: the server here is never asked.
+    requests_seen = len(_Handler.seen)
+    production_http = Destinations(require_https=False, check_addresses=True)
+    port = http_server.rsplit(":", 1)[1]
+    for call in (
+        lambda: http_fetcher(production_http)(http_server + "/statement"),
+        lambda: requests_http(production_http)("GET", http_server + "/statement"),
+        lambda: http_fetcher(DEVELOPMENT)(f"http://127.0.0.1:{port}\\@8.8.8.8/statement"),
+    ):
+        with pytest.raises(EntityUnreachableError):
+            call()
+    assert len(_Handler.seen) == requests_seen
+    assert http_fetcher(named)(http_server + "/statement") == b"x" * 100
+
+
+def test_a_production_deployment_reads_its_private_hosts() -> None:
+    settings = Settings(
+        env="production", issuer="https://a.example", federation_private_hosts="Chengdu.gov.example, b.gov"
+    )
+    destinations = FederationConfig.from_settings(settings).destinations
+    assert destinations == Destinations(True, True, frozenset({"chengdu.gov.example", "b.gov"}))
+    development = FederationConfig.from_settings(Settings(issuer="http://a.test")).destinations
+    assert development == Destinations(False, False, frozenset())
+    with pytest.raises(ConfigError, match="PRIVATE_HOSTS"):
+        FederationConfig.from_settings(
+            Settings(env="production", issuer="https://a.example", federation_private_hosts="10.0.0.0/8")
+        )
 
 
 def test_an_unknown_trust_anchor_is_refused_before_anything_is_fetched(federation: Federation) -> None:

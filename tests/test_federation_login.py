@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from idp.cards.issuance import issue_card
 from idp.citizens.service import create_citizen
 from idp.clients.service import ClientRegistration, create_client, get_client
-from idp.federation.login_model import FederatedSession, FederatedSubject
+from idp.federation.login_model import FederatedSession, FederatedSubject, find_home_claims
 from idp.federation.metadata import relying_party_metadata
 from idp.federation.transport import HttpAnswer
 from idp.keys.service import FEDERATION_RP_KEYS, OIDC_ES256, OIDC_RS256
@@ -82,6 +82,7 @@ def _portal(region: Region, name: str, redirect_uri: str) -> tuple[str, str]:
                 redirect_uris=(redirect_uri,),
                 scope="openid profile realname idcard",
                 backchannel_logout_uri=redirect_uri.rsplit("/", 1)[0] + "/backchannel-logout",
+                post_logout_redirect_uris=(redirect_uri.rsplit("/", 1)[0] + "/signed-out",),
             ),
             now=region.services.now(),
         )
@@ -160,6 +161,10 @@ def authorize_url(
     return f"{REGION_A_ID}/authorize?{urlencode(params)}", nonce
 
 
+def query_of_url(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
 def _redirect_uri(portal: str) -> str:
     return {"one": "http://127.0.0.1/one/callback", "two": "http://localhost/two/callback"}[portal]
 
@@ -181,12 +186,19 @@ def portal_code(
 
 
 def _portal_code(
-    browser: CrossRegionBrowser, setup: Setup, portal: str, *, hint: str | None = f"region:{REGION_B_CODE}"
+    browser: CrossRegionBrowser,
+    setup: Setup,
+    portal: str,
+    *,
+    hint: str | None = f"region:{REGION_B_CODE}",
+    scope: str = "openid profile realname idcard",
 ) -> tuple[Visit, str]:
-    url, nonce = authorize_url(setup, portal, hint=hint)
+    url, nonce = authorize_url(setup, portal, hint=hint, scope=scope)
     visit = browser.open(url)
-    if visit.url.startswith(REGION_B_ID):
+    if visit.url.startswith(f"{REGION_B_ID}/login/"):
         visit = login_at_home(browser, setup, visit)
+    elif visit.url.startswith(REGION_B_ID):  # B's SSO session: only its consent to the wider scope
+        visit = browser.allow_consent(visit)
     visit = browser.allow_consent(visit)
     assert visit.url.startswith(_redirect_uri(portal)), (visit.url, visit.response and visit.text[:500])
     return visit, nonce
@@ -349,6 +361,157 @@ def test_a_second_portal_gets_sso_without_going_home_again(setup: Setup) -> None
     second_claims = a_id_token_claims(setup, redeem(setup, "two", second.query["code"])["id_token"], "two")
     assert second_claims["sid"] == first_claims["sid"] and second_claims["acr"] == ACR_HIGH
     assert second_claims["sub"] != first_claims["sub"]  # another sector, another pairwise sub
+
+
+def test_a_portal_asking_for_more_than_the_home_login_brought_sends_the_citizen_home_again(
+    setup: Setup,
+) -> None:
+    a, b = setup.two.a, setup.two.b
+    browser = CrossRegionBrowser.for_regions(a, b)
+    first, _nonce = _portal_code(browser, setup, "one", scope="openid profile")
+    first_claims = a_id_token_claims(setup, redeem(setup, "one", first.query["code"])["id_token"], "one")
+    with a.services.database.session() as session:
+        kept = session.scalars(select(FederatedSession)).one()
+        home = find_home_claims(session, a.services.pii_cipher(), kept.sid, now=a.services.now())
+    assert home is not None and home.scope == "openid profile"
+    # prompt=none cannot go home: the portal hears login_required, not a token without its claims.
+    url, _nonce = authorize_url(setup, "two", scope="openid realname", extra={"prompt": "none"})
+    silent = browser.open(url)
+    assert silent.url.startswith(_redirect_uri("two")) and silent.query["error"] == "login_required"
+    # The second portal needs realname: home again (its SSO session there: no PIN), back with the claims.
+    at_home = len(browser.visited(REGION_B_ID))
+    second, _nonce = _portal_code(browser, setup, "two", scope="openid realname")
+    home_visits = browser.visited(REGION_B_ID)[at_home:]
+    assert any(url.startswith(f"{REGION_B_ID}/authorize") for url in home_visits), home_visits
+    token = redeem(setup, "two", second.query["code"])
+    second_claims = a_id_token_claims(setup, token["id_token"], "two")
+    assert second_claims["sid"] == first_claims["sid"], "the same session at A, its home claims widened"
+    info = a.client.get("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}).get_json()
+    assert info[VERIFIED_CLAIMS]["claims"]["name"] == HOME_NAME
+    # Now the session holds both: the first portal again goes nowhere near home.
+    at_home = len(browser.visited(REGION_B_ID))
+    again, _nonce = _portal_code(browser, setup, "one", scope="openid profile realname")
+    assert len(browser.visited(REGION_B_ID)) == at_home
+    redeem(setup, "one", again.query["code"])
+
+
+def test_a_logout_at_a_ends_the_home_session_and_returns_to_the_portal(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = setup.two.a, setup.two.b
+    channel = route_back_channel(monkeypatch, a, b)
+    browser = CrossRegionBrowser.for_regions(a, b)
+    visit, _nonce = _portal_code(browser, setup, "one")
+    id_token = redeem(setup, "one", visit.query["code"])["id_token"]
+    signed_out = "http://127.0.0.1/one/signed-out"
+    query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": signed_out, "state": "p-s"})
+    done = browser.open(f"{REGION_A_ID}/logout?{query}")
+    # A ended its session, B ended the home session (no confirmation: A's hint names it), back to the portal.
+    assert done.response is None and done.url == f"{signed_out}?state=p-s", done.url
+    assert any(url.startswith(f"{REGION_B_ID}/logout?") for url in browser.history)
+    for region in (a, b):
+        with region.services.database.session() as session:
+            assert all(s.ended_at is not None for s in session.scalars(select(SsoSession))), region.entity_id
+    assert count(a, FederatedSession) == 0
+    # B's logout told A by back channel too: A's session had already ended, so that changed nothing.
+    assert (f"{REGION_A_ID}/federation/backchannel-logout", 200) in channel.answers
+    # The way back is one-time: the same return address again only shows the signed-out page.
+    back = next(url for url in browser.history if url.startswith(f"{REGION_A_ID}/federation/logout/done"))
+    replay = browser.open(back)
+    assert replay.response is not None and replay.response.status_code == 200
+    # A fresh login at the portal must go home again: nothing of the home session is left behind.
+    url, _nonce = authorize_url(setup, "one", hint=f"region:{REGION_B_CODE}")
+    assert browser.open(url).url.startswith(f"{REGION_B_ID}/login/")
+
+
+def test_the_way_back_from_the_home_logout_is_this_browsers_only(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = setup.two.a, setup.two.b
+    route_back_channel(monkeypatch, a, b)
+    browser = CrossRegionBrowser.for_regions(a, b)
+    visit, _nonce = _portal_code(browser, setup, "one")
+    id_token = redeem(setup, "one", visit.query["code"])["id_token"]
+    browser.stop_at = lambda url: url.startswith(f"{REGION_A_ID}/federation/logout/done")
+    signed_out = "http://127.0.0.1/one/signed-out"
+    query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": signed_out, "state": "s"})
+    back = browser.open(f"{REGION_A_ID}/logout?{query}").url
+    assert back.startswith(f"{REGION_A_ID}/federation/logout/done?state=")
+    # Sent to another browser, it leads nowhere: the signed-out page, and the state is still the owner's.
+    other = CrossRegionBrowser.for_regions(a, b).open(back)
+    assert other.response is not None and other.response.status_code == 200
+    browser.stop_at = lambda url: False
+    assert browser.open(back).url == f"{signed_out}?state=s"
+
+
+def test_another_citizen_coming_back_from_home_gets_only_what_the_portal_asked_for(setup: Setup) -> None:
+    """The home login asks for the scopes the browser's session holds too; if another citizen logs in at
+    home (a shared computer), A keeps only what this portal's request covers."""
+    a, b = setup.two.a, setup.two.b
+    with b.services.database.session() as session:
+        other = create_citizen(
+            session,
+            b.services.pii_cipher(),
+            "王五",
+            make_id_number("500101", date(1975, 1, 2), 7),
+            now=b.services.now(),
+        ).id
+    browser = CrossRegionBrowser.for_regions(a, b)
+    first, _nonce = _portal_code(browser, setup, "one", scope="openid profile realname")
+    redeem(setup, "one", first.query["code"])
+    url, _nonce = authorize_url(setup, "two", scope="openid profile", extra={"prompt": "login"}, hint=None)
+    url += "&" + urlencode({"login_hint": f"region:{REGION_B_CODE}"})
+    visit = browser.open(url)
+    assert visit.url.startswith(f"{REGION_B_ID}/login/"), visit.url
+    asked = next(u for u in reversed(browser.history) if u.startswith(f"{REGION_B_ID}/authorize"))
+    assert (
+        "realname" in jwt.decode(query_of_url(asked)["request"], options={"verify_signature": False})["scope"]
+    )
+    tx = visit.url.rsplit("/", 1)[1]
+    at_b = browser.open(
+        f"{REGION_B_ID}/test-login/{tx}?{urlencode({'citizen': str(other), 'acr': ACR_HIGH})}"
+    )
+    visit = browser.allow_consent(browser.allow_consent(at_b))
+    assert visit.url.startswith(_redirect_uri("two")), visit.url
+    with a.services.database.session() as session:
+        kept = [
+            find_home_claims(session, a.services.pii_cipher(), row.sid, now=a.services.now())
+            for row in session.scalars(select(FederatedSession))
+        ]
+    (home,) = [claims for claims in kept if claims is not None]
+    assert home.scope == "openid profile" and VERIFIED_CLAIMS not in home.claims
+    assert "id_number_masked" not in home.claims
+
+
+def test_a_citizen_who_declines_at_home_is_reported_to_the_portal(setup: Setup) -> None:
+    a, b = setup.two.a, setup.two.b
+    browser = CrossRegionBrowser.for_regions(a, b)
+    url, _nonce = authorize_url(setup, "one", hint=f"region:{REGION_B_CODE}")
+    visit = browser.open(url)
+    tx = visit.url.rsplit("/", 1)[1]
+    at_b = browser.open(
+        f"{REGION_B_ID}/test-login/{tx}?{urlencode({'citizen': setup.citizen, 'acr': ACR_HIGH})}"
+    )
+    match = re.search(r'name="csrf" value="([^"]+)"', at_b.text)
+    assert match is not None and 'id="allow"' in at_b.text, at_b.url
+    before = count(a, FederatedSession)
+    declined = browser.open(
+        at_b.url, method="POST", data={"csrf": html.unescape(match.group(1)), "decision": "deny"}
+    )
+    # B tells A access_denied; A tells the portal, at its registered redirect URI, with its state.
+    assert declined.url.startswith(_redirect_uri("one")), declined.url
+    assert declined.query["error"] == "access_denied" and declined.query["state"] == "portal-state"
+    assert declined.query["iss"] == REGION_A_ID
+    assert count(a, FederatedSession) == before
+
+
+@pytest.mark.parametrize("state", ["", "x", "s" * 5000, "%00%ff"])
+def test_a_wrong_logout_return_shows_the_signed_out_page(setup: Setup, state: str) -> None:
+    before = durable_rows(setup.two.a)
+    answer = setup.two.a.client.get(f"/federation/logout/done?state={state}", headers={"Accept": "text/html"})
+    # The signed-out page, or the app's 400 for a NUL in the query: never a redirect anywhere.
+    assert answer.status_code in (200, 400) and "Location" not in answer.headers
+    assert durable_rows(setup.two.a) == before
 
 
 @pytest.mark.parametrize("demand", [{"prompt": "login"}, {"max_age": "0"}])
@@ -753,3 +916,14 @@ def test_a_card_whose_region_no_trusted_region_is_home_for_is_refused_as_before(
     assert answer.status_code == 403, answer.data
     assert answer.get_json()["error"] == "card_not_usable"
     assert "redirect_to" not in answer.get_json()
+
+
+@pytest.mark.parametrize("certificate", ["\u00c7\u00a4-", "not base64!", ""])
+def test_a_certificate_that_does_not_decode_is_a_clear_error_with_federation_on(
+    setup: Setup, certificate: str
+) -> None:
+    """The hand-over reads the certificate before the pre-check does: bad text is still the pre-check's
+    400, never a 500 (schemathesis found a non-ASCII one)."""
+    _browser, _tx, answer = _precheck_at_a(setup, certificate)
+    assert answer.status_code in (400, 403), answer.data
+    assert answer.get_json()["error"] in ("invalid_card_auth", "invalid_request", "card_not_usable")

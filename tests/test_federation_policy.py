@@ -39,11 +39,17 @@ def test_the_specification_example_merges_and_applies() -> None:
     )
     assert merged == example["merged"]
     resolved = resolve_metadata(
-        example["leaf_metadata"], policies_top_down=[example["trust_anchor"], example["intermediate"]]
+        example["leaf_metadata"],
+        policies_top_down=[example["trust_anchor"], example["intermediate"]],
+        superior_metadata=example["intermediate_metadata"],
     )
     assert resolved == example["resolved_metadata"]
-    # Applying the merged policy is the same as resolving through the chain.
-    assert apply_policy(example["leaf_metadata"], merged) == example["resolved_metadata"]
+    # The same as applying the merged policy to the leaf's metadata with the intermediate's applied first.
+    with_superior = {
+        entity_type: {**parameters, **example["intermediate_metadata"].get(entity_type, {})}
+        for entity_type, parameters in example["leaf_metadata"].items()
+    }
+    assert apply_policy(with_superior, merged) == example["resolved_metadata"]
 
 
 @pytest.mark.parametrize("vector", VECTORS["apply"], ids=_ids(VECTORS["apply"]))

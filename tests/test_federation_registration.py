@@ -35,8 +35,8 @@ from idp.federation.registration import (
     FEDERATION_CLIENT_KIND,
     FederatedClientRefusedError,
     RegistrationRefusal,
-    find_or_register_federated_client,
     parse_relying_party_metadata,
+    resolve_federated_client,
 )
 from idp.federation.service import remove_subordinate
 from idp.oauth.claims import subject_for
@@ -269,6 +269,7 @@ def test_a_plain_authorization_request_is_refused(two: TwoRegions, rp: TestRelyi
     url = "/authorize?" + urlencode(rp.attempt().params)
     error = error_at_callback(follow_login(two.b, url, citizen_id=citizen_id))
     assert error["error"] == "invalid_request"
+    assert federation_row(two.b) is None
 
 
 def test_a_request_object_signed_by_another_key_is_refused(two: TwoRegions, rp: TestRelyingParty) -> None:
@@ -282,6 +283,9 @@ def test_a_request_object_signed_by_another_key_is_refused(two: TwoRegions, rp: 
         error_at_callback(follow_login(two.b, forged, citizen_id=citizen_id))["error"]
         == "invalid_request_object"
     )
+    # A refused request registers nothing: the registration is written once a request has been validated.
+    assert federation_row(two.b) is None
+    assert not [action for action in audit_actions(two.b) if action[0].startswith("client.federation")]
 
 
 def test_a_request_object_of_another_client_or_audience_is_refused(
@@ -304,6 +308,7 @@ def test_a_redirect_uri_region_a_did_not_publish_is_refused(two: TwoRegions, rp:
     citizen_id = create_home_citizen(two.b)
     attempt = rp.attempt(redirect_uri="http://evil.example/callback")
     refused_page(follow_login(two.b, rp.authorization_url(attempt), citizen_id=citizen_id), "invalid_request")
+    assert federation_row(two.b) is None
 
 
 def test_the_idcard_scope_is_never_granted(
@@ -315,6 +320,8 @@ def test_the_idcard_scope_is_never_granted(
     attempt = rp.attempt(scope="openid idcard")
     error = error_at_callback(follow_login(two.b, rp.authorization_url(attempt), citizen_id=citizen_id))
     assert error["error"] == "invalid_scope"
+    assert federation_row(two.b) is None  # a refused request registers nothing
+    code_for(rp, citizen_id)
     row = federation_row(two.b)
     assert row is not None and row.scope == "openid profile realname"
 
@@ -441,6 +448,20 @@ def test_an_expired_registration_is_renewed_with_the_metadata_as_it_stands(
     assert ("client.federation.update", REGION_A_ID) in audit_actions(two.b)
 
 
+def test_a_refused_token_request_renews_no_registration(two: TwoRegions, rp: TestRelyingParty) -> None:
+    citizen_id = create_home_citizen(two.b)
+    code_for(rp, citizen_id)
+    old = federation_row(two.b)
+    assert old is not None and old.federation_expires_at is not None
+    two.clock.advance(old.federation_expires_at.timestamp() - two.clock() + 1)
+    before = audit_actions(two.b)
+    token = rp.exchange("no-such-code", rp.attempt())  # a valid client assertion, a code that is none
+    assert token.status_code == 400 and token.get_json()["error"] == "invalid_grant"
+    still = federation_row(two.b)
+    assert still is not None and still.federation_expires_at == old.federation_expires_at
+    assert audit_actions(two.b) == before
+
+
 def test_metadata_without_automatic_registration_is_refused(two: TwoRegions, rp: TestRelyingParty) -> None:
     assert rp.metadata is not None
     rp.metadata["client_registration_types"] = ["explicit"]
@@ -462,7 +483,7 @@ def test_an_entity_without_relying_party_metadata_is_refused(two: TwoRegions, rp
 def refusal_at_b(two: TwoRegions, client_id: str) -> RegistrationRefusal:
     svc = two.b.services
     with svc.database.session() as session, pytest.raises(FederatedClientRefusedError) as refused:
-        find_or_register_federated_client(
+        resolve_federated_client(
             session,
             client_id,
             federation=svc.federation,
@@ -519,7 +540,7 @@ def test_a_plain_unknown_client_id_is_no_registration(two: TwoRegions) -> None:
     svc = two.b.services
     fetched = list(two.fetcher.fetched)
     with svc.database.session() as session:
-        found = find_or_register_federated_client(
+        found = resolve_federated_client(
             session,
             "oc_unknown",
             federation=svc.federation,

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -47,6 +47,7 @@ from idp.federation.statements import (
     verify_entity_statement,
     verify_signature,
 )
+from idp.federation.transport import Destinations
 from idp.federation.trust_marks import TrustMark, verify_trust_mark
 from sdk.keys import KeySet
 
@@ -67,23 +68,25 @@ def entity_configuration_url(entity_id: str) -> str:
 
 
 def http_fetcher(
-    *, require_https: bool, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_STATEMENT_BYTES
+    destinations: Destinations, *, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_STATEMENT_BYTES
 ) -> Fetcher:
-    """Fetch over HTTP with ``requests``: https only when ``require_https`` (production), no redirects
-    (a statement is at the URL the spec names, §9), a timeout, and at most ``max_bytes`` read."""
+    """Fetch over HTTP with ``requests``: only what ``destinations`` allows (https in production; no
+    address of this deployment's own network: idp.federation.transport), no redirects (a statement is at
+    the URL the spec names, §9), a timeout, and at most ``max_bytes`` read."""
 
     def fetch(url: str) -> bytes:
-        scheme = urlsplit(url).scheme
-        if scheme != "https" and (require_https or scheme != "http"):
-            raise EntityUnreachableError(f"{url}: https is required")
+        destinations.check(url)
         try:
-            with requests.get(
-                url,
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-                headers={"Accept": ENTITY_STATEMENT_CONTENT_TYPE},
-            ) as response:
+            with (
+                destinations.session() as http,
+                http.get(
+                    url,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    headers={"Accept": ENTITY_STATEMENT_CONTENT_TYPE},
+                ) as response,
+            ):
                 if response.status_code != 200:
                     raise EntityUnreachableError(f"{url}: HTTP {response.status_code}")
                 body: bytes = response.raw.read(max_bytes + 1, decode_content=True)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from idp.config import ConfigError, Settings
 from idp.federation.chain import TrustAnchor
 from idp.federation.model import MAX_ENTITY_ID_LENGTH
+from idp.federation.transport import Destinations
 from sdk.keys import InvalidKeyError, KeySet
 
 LEAF: Final = "leaf"
@@ -57,6 +58,16 @@ class FederationConfig:
     region_codes: tuple[str, ...] = ()
     peers: tuple[str, ...] = ()
     directory_refresh_seconds: int = 300
+    # Where outgoing calls may go (idp.federation.transport): https and public addresses in production,
+    # and the hosts the operator lets resolve to private ones.
+    private_hosts: frozenset[str] = frozenset()
+
+    @property
+    def destinations(self) -> Destinations:
+        production = not self.allow_http
+        return Destinations(
+            require_https=production, check_addresses=production, private_hosts=self.private_hosts
+        )
 
     @property
     def is_authority(self) -> bool:
@@ -94,6 +105,11 @@ class FederationConfig:
         ):
             if getattr(settings, name) <= 0:
                 raise ConfigError(f"ONECARD_{name.upper()} must be positive")
+        private_hosts = frozenset(
+            h.strip().lower() for h in settings.federation_private_hosts.split(",") if h.strip()
+        )
+        if not all(h.isascii() and h.replace(".", "").replace("-", "").isalnum() for h in private_hosts):
+            raise ConfigError("ONECARD_FEDERATION_PRIVATE_HOSTS must be host names (ASCII, comma-separated)")
         if not settings.federation_loa_high_trust_mark.strip():
             raise ConfigError("ONECARD_FEDERATION_LOA_HIGH_TRUST_MARK must name a trust mark type")
         return cls(
@@ -111,6 +127,7 @@ class FederationConfig:
             region_codes=codes,
             peers=peers,
             directory_refresh_seconds=settings.federation_directory_refresh_seconds,
+            private_hosts=private_hosts,
         )
 
 

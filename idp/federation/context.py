@@ -50,9 +50,9 @@ def create_federation_context(
             found[config.entity_id] = TrustAnchor(config.entity_id, KeySet.of(k.public_only() for k in keys))
         return found
 
-    fetch = fetcher or http_fetcher(require_https=not config.allow_http)
+    fetch = fetcher or http_fetcher(config.destinations)
     resolver = ChainResolver(fetch, anchors, cache_seconds=config.chain_cache_seconds)
     limiter = RateLimiter(store, "federation_resolve_ip", RESOLVES_PER_MINUTE, 60.0)
     directory = RegionDirectory(config, resolver)
-    http = requests_http(require_https=not config.allow_http)
+    http = requests_http(config.destinations)
     return FederationContext(config, resolver, keyring, limiter, directory, http)

@@ -65,11 +65,19 @@ class HomeClaims:
     home_name: str
     home_sid: str | None
     claims: Mapping[str, Any]  # the home userinfo's releasable claims (never a full ID number)
+    # The scopes the home region granted: a portal needing more sends the citizen home again.
+    scope: str = ""
+    # The home region's id_token, the id_token_hint of the logout this deployment sends home.
+    id_token: str | None = None
+
+    def covers(self, scopes: str) -> bool:
+        return set(scopes.split()) <= set(self.scope.split())
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"home_name": self.home_name, "claims": dict(self.claims)}, ensure_ascii=False, sort_keys=True
-        )
+        data = {"home_name": self.home_name, "claims": dict(self.claims), "scope": self.scope}
+        if self.id_token is not None:
+            data["id_token"] = self.id_token
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
 def find_subject(session: Session, subject_id: str) -> FederatedSubject | None:
@@ -138,7 +146,14 @@ def find_home_claims(
     if sso is None or sso.ended_at is not None or sso.expires_at <= utc_from_timestamp(now):
         return None
     data = json.loads(cipher.decrypt(PiiField.FEDERATED_SESSION_CLAIMS, record.claims_ct, record_id=sid))
-    return HomeClaims(record.home_entity_id, str(data.get("home_name", "")), record.home_sid, data["claims"])
+    return HomeClaims(
+        record.home_entity_id,
+        str(data.get("home_name", "")),
+        record.home_sid,
+        data["claims"],
+        scope=str(data.get("scope", "")),
+        id_token=data.get("id_token"),
+    )
 
 
 def is_federated_subject(session: Session, citizen_id: str) -> bool:

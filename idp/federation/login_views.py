@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from idp.federation.context import FederationContext
+from idp.federation.home_session import scope_to_ask_home, take_after_logout
 from idp.federation.login_model import (
     HomeClaims,
     forget_sessions,
@@ -66,10 +68,12 @@ from idp.login.service import (
     Authentication,
     LoginTooWeakError,
     complete_login,
+    current_sso_session,
     current_transaction,
     end_sso_session,
 )
 from idp.login.transactions import LoginTransaction
+from idp.login.views import decline_to_portal
 from idp.scopes import ACR_HIGH, acr_rank
 from idp.services import services
 from idp.sessions.service import find_session_by_cookie
@@ -172,12 +176,14 @@ def start(tx: str, target: str) -> Response:
         mark = context.config.loa_high_trust_mark
         if not can_log_in_at(region, transaction.required_acr, loa_high_trust_mark=mark):
             raise RegionNotTrustedError(f"{region.entity_id} lacks {mark}")
+        sso = current_sso_session()
+        current_sid = sso.sid if sso is not None else None
         location, outgoing = create_authorization_request(
             region=region,
             client_id=context.config.entity_id,
             redirect_uri=context.config.entity_id + FEDERATED_LOGIN_CALLBACK_PATH,
             keys=svc.keyring.key_set(FEDERATION_RP_KEYS.name, now=now),
-            scope=home_scope(transaction.params.get("scope") or "", FEDERATED_LOGIN_SCOPE),
+            scope=scope_to_ask_home(transaction.params.get("scope") or "", region.entity_id, current_sid),
             tx_id=transaction.id,
             browser=browser_binding(),
             acr_values=transaction.required_acr,
@@ -238,6 +244,8 @@ def callback() -> Response:
         region = context.directory.get(outgoing.home_entity_id, now=now)
         if region is None:
             raise UnknownRegionError(f"{outgoing.home_entity_id} left the directory")
+        if request.args.get("error") == "access_denied":
+            return decline_to_portal(transaction)  # the citizen declined at home: the portal hears it
         if request.args.get("error"):
             raise HomeLoginDeniedError(f"home answered {request.args.get('error', '')[:40]!r}")
         issuer = _arg("iss")
@@ -272,7 +280,13 @@ def callback() -> Response:
         return _failed(error)
     # Every check passed: from here on, rows are written.
     session = db_session()
+    previous = current_sso_session()
     subject = record_subject(session, home_entity_id=region.entity_id, home_subject=login.subject, now=now)
+    granted = set(tokens.scope.split()) & set(outgoing.scope.split())
+    if previous is None or previous.citizen_id != subject.id:
+        # The scopes asked for included the browser's session's (scope_to_ask_home); another citizen came
+        # back: this deployment keeps only what this portal's request covers.
+        granted &= set(home_scope(transaction.params.get("scope") or "", FEDERATED_LOGIN_SCOPE).split())
     try:
         completed = complete_login(transaction, Authentication(subject.id, acr, login.amr))
     except LoginTooWeakError as error:
@@ -280,7 +294,14 @@ def callback() -> Response:
         return error_page("A stronger login is needed", error.description, 403)
     sso = find_session_by_cookie(session, completed.session_cookie, now=now)
     assert sso is not None  # complete_login just made it
-    home = HomeClaims(region.entity_id, region.name, login.sid, releasable_home_claims(userinfo))
+    home = HomeClaims(
+        region.entity_id,
+        region.name,
+        login.sid,
+        releasable_home_claims(userinfo, scopes=granted),
+        scope=" ".join(sorted(granted)),
+        id_token=tokens.id_token,
+    )
     record_session(session, svc.pii_cipher(), sid=sso.sid, subject_id=subject.id, home=home, now=now)
     purge_ended_sessions(session, now=now)
     return completed.redirect()
@@ -341,4 +362,10 @@ def backchannel_logout() -> Response:
 
 @bp.get(FEDERATED_LOGOUT_DONE_PATH)
 def logout_done() -> Response:
-    return error_page(LOGOUT_DONE_TITLE, LOGOUT_DONE_MESSAGE, 200)
+    """Back from the home region's logout: on to the portal that asked for the logout here (its registered
+    address, kept under the one-time state), else the signed-out page."""
+    after = take_after_logout(_arg("state"))
+    if after is None or after.redirect_uri is None:
+        return error_page(LOGOUT_DONE_TITLE, LOGOUT_DONE_MESSAGE, 200)
+    state = [("state", after.state)] if after.state else []
+    return redirect(add_params_to_uri(after.redirect_uri, state), 303)

@@ -71,7 +71,8 @@ def validate_entry(entry: Mapping[str, Any], where: str) -> None:
         if pair <= present:
             raise PolicyConflictError(f"{where}: {' and '.join(sorted(pair))} cannot be combined")
     _check_value(entry, where)
-    _check_default(entry, where)
+    # ``default`` combines with one_of, subset_of and superset_of without conditions (since the
+    # specification's PR #177): the value it fills in is checked when the policy is applied.
     if "add" in entry and "subset_of" in entry and not _is_subset(entry["add"], entry["subset_of"]):
         raise PolicyConflictError(f"{where}: add must be a subset of subset_of")
     both = "subset_of" in entry and "superset_of" in entry
@@ -98,20 +99,6 @@ def _check_value(entry: Mapping[str, Any], where: str) -> None:
         raise PolicyConflictError(f"{where}: value must be a subset of subset_of")
     if "superset_of" in entry and not (isinstance(value, list) and _is_subset(entry["superset_of"], value)):
         raise PolicyConflictError(f"{where}: value must be a superset of superset_of")
-
-
-def _check_default(entry: Mapping[str, Any], where: str) -> None:
-    if "default" not in entry:
-        return
-    default = entry["default"]
-    if "one_of" in entry and not _contains(entry["one_of"], default):
-        raise PolicyConflictError(f"{where}: default must be one of one_of")
-    if "subset_of" in entry and not (isinstance(default, list) and _is_subset(default, entry["subset_of"])):
-        raise PolicyConflictError(f"{where}: default must be a subset of subset_of")
-    if "superset_of" in entry and not (
-        isinstance(default, list) and _is_subset(entry["superset_of"], default)
-    ):
-        raise PolicyConflictError(f"{where}: default must be a superset of superset_of")
 
 
 def validate_metadata_policy(

@@ -13,8 +13,10 @@ then the chain is resolved afresh, and a relying party the federation no longer 
 removed it, its metadata no longer fits) loses its row and is refused.
 
 A refusal is ``invalid_client`` (``FederatedClientRefusedError``, with a ``RegistrationRefusal`` reason for
-tests and logs) and writes nothing. Registrations are their own unit of work, committed whatever the
-request then does, so that two nodes registering the same relying party at once do not fail each other.
+tests and logs) and writes nothing. A registration is written only once the request that needed it has
+been validated (``write_pending_registrations``): a request that is refused — a forged request object, a
+redirect URI the relying party never published — changes no row. It is a unit of work of its own, so
+that two nodes registering the same relying party at once do not fail each other.
 Only the chain's public metadata is stored: no citizen data comes into it.
 
 Left out of §12.1: the ``trust_chain`` header parameter of a request object (the chain is always resolved
@@ -32,10 +34,11 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidClientError
-from flask import has_request_context
+from flask import Flask, g, has_request_context
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
 
 from idp.audit.service import record_event
 from idp.clients.model import Client
@@ -356,7 +359,37 @@ def _remove(database: Database, entity_id: str, reason: RegistrationRefusal, *, 
             )
 
 
-def find_or_register_federated_client(
+@dataclass(frozen=True)
+class PendingRegistration:
+    """An automatic registration the federation vouches for, not written yet: the request that needed it
+    writes it (``write``) only once that request has been validated — a refused request (a forged request
+    object, a redirect URI the relying party never published) changes no row."""
+
+    entity_id: str
+    registration: FederatedClientMetadata
+    anchor: str
+    expires_at: float
+    created_at: float
+
+    def client(self) -> Client:
+        """The client as it will be registered (transient: in no session), for validating the request."""
+        row = Client(client_id=self.entity_id, created_at=utc_from_timestamp(self.created_at))
+        _apply(row, self.registration, entity_id=self.entity_id, expires_at=self.expires_at)
+        return row
+
+    def write(self, database: Database, *, now: float) -> None:
+        """Write it, in a unit of work of its own."""
+        _store(
+            database,
+            self.entity_id,
+            self.registration,
+            anchor=self.anchor,
+            expires_at=self.expires_at,
+            now=now,
+        )
+
+
+def resolve_federated_client(
     session: Session,
     client_id: str,
     *,
@@ -364,14 +397,15 @@ def find_or_register_federated_client(
     database: Database,
     now: float,
     client_address: str,
-) -> Client | None:
-    """The client ``client_id`` names: a registered one, else — for another deployment's entity id — its
-    automatic registration, made or renewed now. None for an unknown client that is no entity id.
+) -> Client | PendingRegistration | None:
+    """The client ``client_id`` names: a registered one, else — for another deployment's entity id — the
+    automatic registration the federation vouches for now, to be written once the request is validated.
+    None for an unknown client that is no entity id.
 
-    ``session`` is the caller's (the request's); the registration is written in a unit of work of its own
-    on ``database`` and then read into ``session``. ``client_address`` keys the rate limit that bounds the
-    statements fetched for entities not registered yet (the resolve endpoint's, idp.federation.context).
-    Raises ``FederatedClientRefusedError``."""
+    ``client_address`` keys the rate limit that bounds the statements fetched for entities not registered
+    yet (the resolve endpoint's, idp.federation.context). Raises ``FederatedClientRefusedError``; a
+    registration the federation vouches for no longer is removed then (the federation's revocation taking
+    effect, whatever the request)."""
     client = find_client(session, client_id)
     if client is not None and (client.kind != FEDERATION_CLIENT_KIND or _is_current(client, now)):
         return client
@@ -419,19 +453,77 @@ def find_or_register_federated_client(
             _remove(database, client_id, refusal.reason, now=now)
         raise refusal
     expires_at = min(float(chain.expires_at), now + config.chain_cache_seconds)
-    _store(database, client_id, registration, anchor=chain.anchor, expires_at=expires_at, now=now)
-    return session.get(Client, client_id, populate_existing=True)
+    created_at = client.created_at.timestamp() if client is not None else now
+    return PendingRegistration(client_id, registration, chain.anchor, expires_at, created_at)
+
+
+_PENDING: Final = "onecard_pending_registrations"
+
+
+def _pending() -> dict[str, tuple[PendingRegistration, Client]]:
+    pending: dict[str, tuple[PendingRegistration, Client]] = g.setdefault(_PENDING, {})
+    return pending
 
 
 def find_or_register_client(session: Session, client_id: str) -> Client | None:
-    """``find_or_register_federated_client`` with the running application's federation, database, clock
-    and the caller's address: what the OAuth server's ``query_client`` answers with."""
+    """What the OAuth server's ``query_client`` answers with: ``resolve_federated_client`` with the running
+    application's federation, database, clock and the caller's address. A registration it finds is kept
+    for this request (the chain is resolved once per request, however often the client is looked up) and
+    written by ``write_pending_registrations`` once the request has been validated."""
+    in_request = has_request_context()
+    if in_request and client_id in _pending():
+        return _pending()[client_id][1]
     svc = services()
-    return find_or_register_federated_client(
+    found = resolve_federated_client(
         session,
         client_id,
         federation=svc.federation,
         database=svc.database,
         now=svc.now(),
-        client_address=client_ip() if has_request_context() else "",
+        client_address=client_ip() if in_request else "",
     )
+    if not isinstance(found, PendingRegistration):
+        return found
+    if not in_request:
+        found.write(svc.database, now=svc.now())
+        return session.get(Client, client_id, populate_existing=True)
+    client = found.client()
+    _pending()[client_id] = (found, client)
+    return client
+
+
+def write_pending_registrations() -> None:
+    """Write the registrations this request found: called once the request has been validated (the
+    authorization request: its parameters and request object)."""
+    if not has_request_context():
+        return
+    svc = services()
+    pending = _pending()
+    for found, _client in pending.values():
+        found.write(svc.database, now=svc.now())
+    pending.clear()
+
+
+_AUTHENTICATED: Final = "onecard_client_authenticated"
+
+
+def note_client_authenticated() -> None:
+    """The client proved it holds a key of its registration (the token, PAR, introspection and revocation
+    endpoints): its pending registration is written if the request then succeeds."""
+    if has_request_context():
+        g.setdefault(_AUTHENTICATED, True)
+
+
+def install_registration_writes(app: Flask) -> None:
+    """After a successful answer to an authenticated client, its pending registration is written; a
+    refused request (4xx, 5xx) writes none."""
+
+    @app.after_request
+    def _write(response: Response) -> Response:
+        if g.pop(_AUTHENTICATED, False) and response.status_code < 400:
+            try:
+                write_pending_registrations()
+            except SQLAlchemyError as exc:
+                # The answer stands (a code may be spent already); the next request registers again.
+                log.warning("automatic registration not written: %s", type(exc).__name__)
+        return response

@@ -22,7 +22,7 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
@@ -38,6 +38,7 @@ from idp.scopes import (
     MASKED_ID_CLAIM,
     OPENID,
     PROFILE,
+    REALNAME,
     SCOPE_CLAIMS,
 )
 from sdk.errors import InvalidRequestError, OneCardError
@@ -148,6 +149,7 @@ class OutgoingRequest:
     redirect_uri: str
     created_at: float
     max_age: int | None = None  # the portal's, sent on to the home region: its auth_time must meet it
+    scope: str = ""  # what was asked of the home region
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -214,6 +216,7 @@ def create_authorization_request(
         redirect_uri=redirect_uri,
         created_at=now,
         max_age=max_age,
+        scope=scope,
     )
     iat = int(now)
     claims: dict[str, Any] = {
@@ -255,6 +258,7 @@ def create_authorization_request(
 class HomeTokens:
     id_token: str
     access_token: str
+    scope: str  # what the home region granted (RFC 6749 §5.1: the asked scope when it names none)
 
 
 def create_client_assertion(*, keys: KeySet, client_id: str, audience: str, now: float) -> str:
@@ -301,7 +305,10 @@ def exchange_code(
         raise TokenExchangeError("the token response lacks id_token or access_token")
     if str(body.get("token_type", "")).lower() != "bearer":
         raise TokenExchangeError("the token response is not a Bearer token")
-    return HomeTokens(id_token, access_token)
+    granted = body.get("scope", outgoing.scope)
+    if not isinstance(granted, str):
+        raise TokenExchangeError("the token response's scope is not a string")
+    return HomeTokens(id_token, access_token, granted)
 
 
 def _call(
@@ -492,13 +499,16 @@ def fetch_userinfo(
     return body
 
 
-def releasable_home_claims(userinfo: Mapping[str, Any]) -> dict[str, Any]:
-    """What this deployment keeps of the home userinfo: the profile claims, the verified claims and the
-    masked ID number — never a full ID number, whatever the home region sent."""
+def releasable_home_claims(userinfo: Mapping[str, Any], *, scopes: Collection[str]) -> dict[str, Any]:
+    """What this deployment keeps of the home userinfo, within ``scopes``: the profile claims (``profile``),
+    the verified claims and the masked ID number (``realname``) — never a full ID number, whatever the home
+    region sent."""
     kept: dict[str, Any] = {}
-    for name in SCOPE_CLAIMS[PROFILE]:
+    for name in SCOPE_CLAIMS[PROFILE] if PROFILE in scopes else ():
         if name in userinfo and isinstance(userinfo[name], str | bool | int):
             kept[name] = userinfo[name]
+    if REALNAME not in scopes:
+        return kept
     verified = userinfo.get(VERIFIED_CLAIMS)
     if isinstance(verified, Mapping):
         claims = verified.get("claims")

@@ -110,14 +110,15 @@ def consent(tx: str) -> Response:
     if not check_csrf(f"consent:{transaction.id}", request.form.get("csrf")):
         return error_page("Please try again", "The form was out of date. Go back and press the button again.")
     if request.form.get("decision") != "allow":
-        return _deny(transaction)
+        return decline_to_portal(transaction)
     grant_consent(db_session(), sso.citizen_id, client.client_id, set(scopes), now=now)
     update_transaction(svc.store, transaction, now=now, consented=True)
     return redirect(url_for("oidc.resume", tx=transaction.id), 303)
 
 
-def _deny(tx: LoginTransaction) -> Response:
-    """The citizen said no: tell the portal ``access_denied`` at its (already validated) redirect URI."""
+def decline_to_portal(tx: LoginTransaction) -> Response:
+    """The citizen said no (here, or at their home region: idp.federation.login_views): tell the portal
+    ``access_denied`` at its (already validated) redirect URI."""
     svc = services()
     redirect_uri = tx.params.get("redirect_uri", "")
     client = find_client(db_session(), tx.client_id)

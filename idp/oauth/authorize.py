@@ -107,6 +107,9 @@ class CurrentLogin:
     acr: str
     auth_time: float
     fresh: bool  # authenticated within this very authorization request
+    # A citizen of another region whose home login brought fewer scopes than this request needs: they
+    # log in at home again (idp.federation.home_session), as for a weaker acr.
+    home_scopes_short: bool = False
 
 
 class Step(StrEnum):
@@ -131,6 +134,7 @@ def decide(
         or acr_rank(login.acr) < acr_rank(options.required_acr)
         or (bool(options.prompt & FRESH_LOGIN_PROMPTS) and not login.fresh)
         or (options.max_age is not None and not login.fresh and now - login.auth_time > options.max_age)
+        or (login.home_scopes_short and not login.fresh)
     )
     if needs_login:
         if "none" in options.prompt:

@@ -38,7 +38,7 @@ from idp.bearer_secrets import hash_bearer_secret
 from idp.citizens.service import decrypt_profile, get_citizen
 from idp.clients.model import Client
 from idp.federation.login_model import find_home_claims, is_federated_subject
-from idp.federation.registration import find_or_register_client
+from idp.federation.registration import find_or_register_client, note_client_authenticated
 from idp.grants.service import (
     GrantInfo,
     create_grant,
@@ -219,6 +219,7 @@ class OneCardAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         through here), noting the client for the request log."""
         client: Client = super().authenticate_client(request, methods, endpoint)
         note_client(client.client_id)
+        note_client_authenticated()
         return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

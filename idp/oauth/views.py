@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 from idp.clients.model import Client
 from idp.clients.service import find_client
 from idp.consents.service import has_consent
+from idp.federation.home_session import AfterLogout, home_logout_url, home_region_for_wider_scope
+from idp.federation.registration import write_pending_registrations
 from idp.login.service import current_sso_session, current_transaction
 from idp.login.transactions import (
     LoginTransaction,
@@ -114,13 +116,15 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         options = check_authorization_request(params, client.allowed_scopes)
         scopes = set((grant.request.payload.scope or "").split())
         session_record = current_sso_session()
-        login = None
+        login, home_region = None, None
         if session_record is not None:
+            home_region = home_region_for_wider_scope(session_record.sid, " ".join(sorted(scopes)))
             login = CurrentLogin(
                 citizen_id=session_record.citizen_id,
                 acr=session_record.acr,
                 auth_time=session_record.auth_time.timestamp(),
                 fresh=tx is not None and tx.authenticated_sid == session_record.sid,
+                home_scopes_short=home_region is not None,
             )
         consented = login is not None and has_consent(
             db_session(), login.citizen_id, client.client_id, scopes
@@ -135,6 +139,7 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
         )
     except OAuth2Error as problem:
         return _redirect_error(grant, problem.error, problem.description)
+    write_pending_registrations()  # the request is valid: another region's automatic registration stands
     if step is not Step.ISSUE:
         if tx is None:
             tx = create_transaction(
@@ -149,6 +154,8 @@ def authorize_request(oauth_request: Any, tx: LoginTransaction | None) -> Respon
             )
         elif tx.required_acr != options.required_acr:
             tx = update_transaction(svc.store, tx, now=now, required_acr=options.required_acr)
+        if step is Step.LOGIN and home_region is not None and login is not None and not login.fresh:
+            return redirect(url_for("federated_login.start", tx=tx.id, target=home_region), 303)
         endpoint = "login.choose" if step is Step.LOGIN else "login.consent"
         return redirect(url_for(endpoint, tx=tx.id), 303)
     assert session_record is not None and login is not None
@@ -313,9 +320,15 @@ def logout() -> Response:
                 client_name=client.name if client else None,
             )
         )
+    # A citizen of another region: the logout goes home too, then on to ``redirect_uri``.
+    home_logout = (
+        home_logout_url(sso, AfterLogout(redirect_uri or None, params["state"] or None)) if sso else None
+    )
     if sso is not None:
         end_sso_session(sso, now=now)
-    if redirect_uri:
+    if home_logout is not None:
+        response = redirect(home_logout, 303)
+    elif redirect_uri:
         state = [("state", params["state"])] if params["state"] else []
         response = redirect(add_params_to_uri(redirect_uri, state), 303)
     else:
