@@ -54,7 +54,11 @@ from tests.support.regions_e2e import (
     redeem_at_a,
     verified_id_token,
 )
-from tests.support.regions_processes import HARNESS_SETTINGS, RegionsProcesses, running_regions
+from tests.support.regions_processes import (
+    HARNESS_SETTINGS,
+    RegionsProcesses,
+    running_regions_of_class,
+)
 
 HINT_B = f"region:{REGION_B.region_code}"
 QR_KEYS = "/.well-known/onecard-qr-keys.json"
@@ -73,16 +77,9 @@ def regions(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RegionsProcesses]:
     """The three servers, once per backend class."""
-    backend = request.cls.backend
-    directory = tmp_path_factory.mktemp(f"regions-e2e-{backend}")
-    if backend == "postgres":
-        admin_url = request.getfixturevalue("postgres_admin_url")
-        redis_url = request.getfixturevalue("redis_url")
-        with running_regions(directory, postgres_admin_url=admin_url, redis_url=redis_url) as running:
-            yield running
-    else:
-        with running_regions(directory) as running:
-            yield running
+    directory = tmp_path_factory.mktemp(f"regions-e2e-{request.cls.backend}")
+    with running_regions_of_class(request, directory) as running:
+        yield running
 
 
 @pytest.fixture(scope="class")

@@ -27,7 +27,11 @@ from click.testing import CliRunner
 from demo.regions import REGION_A, REGION_B, refresh_region_keys, register_region, trust_mark_type
 from idp.cli import cli
 from sdk.keys import KeySet
-from tests.support.regions_processes import HARNESS_SETTINGS, RegionsProcesses, running_regions
+from tests.support.regions_processes import (
+    HARNESS_SETTINGS,
+    RegionsProcesses,
+    running_regions_of_class,
+)
 
 ENTITY_STATEMENT = "application/entity-statement+jwt"
 RESOLVE_RESPONSE = "application/resolve-response+jwt"
@@ -43,16 +47,9 @@ def regions(
 ) -> Iterator[RegionsProcesses]:
     """The three servers, once per backend class (class scope: random test order keeps a class together, so
     one set of servers runs at a time)."""
-    backend = request.cls.backend
-    directory = tmp_path_factory.mktemp(f"regions-{backend}")
-    if backend == "postgres":
-        admin_url = request.getfixturevalue("postgres_admin_url")
-        redis_url = request.getfixturevalue("redis_url")
-        with running_regions(directory, postgres_admin_url=admin_url, redis_url=redis_url) as running:
-            yield running
-    else:
-        with running_regions(directory) as running:
-            yield running
+    directory = tmp_path_factory.mktemp(f"regions-{request.cls.backend}")
+    with running_regions_of_class(request, directory) as running:
+        yield running
 
 
 def _verified(token: str, keys: KeySet, *, typ: str) -> dict[str, Any]:

@@ -308,40 +308,6 @@ def _apply(row: Client, registration: FederatedClientMetadata, *, entity_id: str
     return changed
 
 
-def _store(
-    database: Database,
-    entity_id: str,
-    registration: FederatedClientMetadata,
-    *,
-    anchor: str,
-    expires_at: float,
-    now: float,
-) -> None:
-    try:
-        with database.session() as own:
-            row = own.get(Client, entity_id)
-            if row is not None and row.kind != FEDERATION_CLIENT_KIND:
-                return  # staff registered this id meanwhile: their registration stands
-            action = "client.federation.update"
-            if row is None:
-                row = Client(client_id=entity_id, created_at=utc_from_timestamp(now))
-                own.add(row)
-                action = "client.federation.register"
-            if _apply(row, registration, entity_id=entity_id, expires_at=expires_at):
-                record_event(
-                    own,
-                    actor="system",
-                    action=action,
-                    target_type="client",
-                    target_id=entity_id,
-                    details={"trust_anchor": anchor, "scope": registration.scope},
-                    now=now,
-                )
-    except IntegrityError:
-        # Another node registered the same relying party at the same moment: its row stands.
-        log.info("automatic registration of %s: registered concurrently", entity_id)
-
-
 def _remove(database: Database, entity_id: str, reason: RegistrationRefusal, *, now: float) -> None:
     with database.session() as own:
         removed = own.execute(
@@ -379,14 +345,29 @@ class PendingRegistration:
 
     def write(self, database: Database, *, now: float) -> None:
         """Write it, in a unit of work of its own."""
-        _store(
-            database,
-            self.entity_id,
-            self.registration,
-            anchor=self.anchor,
-            expires_at=self.expires_at,
-            now=now,
-        )
+        try:
+            with database.session() as own:
+                row = own.get(Client, self.entity_id)
+                if row is not None and row.kind != FEDERATION_CLIENT_KIND:
+                    return  # staff registered this id meanwhile: their registration stands
+                action = "client.federation.update"
+                if row is None:
+                    row = Client(client_id=self.entity_id, created_at=utc_from_timestamp(now))
+                    own.add(row)
+                    action = "client.federation.register"
+                if _apply(row, self.registration, entity_id=self.entity_id, expires_at=self.expires_at):
+                    record_event(
+                        own,
+                        actor="system",
+                        action=action,
+                        target_type="client",
+                        target_id=self.entity_id,
+                        details={"trust_anchor": self.anchor, "scope": self.registration.scope},
+                        now=now,
+                    )
+        except IntegrityError:
+            # Another node registered the same relying party at the same moment: its row stands.
+            log.info("automatic registration of %s: registered concurrently", self.entity_id)
 
 
 def resolve_federated_client(

@@ -72,7 +72,7 @@ class FederationHttp(Protocol):
 
 
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_BAD_URL_CHARACTERS = frozenset("\\@ \t\r\n")
+_BAD_URL_CHARACTERS = frozenset("\\@ ")  # controls: str.isprintable
 
 
 def _carried_ipv4(address: IpAddress) -> list[IpAddress]:

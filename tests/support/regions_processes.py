@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 import redis
 import requests
 
@@ -245,3 +246,17 @@ def running_regions(
             served.append(one)
         _wait_ready(served)
         yield RegionsProcesses(layout, cli, served[0], served[1], served[2], credentials)
+
+
+@contextmanager
+def running_regions_of_class(request: pytest.FixtureRequest, directory: Path) -> Iterator[RegionsProcesses]:
+    """``running_regions`` on the backend the requesting test class names (``backend = "sqlite"`` or
+    ``"postgres"``: then on the suite's PostgreSQL and Redis)."""
+    if request.cls.backend == "postgres":
+        admin_url = request.getfixturevalue("postgres_admin_url")
+        redis_url = request.getfixturevalue("redis_url")
+        with running_regions(directory, postgres_admin_url=admin_url, redis_url=redis_url) as running:
+            yield running
+    else:
+        with running_regions(directory) as running:
+            yield running
