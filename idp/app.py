@@ -21,7 +21,7 @@ from idp.cardlogin.context import create_card_login_context
 from idp.config import Settings, load_settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.db import Database
-from idp.fastpath import LeanPath
+from idp.fastpath.wsgi import LeanPath
 from idp.federation.context import create_federation_context
 from idp.federation.registration import install_registration_writes
 from idp.i18n import install_i18n

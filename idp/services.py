@@ -6,7 +6,7 @@ login methods — hangs here, so protocol code gets its collaborators passed in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -15,6 +15,7 @@ from idp.config import Settings
 from idp.crypto.kek import KeyEncryptionKeys
 from idp.crypto.pii import PiiCipher
 from idp.db import Database
+from idp.fastpath.routes import LeanRoutes
 from idp.keys.service import KeyRing, pii_cipher_of
 from idp.stores.base import EphemeralStore
 from sdk.clock import Clock
@@ -46,6 +47,8 @@ class Services:
     hsm: Pkcs11Backend | None = None  # signing keys in a PKCS#11 HSM (ONECARD_PKCS11_*)
     scheduler: KeyScheduler | None = None  # started by ``start_background_work`` in a server process only
     federation: FederationContext | None = None  # OpenID Federation 1.0 (idp.federation), set by create_app
+    # Plug-ins' requests answered before Flask (idp.fastpath.routes), e.g. the wallet's gate verification.
+    lean_routes: LeanRoutes = field(default_factory=LeanRoutes)
 
     def now(self) -> float:
         return self.clock()

@@ -236,18 +236,22 @@ def _request_text() -> Iterator[str]:
 
 
 def _basic_credentials() -> Iterator[str]:
+    yield from basic_credentials(request.headers.get("Authorization", ""))
+
+
+def basic_credentials(authorization: str) -> tuple[str, ...]:
     """HTTP Basic credentials as Authlib reads them (RFC 6749 §2.3.1: base64 of UTF-8, each part
-    percent-encoded), so that a NUL sent as %00 is seen here too."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    percent-encoded), so that a NUL sent as %00 is seen here too: (user, password), or () for another
+    scheme. Strict base64, unlike Authlib's parser: ``ClientAuthenticationError`` for anything else."""
+    scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "basic":
-        return
+        return ()
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise ClientAuthenticationError("Basic credentials not base64-encoded UTF-8") from None
     user, _, password = decoded.partition(":")
-    yield unquote(user)
-    yield unquote(password)
+    return unquote(user), unquote(password)
 
 
 def _validate_request_text() -> Response | None:

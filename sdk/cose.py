@@ -45,7 +45,9 @@ _PROTECTED_PREFIX = bytes((0xA2, 0x01, 0x27, 0x04, 0x48))
 _PROTECTED_LENGTH = len(_PROTECTED_PREFIX) + KID_LENGTH
 # d2 (tag 18) 84 (array of 4) 4d (bstr of 13: the protected header).
 _MESSAGE_PREFIX = bytes((0xC0 | COSE_SIGN1_TAG, 0x84, 0x40 | _PROTECTED_LENGTH))
-_EMPTY_MAP = 0xA0
+_EMPTY_MAP = b"\xa0"
+# Where the protected header ends in a message: after the message prefix and the header itself.
+_PROTECTED_END = len(_MESSAGE_PREFIX) + _PROTECTED_LENGTH
 # The signature: 58 40 = bstr with a one-byte length of 64.
 _SIGNATURE_HEADER = bytes((0x58, SIGNATURE_LENGTH))
 # Sig_structure header: 84 (array of 4) 6a "Signature1" (RFC 9052 §4.4 context string).
@@ -112,32 +114,44 @@ def create_sign1(
         raise CoseError("payload too long")
     protected = protected_header(kid)
     signature = private_key.sign(sig_structure(protected, payload, external_aad))
-    return _MESSAGE_PREFIX + protected + bytes((_EMPTY_MAP,)) + _bstr(payload) + _SIGNATURE_HEADER + signature
+    return _MESSAGE_PREFIX + protected + _EMPTY_MAP + _bstr(payload) + _SIGNATURE_HEADER + signature
 
 
 def parse_sign1(data: bytes) -> CoseSign1:
     """Read a COSE_Sign1 message of this profile, rejecting every other encoding (no crypto)."""
+    kid, payload, signature, _ = split_sign1(data)
+    return CoseSign1(_PROTECTED_PREFIX + kid, kid, payload, signature)
+
+
+def split_sign1(data: bytes, external_aad: bytes = b"") -> tuple[bytes, bytes, bytes, bytes]:
+    """``(kid, payload, signature, to_be_signed)`` of a message of this profile, rejecting every other
+    encoding (no crypto). The hot path of the gate: no message object is built.
+
+    ``to_be_signed`` is ``sig_structure(protected, payload, external_aad)`` cut from the message itself:
+    the strict parse has just proved that ``data`` holds the protected header and the payload, each with
+    its CBOR header, in exactly the form the Sig_structure repeats, so slicing saves re-encoding them.
+    """
     if data[:3] != _MESSAGE_PREFIX:
         raise CoseError("not a tagged COSE_Sign1 array with a 13-byte protected header")
-    protected = data[3 : 3 + _PROTECTED_LENGTH]
-    if protected[: len(_PROTECTED_PREFIX)] != _PROTECTED_PREFIX or len(protected) != _PROTECTED_LENGTH:
+    if data[3 : _PROTECTED_END - KID_LENGTH] != _PROTECTED_PREFIX or len(data) < _PROTECTED_END:
         raise CoseError("protected header must be exactly {1: -8 (EdDSA), 4: 8-byte kid}")
-    pos = 3 + _PROTECTED_LENGTH
-    if data[pos : pos + 1] != bytes((_EMPTY_MAP,)):
+    if data[_PROTECTED_END : _PROTECTED_END + 1] != _EMPTY_MAP:
         raise CoseError("unprotected header must be an empty map")
-    pos += 1
-    payload_length, pos = _read_bstr_header(data, pos)
-    payload = data[pos : pos + payload_length]
+    payload_length, start = _read_bstr_header(data, _PROTECTED_END + 1)
+    end = start + payload_length
+    payload = data[start:end]
     if len(payload) != payload_length:
         raise CoseError("payload truncated")
-    pos += payload_length
-    if data[pos : pos + 2] != _SIGNATURE_HEADER:
+    if data[end : end + 2] != _SIGNATURE_HEADER:
         raise CoseError("signature must be a 64-byte byte string")
-    pos += 2
-    signature = data[pos:]
+    signature = data[end + 2 :]
     if len(signature) != SIGNATURE_LENGTH:
         raise CoseError("signature truncated or trailing data after the message")
-    return CoseSign1(protected, protected[len(_PROTECTED_PREFIX) :], payload, signature)
+    # data[2:_PROTECTED_END] is the protected header's bstr, data[_PROTECTED_END + 1:end] the payload's.
+    to_be_signed = b"".join(
+        (_SIG_STRUCTURE_PREFIX, data[2:_PROTECTED_END], _bstr(external_aad), data[_PROTECTED_END + 1 : end])
+    )
+    return data[_PROTECTED_END - KID_LENGTH : _PROTECTED_END], payload, signature, to_be_signed
 
 
 def _read_bstr_header(data: bytes, pos: int) -> tuple[int, int]:
@@ -160,11 +174,9 @@ def _read_bstr_header(data: bytes, pos: int) -> tuple[int, int]:
     raise CoseError("payload length is not in shortest form, indefinite or too long")
 
 
-def verify_sign1(
-    message: CoseSign1, public_key: ed25519.Ed25519PublicKey, *, external_aad: bytes = b""
-) -> None:
-    """Raise ``CoseSignatureError`` unless the signature verifies under ``public_key``."""
+def verify_sign1(signature: bytes, to_be_signed: bytes, public_key: ed25519.Ed25519PublicKey) -> None:
+    """Raise ``CoseSignatureError`` unless the signature over ``to_be_signed`` verifies under the key."""
     try:
-        public_key.verify(message.signature, message.to_be_signed(external_aad))
+        public_key.verify(signature, to_be_signed)
     except InvalidSignature:
         raise CoseSignatureError("Ed25519 signature does not verify") from None

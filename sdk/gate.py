@@ -180,7 +180,8 @@ class ReplayCache:
     def mark_used(self, cti: str, *, keep_until: float, now: float) -> bool:
         """Record ``cti`` as used; False if it already was (a replay). Atomic per cache."""
         with self._lock:
-            self._purge(now)
+            if self._heap and self._heap[0][0] <= now:  # the test first: nothing expires on most scans
+                self._purge(now)
             if cti in self._keep_until:
                 return False
             while len(self._keep_until) >= self.capacity:
@@ -617,7 +618,14 @@ class GateVerifier:
     def verify(self, text: str, now: float) -> VerifiedScan:
         """Accept a scanned code once, or raise ``QrTokenError`` with the reason to show."""
         try:
-            token = self._verify_token(text, self.keys.key_set(now), now)
+            # _verify_token inlined: this is the gate's hot path, and every call costs next to Ed25519's.
+            token = verify_qr_token(
+                text,
+                keys=self.keys.key_set(now),
+                expected_issuers=self.expected_issuers,
+                now=now,
+                clock_skew=self.clock_skew,
+            )
         except QrTokenError as exc:
             if exc.reason is not QrTokenReason.UNKNOWN_KEY:
                 raise
@@ -628,7 +636,8 @@ class GateVerifier:
             if not self.keys.refresh_for_unknown_kid(_kid_of(text), now):
                 raise
             token = self._verify_token(text, self.keys.key_set(now), now)
-        if token.issuer not in self.accepted_regions:
+        # _ANY_REGION holds every issuer (a str): skip its Python-level __contains__ on the hot path.
+        if self.accepted_regions is not _ANY_REGION and token.issuer not in self.accepted_regions:
             raise QrTokenError(QrTokenReason.WRONG_ISSUER, f"issuer {token.issuer} not accepted here")
         if self.revoked_handles.is_suspended(token.handle, now):
             raise QrTokenError(QrTokenReason.REVOKED, "e-card handle is suspended")

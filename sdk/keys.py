@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, cast
 
 from cryptography.hazmat.primitives import serialization
@@ -199,6 +200,24 @@ class KeySet:
             if key.kid == kid:
                 return key
         return None
+
+    def find_raw(self, kid: bytes) -> Key | None:
+        """The key whose kid is ``b64url(kid)``, exactly as ``find(b64url(kid))``, without encoding it:
+        the offline gate looks up the raw kid of every code it scans."""
+        return self._by_raw_kid.get(kid)
+
+    @cached_property
+    def _by_raw_kid(self) -> dict[bytes, Key]:
+        # Only kids that are canonical base64url name raw bytes; any other can never equal b64url(...).
+        by_raw: dict[bytes, Key] = {}
+        for key in self.keys:
+            try:
+                raw = b64url_decode(key.kid)
+            except ValueError:
+                continue
+            if b64url(raw) == key.kid:
+                by_raw[raw] = key
+        return by_raw
 
     def get(self, kid: str) -> Key:
         key = self.find(kid)

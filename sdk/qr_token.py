@@ -20,6 +20,7 @@ tests/vectors/essc1/.
 from __future__ import annotations
 
 import enum
+import io
 import math
 import re
 import secrets
@@ -32,7 +33,15 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sdk.base45 import Base45Error, b45decode, b45encode
-from sdk.cose import CoseError, CoseSign1, CoseSignatureError, create_sign1, parse_sign1, verify_sign1
+from sdk.cose import (
+    CoseError,
+    CoseSign1,
+    CoseSignatureError,
+    create_sign1,
+    protected_header,
+    split_sign1,
+    verify_sign1,
+)
 from sdk.errors import InvalidRequestError, OneCardError
 from sdk.keys import InvalidKeyError, Key, KeySet, b64url, b64url_decode
 
@@ -48,15 +57,6 @@ CLAIM_EXP: Final = 4
 CLAIM_IAT: Final = 6
 CLAIM_CTI: Final = 7
 CLAIM_DISCLOSURES: Final = -65537  # private use (RFC 8392 §9.1); the first key in that range
-_INT_ONLY: Final = frozenset({int})
-# Deterministic CBOR orders map keys by their encoded bytes: 1, 2, 4, 6, 7 (major type 0), then -65537.
-_CLAIM_ORDERS: Final = frozenset(
-    {
-        (CLAIM_ISS, CLAIM_SUB, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI),
-        (CLAIM_ISS, CLAIM_SUB, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI, CLAIM_DISCLOSURES),
-    }
-)
-
 CTI_LENGTH: Final = 16
 DEFAULT_LIFETIME: Final = 60
 # The wallet refreshes every 30 s and codes live 60 s; anything much longer is a bug or a forgery attempt.
@@ -290,7 +290,8 @@ def issue_qr_token(
     return text
 
 
-def _decode_envelope(text: str) -> CoseSign1:
+def _decode_envelope(text: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(kid, payload, signature, to_be_signed)`` of a code, or ``malformed``."""
     if not isinstance(text, str):
         raise QrTokenError(QrTokenReason.MALFORMED, "code is not text")
     if len(text) > MAX_TEXT_LENGTH:
@@ -298,7 +299,7 @@ def _decode_envelope(text: str) -> CoseSign1:
     if not text.startswith(PREFIX):
         raise QrTokenError(QrTokenReason.MALFORMED, f"code does not start with {PREFIX!r}")
     try:
-        return parse_sign1(b45decode(text[len(PREFIX) :]))
+        return split_sign1(b45decode(text[len(PREFIX) :]), EXTERNAL_AAD)
     except (Base45Error, CoseError) as exc:
         raise QrTokenError(QrTokenReason.MALFORMED, exc.detail) from exc
 
@@ -307,69 +308,130 @@ def _malformed(detail: str) -> QrTokenError:
     return QrTokenError(QrTokenReason.MALFORMED, detail)
 
 
-def _is_int(value: object) -> bool:
-    # bool is an int subclass; CBOR true is not a timestamp.
-    return type(value) is int
+# What cbor2.loads raises on input that is not CBOR (or too deep, too large).
+_CBOR_ERRORS: Final = (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError, LookupError)
+
+# The claims read positionally, like the COSE envelope (sdk.cose): a payload is accepted exactly when it is
+# ``cbor2.dumps`` of a valid claims map, i.e. deterministic CBOR (RFC 8949 §4.2.1) with the claims in key
+# order 1, 2, 4, 6, 7 (then -65537). Up to exp's value that leaves one form: a map of 5 or 6 (a5/a6),
+# 01 66 + six ASCII digits (iss), 02 6x + 8..16 handle characters (sub), 04 (exp's key). The handle's
+# header must then agree with the characters matched; the byte after them (04) is outside their class, so
+# the greedy match never runs past a handle.
+_CLAIMS_HEAD: Final = re.compile(rb"([\xa5\xa6])\x01\x66([0-9]{6})\x02([\x68-\x70])([A-Za-z0-9_-]{8,16})\x04")
+_IAT_KEY: Final = b"\x06"
+_CTI_KEY_AND_HEADER: Final = b"\x07\x50"  # 7: bstr of 16
+_DISCLOSURES_KEY: Final = b"\x3a\x00\x01\x00\x00"  # -65537: major type 1, argument 65536
+# CBOR unsigned integers (major type 0) with a 1-, 2-, 4- or 8-byte argument, and the least value for
+# which each is the shortest form (RFC 8949 §4.2.1).
+_UINT_FORMS: Final = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000), 27: (8, 0x1_0000_0000)}
+
+
+def _read_timestamp(payload: bytes, pos: int) -> tuple[int, int]:
+    """A non-negative integer at ``pos`` exactly as cbor2 writes it, and the position after it."""
+    head = payload[pos] if pos < len(payload) else -1
+    if 0 <= head < 24:
+        return head, pos + 1
+    form = _UINT_FORMS.get(head)
+    if form is not None:
+        end = pos + 1 + form[0]
+        value = int.from_bytes(payload[pos + 1 : end])
+        if end <= len(payload) and value >= form[1]:
+            return value, end
+        raise _malformed("timestamp truncated or not in shortest form")
+    # Anything else may still be an integer cbor2 writes, a bignum (tag 2) from 2**64 on: decode the one
+    # item and require it to be one that cbor2 writes back unchanged, the rule for the whole payload.
+    stream = io.BytesIO(payload[pos:])
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except _CBOR_ERRORS as exc:
+        raise _malformed(f"timestamp is not valid CBOR: {exc}") from exc
+    end = pos + stream.tell()
+    # bool is an int subclass; CBOR true is not a timestamp. A negative iat, or exp, is refused anyway.
+    if type(value) is not int or value < 0 or cbor2.dumps(value) != payload[pos:end]:
+        raise _malformed("iat and exp must be non-negative integers in deterministic encoding")
+    return value, end
+
+
+# Validated disclosure maps by their exact encoding: a venue sees the same few (``{"age_over_60": true}``)
+# over and over, and equal bytes decode to equal maps. Bounded: emptied when full (hostile variety only
+# costs a re-validation).
+_DISCLOSURES_CACHE_SIZE: Final = 256
+_valid_disclosures: dict[bytes, Disclosures] = {}
+
+
+def _parse_disclosures(encoded: bytes) -> Disclosures:
+    """The disclosure map whose encoding is exactly ``encoded`` (nothing after it), checked, or malformed."""
+    disclosures = _valid_disclosures.get(encoded)
+    if disclosures is not None:
+        return disclosures
+    try:
+        raw = cbor2.loads(encoded)
+    except _CBOR_ERRORS as exc:
+        raise _malformed(f"disclosures are not valid CBOR: {exc}") from exc
+    # Present means non-empty: an empty map would give the same code two encodings.
+    if not isinstance(raw, dict) or not raw:
+        raise _malformed("disclosures must be a non-empty map")
+    problem = _disclosures_problem(raw)
+    if problem:
+        raise _malformed(problem)
+    if len(raw) > 1 and list(raw) != sorted(raw, key=_deterministic_text_order):
+        raise _malformed("disclosures are not in deterministic order")
+    # With the order and every type checked, re-encoding proves the rest of RFC 8949 §4.2.1: shortest
+    # lengths, definite lengths, no tags, nothing after the map. (Last: only checked values are encoded.)
+    if cbor2.dumps(raw) != encoded:
+        raise _malformed("disclosures are not deterministically encoded")
+    if len(_valid_disclosures) >= _DISCLOSURES_CACHE_SIZE:
+        _valid_disclosures.clear()
+    disclosures = _valid_disclosures[encoded] = MappingProxyType(raw)
+    return disclosures
 
 
 def _parse_claims(payload: bytes) -> tuple[str, str, int, int, bytes, Disclosures]:
-    try:
-        claims = cbor2.loads(payload)
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError, LookupError) as exc:
-        raise _malformed(f"claims are not valid CBOR: {exc}") from exc
-    if not isinstance(claims, dict):
-        raise _malformed("claims are not a CBOR map")
-    # Exactly these claims, in deterministic order (RFC 8949 §4.2.1: 1, 2, 4, 6, 7, then -65537).
-    # The type test matters: 1.0 and True hash and compare equal to 1 but are other CBOR items.
-    if tuple(claims) not in _CLAIM_ORDERS or set(map(type, claims)) != _INT_ONLY:
-        raise _malformed(f"claims must be iss, sub, exp, iat, cti (and {CLAIM_DISCLOSURES}), in that order")
-    issuer = claims[CLAIM_ISS]
-    handle = claims[CLAIM_SUB]
-    expires_at = claims[CLAIM_EXP]
-    issued_at = claims[CLAIM_IAT]
-    cti = claims[CLAIM_CTI]
-    if not isinstance(issuer, str) or not _ISSUER_RE.fullmatch(issuer):
-        raise _malformed("iss is not a 6-digit region code")
-    if not isinstance(handle, str) or not _HANDLE_RE.fullmatch(handle):
+    head = _CLAIMS_HEAD.match(payload)
+    if head is None:
+        raise _malformed("claims must be iss, sub, exp, iat, cti (and -65537), deterministically encoded")
+    map_header, issuer, handle_header, handle = head.groups()
+    if len(handle) != handle_header[0] - 0x60:
         raise _malformed("sub is not a handle")
-    if not (_is_int(issued_at) and _is_int(expires_at) and 0 <= issued_at < expires_at):
+    expires_at, pos = _read_timestamp(payload, head.end())
+    if payload[pos : pos + 1] != _IAT_KEY:
+        raise _malformed("iat must follow exp")
+    issued_at, pos = _read_timestamp(payload, pos + 1)
+    if payload[pos : pos + 2] != _CTI_KEY_AND_HEADER:
+        raise _malformed(f"cti must follow iat, {CTI_LENGTH} bytes")
+    cti = payload[pos + 2 : pos + 2 + CTI_LENGTH]
+    if len(cti) != CTI_LENGTH:
+        raise _malformed(f"cti is not {CTI_LENGTH} bytes")
+    if not issued_at < expires_at:
         raise _malformed("iat and exp must be integers with iat < exp")
     if expires_at - issued_at > MAX_LIFETIME:
         raise _malformed(f"lifetime longer than {MAX_LIFETIME} s")
-    if not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
-        raise _malformed(f"cti is not {CTI_LENGTH} bytes")
+    rest = payload[pos + 2 + CTI_LENGTH :]
     disclosures: Disclosures = _NO_DISCLOSURES
-    if CLAIM_DISCLOSURES in claims:
-        raw = claims[CLAIM_DISCLOSURES]
-        # Present means non-empty: an empty map would give the same code two encodings.
-        if not isinstance(raw, dict) or not raw:
-            raise _malformed("disclosures must be a non-empty map")
-        problem = _disclosures_problem(raw)
-        if problem:
-            raise _malformed(problem)
-        if len(raw) > 1 and list(raw) != sorted(raw, key=_deterministic_text_order):
-            raise _malformed("disclosures are not in deterministic order")
-        disclosures = MappingProxyType(raw)
-    # With the order and every type checked, re-encoding proves the rest of RFC 8949 §4.2.1: shortest
-    # lengths and integers, definite lengths, no tags, nothing after the map. One payload, one encoding.
-    # (Cheaper than cbor2's canonical mode, which sorts again.)
-    if cbor2.dumps(claims) != payload:
-        raise _malformed("claims are not deterministically encoded")
-    return issuer, handle, issued_at, expires_at, cti, disclosures
+    if map_header == b"\xa6":
+        if rest[: len(_DISCLOSURES_KEY)] != _DISCLOSURES_KEY:
+            raise _malformed(f"the sixth claim must be {CLAIM_DISCLOSURES}")
+        disclosures = _parse_disclosures(rest[len(_DISCLOSURES_KEY) :])
+    elif rest:
+        raise _malformed("data after the claims")
+    return issuer.decode("ascii"), handle.decode("ascii"), issued_at, expires_at, cti, disclosures
 
 
 def parse_qr_kid(text: str) -> str:
     """The key id a code names, from its envelope alone (no crypto, claims not read)."""
-    return b64url(_decode_envelope(text).kid)
+    return b64url(_decode_envelope(text)[0])
 
 
 def parse_qr_token(text: str) -> ParsedQrToken:
     """Read a code's structure and claims without checking the signature (for display and diagnostics)."""
-    message = _decode_envelope(text)
-    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(message.payload)
-    return ParsedQrToken(
-        b64url(message.kid), issuer, handle, issued_at, expires_at, cti.hex(), disclosures, message
-    )
+    kid, payload, signature, _ = _decode_envelope(text)
+    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(payload)
+    message = CoseSign1(protected_header(kid), kid, payload, signature)
+    return ParsedQrToken(b64url(kid), issuer, handle, issued_at, expires_at, cti.hex(), disclosures, message)
+
+
+# The concrete class cryptography's Ed25519 public keys have (registered with the ABC).
+_ED25519_PUBLIC_TYPE: Final = type(ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key())
 
 
 def verify_qr_token(
@@ -388,17 +450,20 @@ def verify_qr_token(
     if isinstance(expected_issuers, str):
         # "420100" in "420100310000" is True: a bare string would accept every substring's region.
         raise TypeError("expected_issuers must be a collection of region codes, not one string")
-    message = _decode_envelope(text)
-    kid = b64url(message.kid)
-    key = keys.find(kid)
-    if key is None or not isinstance(key.public_key, ed25519.Ed25519PublicKey):
-        raise QrTokenError(QrTokenReason.UNKNOWN_KEY, f"no Ed25519 key with kid {kid}")
+    raw_kid, payload, signature, to_be_signed = _decode_envelope(text)
+    key = keys.find_raw(raw_kid)
+    if key is None or (
+        # The exact type first: isinstance against the ABC costs a quarter of a microsecond per scan.
+        type(key.public_key) is not _ED25519_PUBLIC_TYPE
+        and not isinstance(key.public_key, ed25519.Ed25519PublicKey)
+    ):
+        raise QrTokenError(QrTokenReason.UNKNOWN_KEY, f"no Ed25519 key with kid {b64url(raw_kid)}")
     try:
-        verify_sign1(message, key.public_key, external_aad=EXTERNAL_AAD)
+        verify_sign1(signature, to_be_signed, key.public_key)
     except CoseSignatureError as exc:
         raise QrTokenError(QrTokenReason.BAD_SIGNATURE, exc.detail) from None
     # Claims are decoded only once the signature holds: nobody can make a gate parse unsigned CBOR.
-    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(message.payload)
+    issuer, handle, issued_at, expires_at, cti, disclosures = _parse_claims(payload)
     if issuer not in expected_issuers:
         raise QrTokenError(QrTokenReason.WRONG_ISSUER, f"issuer {issuer} not accepted here")
     if now < issued_at - clock_skew:
@@ -406,4 +471,5 @@ def verify_qr_token(
     # RFC 8392 §3.1.4: not accepted "on or after" exp; the skew is the gate's clock tolerance.
     if now >= expires_at + clock_skew:
         raise QrTokenError(QrTokenReason.EXPIRED, f"expired at {expires_at}, now {now:.0f}")
-    return VerifiedQrToken(issuer, handle, issued_at, expires_at, cti.hex(), kid, disclosures)
+    # key.kid is b64url(raw_kid): find_raw matches exactly that.
+    return VerifiedQrToken(issuer, handle, issued_at, expires_at, cti.hex(), key.kid, disclosures)

@@ -79,3 +79,13 @@ def test_error_shape() -> None:
     assert isinstance(caught.value, OneCardError)
     assert isinstance(caught.value, ValueError)
     assert caught.value.error == "invalid_base45"
+
+
+def test_long_text_and_bad_triples_anywhere_agree_with_the_reference() -> None:
+    # Past the precomputed lane masks, and an out-of-range triple in every position of a short text.
+    data = bytes(range(256)) * 8
+    assert b45decode(b45encode(data)) == data
+    good = b45encode(bytes(12))
+    for start in range(0, len(good), 3):
+        with pytest.raises(Base45Error):
+            b45decode(good[:start] + "GGW" + good[start + 3 :])

@@ -18,25 +18,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from prometheus_client import REGISTRY
 from sqlalchemy import text, update
 
-from idp.app import create_app, initialise_keys
 from idp.bearer_secrets import hash_bearer_secret
 from idp.clients.model import Client
 from idp.clients.service import ClientRegistration, create_client, remove_client
-from idp.db import Base
-from idp.fastpath import LeanPath
 from idp.fastpath.token import CLIENT_CACHE_SECONDS
+from idp.fastpath.wsgi import LeanPath
 from idp.keys.model import KeyState
 from idp.keys.service import KEY_RING_CACHE_SECONDS, OIDC_ES256, create_key
 from idp.observability.web import REQUEST_LOGGER
 from idp.services import Services
+from tests.support.lean import BACKENDS, app_for, lean_and_full
 from tests.support.live import ShiftClock
 
-ISSUER = "http://idp.test"
 FORM = "application/x-www-form-urlencoded"
 VOLATILE = {"X-Request-ID", "Date"}
 
@@ -63,36 +60,11 @@ class Nodes:
             return client.client_id, secret or ""
 
 
-def _app(url: str, clock: ShiftClock, **overrides: Any) -> Flask:
-    # Every installed plug-in (the wallet, the halls), as `onecard serve` runs them.
-    return create_app(env="test", issuer=ISSUER, database_url=url, clock=clock, **overrides)
-
-
-@pytest.fixture(params=["sqlite", "postgres-redis"])
+@pytest.fixture(params=BACKENDS)
 def nodes(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Nodes]:
     clock = ShiftClock()
-    extra: dict[str, Any] = {}
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/idp.sqlite3"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        extra = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": secrets.token_hex(6)}
-    lean = _app(url, clock, **extra)
-    full = _app(url, clock, lean_path=False, **extra)
-    Base.metadata.create_all(lean.extensions["onecard"].database.engine)
-    initialise_keys(lean)
-    try:
+    with lean_and_full(request, tmp_path, clock) as (lean, full):
         yield Nodes(lean, full, clock)
-    finally:
-        for app in (lean, full):
-            app.extensions["onecard"].database.dispose()
-        Base.metadata.drop_all(full.extensions["onecard"].database.engine)
-        full.extensions["onecard"].database.dispose()
-        if extra:
-            client = redis.Redis.from_url(extra["redis_url"])
-            for key in client.scan_iter(f"{extra['redis_prefix']}:*"):
-                client.delete(key)
-            client.close()
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -331,7 +303,7 @@ def test_the_lean_path_logs_and_counts_as_flask_does(nodes: Nodes, caplog: pytes
 
 
 def test_the_lean_path_can_be_turned_off(tmp_path: Any) -> None:
-    app = _app(f"sqlite:///{tmp_path}/off.sqlite3", ShiftClock(), lean_path=False)
+    app = app_for(f"sqlite:///{tmp_path}/off.sqlite3", ShiftClock(), lean_path=False)
     assert not isinstance(app.wsgi_app, LeanPath)
 
 

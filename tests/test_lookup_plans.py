@@ -28,7 +28,7 @@ from idp.db import Database, utc_from_timestamp
 from sdk.card_auth import VerifiedCardCertificate
 from tests.bridge.pki import make_ca, make_card
 from wallet.ecards.model import ECard
-from wallet.ecards.service import activate_ecard, find_by_handle, get_current_ecard
+from wallet.ecards.service import activate_ecard, get_current_ecard, status_by_handle
 from wallet.venues.model import Venue
 from wallet.venues.service import find_venue
 
@@ -146,7 +146,7 @@ def test_card_by_number_and_by_certificate(database: Database, seeded: dict[str,
 
 def test_ecard_by_handle_at_the_gate_and_by_id(database: Database, seeded: dict[str, Any]) -> None:
     def lookup(session: Session) -> None:
-        find_by_handle(session, seeded["handle"])
+        assert status_by_handle(session, seeded["handle"]) is not None
         session.get(ECard, seeded["ecard_id"])
         get_current_ecard(session, seeded["citizen_id"])
 

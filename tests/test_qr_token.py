@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,12 @@ import pytest
 import qrcode
 import qrcode.util
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdk.base45 import b45decode, b45encode
-from sdk.cose import CoseError, create_sign1, parse_sign1, sig_structure
-from sdk.keys import InvalidKeyError, Key, KeySet, b64url_decode, generate_key, key_id_for
+from sdk.cose import CoseError, create_sign1, parse_sign1, sig_structure, split_sign1
+from sdk.keys import InvalidKeyError, Key, KeySet, b64url, b64url_decode, generate_key, key_id_for
 from sdk.qr_token import (
     CLAIM_DISCLOSURES,
     EXTERNAL_AAD,
@@ -335,6 +339,14 @@ def test_positional_cose_encoding_matches_a_general_cbor_encoder(key: Key) -> No
         )
         parsed = parse_sign1(message)
         assert (parsed.kid, parsed.payload, parsed.signature) == (kid, payload, signature)
+        # The verifier's to-be-signed bytes are cut from the message: they must be the Sig_structure.
+        for aad in (b"", b"aad", b"x" * 30):
+            assert split_sign1(message, aad) == (
+                kid,
+                payload,
+                signature,
+                sig_structure(protected, payload, aad),
+            )
 
 
 def test_cose_parse_refuses_every_truncation_and_non_shortest_lengths(key: Key) -> None:
@@ -355,3 +367,172 @@ def test_cose_parse_refuses_every_truncation_and_non_shortest_lengths(key: Key) 
 def test_disclosure_claim_key_is_private_use() -> None:
     # RFC 8392 §9.1: integer claim keys below -65536 are private use.
     assert CLAIM_DISCLOSURES < -65536
+
+
+# --- the positional claims parser against the general strict one ----------------------------------------
+
+
+def _reference_parse_claims(payload: bytes) -> tuple[Any, ...]:
+    """The claims parser as it was before it read positionally: cbor2 decodes, every claim is checked,
+    and the payload must be exactly what cbor2 writes back. Kept here, for comparison only."""
+    from sdk.qr_token import (
+        _DIGIT_RUN_RE,
+        _HANDLE_RE,
+        _ISSUER_RE,
+        FORBIDDEN_DISCLOSURES,
+        MAX_DISCLOSURE_TEXT_BYTES,
+        MAX_DISCLOSURES,
+        MAX_LIFETIME,
+    )
+
+    def problem_of(name: object, value: object) -> bool:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,19}", name):
+            return True
+        if name in FORBIDDEN_DISCLOSURES:
+            return True
+        if isinstance(value, bool):
+            return False
+        if (
+            not isinstance(value, str)
+            or not value
+            or len(value.encode()) > MAX_DISCLOSURE_TEXT_BYTES
+            or not value.isprintable()
+        ):
+            return True
+        return _DIGIT_RUN_RE.search(value) is not None
+
+    claims = cbor2.loads(payload)  # any exception: malformed
+    orders = {(1, 2, 4, 6, 7), (1, 2, 4, 6, 7, CLAIM_DISCLOSURES)}
+    if not isinstance(claims, dict) or tuple(claims) not in orders or {type(k) for k in claims} != {int}:
+        raise ValueError("claim set")
+    iss, sub, exp, iat, cti = (claims[k] for k in (1, 2, 4, 6, 7))
+    if not isinstance(iss, str) or not _ISSUER_RE.fullmatch(iss):
+        raise ValueError("iss")
+    if not isinstance(sub, str) or not _HANDLE_RE.fullmatch(sub):
+        raise ValueError("sub")
+    if not (type(iat) is int and type(exp) is int and 0 <= iat < exp and exp - iat <= MAX_LIFETIME):
+        raise ValueError("times")
+    if not isinstance(cti, bytes) or len(cti) != 16:
+        raise ValueError("cti")
+    disclosures: dict[Any, Any] = {}
+    if CLAIM_DISCLOSURES in claims:
+        raw = claims[CLAIM_DISCLOSURES]
+        if not isinstance(raw, dict) or not raw or len(raw) > MAX_DISCLOSURES:
+            raise ValueError("disclosures")
+        if any(problem_of(name, value) for name, value in raw.items()):
+            raise ValueError("disclosure")
+        if list(raw) != sorted(raw, key=lambda n: (len(n.encode()), n.encode())):
+            raise ValueError("order")
+        disclosures = raw
+    if cbor2.dumps(claims) != payload:
+        raise ValueError("not deterministic")
+    return iss, sub, iat, exp, cti, disclosures
+
+
+def _both_parsers(payload: bytes) -> tuple[Any, Any]:
+    from sdk.qr_token import _parse_claims
+
+    try:
+        expected: Any = _reference_parse_claims(payload)
+    except Exception:
+        expected = "malformed"
+    results: list[Any] = []
+    for _ in range(2):  # the second read of the same disclosures comes from the cache
+        try:
+            *fixed, disclosures = _parse_claims(payload)
+            results.append((*fixed, dict(disclosures)))
+        except QrTokenError as exc:
+            assert exc.reason is QrTokenReason.MALFORMED
+            results.append("malformed")
+    assert results[0] == results[1]
+    return results[0], expected
+
+
+def _claim_variants(rng: random.Random) -> bytes:
+    """A payload near the valid ones: mostly valid claims, sometimes one claim of another type or form."""
+
+    def pick(valid: Any, *others: Any) -> Any:
+        return valid if rng.random() < 0.9 else rng.choice(others)
+
+    iat = rng.choice([0, 5, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 100, 2**64, 2**70])
+    claims: dict[Any, Any] = {
+        1: pick("420100", "42010", "4201000", "42010a", "\uff14" + "20100"),
+        2: pick(rng.choice(["h2Pq9vXcT4mK8sLw", "abcdefgh", "-_aZ09xyz"]), "abcdefg", "A" * 17, "abc+defgh"),
+        4: iat + pick(rng.choice([1, 60, 300]), 301, 0, -1),
+        6: iat,
+        7: pick(bytes(range(16)), bytes(15), bytes(17), "x" * 16),
+    }
+    if rng.random() < 0.1:
+        claims[rng.choice([4, 6])] = rng.choice([True, 1.0, -1, "1", None, cbor2.CBORTag(1, 5)])
+    if rng.random() < 0.6:
+        names = ["age_over_60", "student", "x", "a" * 20, "b2", "a" * 21, "Name", "name"]
+        values = [True, False, "senior", "\u5b66\u751f", "", "x" * 17, "12345678901", "\n", 1, None]
+        disclosures = {
+            pick(rng.choice(names[:5]), *names[5:]): pick(rng.choice(values[:4]), *values[4:])
+            for _ in range(pick(rng.choice([1, 2, 3, 4]), 0, 5))
+        }
+        if rng.random() < 0.8:  # mostly in deterministic order, so that more of them are valid
+            disclosures = dict(sorted(disclosures.items(), key=lambda i: (len(str(i[0])), str(i[0]))))
+        claims[CLAIM_DISCLOSURES] = disclosures
+    if rng.random() < 0.05:
+        key = rng.choice(list(claims))
+        claims = {k: v for k, v in claims.items() if k != key} if rng.random() < 0.5 else {**claims, 3: 1}
+    if rng.random() < 0.05:
+        claims = dict(reversed(list(claims.items())))
+    return cbor2.dumps(claims)
+
+
+def _mutations(payload: bytes, rng: random.Random) -> list[bytes]:
+    index = rng.randrange(len(payload))
+    other = rng.randrange(256)
+    return [
+        payload,
+        payload[:index] + bytes((other,)) + payload[index + 1 :],  # one byte replaced
+        payload[:index] + bytes((other,)) + payload[index:],  # one byte inserted
+        payload[:index] + payload[index + 1 :],  # one byte removed
+        payload[:index],  # truncated
+        payload + bytes((other,)),  # trailing byte
+        payload.replace(b"\x1a", b"\x1b\x00\x00\x00\x00", 1),  # a wider integer form
+    ]
+
+
+def test_positional_claims_parser_agrees_with_the_general_strict_one() -> None:
+    rng = random.Random(8949)  # fixed seed: the same inputs on every run
+    outcomes = {"accepted": 0, "malformed": 0}
+    for _ in range(4000):
+        for payload in _mutations(_claim_variants(rng), rng):
+            got, expected = _both_parsers(payload)
+            assert got == expected, payload.hex()
+            outcomes["malformed" if got == "malformed" else "accepted"] += 1
+    # The generator must reach both sides, or the comparison says little.
+    assert min(outcomes.values()) > 2000, outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_positional_claims_parser_agrees_on_arbitrary_bytes(payload: bytes) -> None:
+    got, expected = _both_parsers(payload)
+    assert got == expected
+
+
+def test_big_timestamps_are_read_as_cbor2_writes_them() -> None:
+    # From 2**64 on, cbor2 writes integers as tag-2 bignums; such a code is signed nonsense but is refused
+    # for its validity period, as before, not as malformed.
+    cti = bytes(16)
+    for iat in (2**64 - 1, 2**64, 2**80):
+        payload = cbor2.dumps({1: "420100", 2: "abcdefgh", 4: iat + 60, 6: iat, 7: cti})
+        got, expected = _both_parsers(payload)
+        assert got == expected == ("420100", "abcdefgh", iat, iat + 60, cti, {})
+    # A bignum below 2**64, or with a leading zero byte, is not how cbor2 writes that integer.
+    for encoded in (b"\xc2\x41\x05", b"\xc2\x49\x00" + b"\x01" * 8, b"\xc2\x48" + b"\x01" * 8):
+        payload = cbor2.dumps({1: "420100", 2: "abcdefgh", 4: 1000})[:-3] + b"\x04" + encoded
+        assert _both_parsers(payload) == ("malformed", "malformed")
+
+
+def test_find_raw_is_find_of_the_encoded_kid(key: Key) -> None:
+    odd = [
+        Key(kid, "EdDSA", key.public_key) for kid in ("AAECAwQFBgc", "AAECAwQFBgc=", "abc", "a!b", "\u00e9")
+    ]
+    keys = KeySet.of(odd)
+    for raw in (bytes(range(8)), b"i\xb7", b"", bytes(8)):
+        assert keys.find_raw(raw) is keys.find(b64url(raw))

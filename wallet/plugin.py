@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
     from wallet.qrlogin.views import bp as qrlogin_bp
     from wallet.regions.runtime import REGIONS_EXTENSION, RegionRuntime
     from wallet.regions.views import bp as regions_bp
+    from wallet.scans.lean import VERIFY_PATH, LeanGateVerify
     from wallet.scans.runtime import create_gate_runtime
     from wallet.scans.views import bp as gate_bp
     from wallet.stats.views import bp as stats_bp
@@ -42,9 +43,12 @@ def init_app(app: Flask) -> None:
         static_url_path="/wallet/static",
     )
     svc: Services = app.extensions["onecard"]
-    app.extensions[WALLET_EXTENSION] = WalletServices(gate=create_gate_runtime(svc))
+    gate = create_gate_runtime(svc)
+    app.extensions[WALLET_EXTENSION] = WalletServices(gate=gate)
     # Other regions' QR keys and suspended lists, synced for the gates (wallet.regions).
-    app.extensions[REGIONS_EXTENSION] = RegionRuntime()
+    regions = app.extensions[REGIONS_EXTENSION] = RegionRuntime()
+    # The gate's verification before Flask, when the lean path is on (wallet.scans.lean, issue 16).
+    svc.lean_routes.register("POST", VERIFY_PATH, LeanGateVerify(svc, gate, regions).route())
     add_translation_directory(app, Path(__file__).parent / "translations")
     # Plain words for what the pages show: a browser, not its User-Agent; a category, not its code.
     app.add_template_global(describe_browser, "describe_browser")

@@ -13,9 +13,10 @@ It answers three kinds of request itself and hands every other one to Flask unch
 - ``GET`` of the discovery document and of the JWKS (idp.fastpath.published): prepared bytes with an ETag
   and ``304``, rebuilt when the key ring's view changes (a request with If-Match goes to Flask: 412).
 
-Every answer gets the headers, request id, request log line and metrics the Flask hooks give.
+- The plug-ins' lean routes (idp.fastpath.routes): the wallet's ``POST /api/v1/gate/verify``
+  (wallet.scans.lean).
+
+Every answer gets the headers, request id, request log line and metrics the Flask hooks give. The
+middleware is ``idp.fastpath.wsgi.LeanPath``; this package's modules are imported one by one (the route
+registry hangs on ``Services``, which the middleware itself needs).
 """
-
-from idp.fastpath.wsgi import LeanPath
-
-__all__ = ["LeanPath"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -11,11 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 from authlib.common.security import is_secure_transport
-from werkzeug.http import http_date, is_resource_modified
+from werkzeug.http import HTTP_STATUS_CODES, http_date, is_resource_modified
 from werkzeug.wsgi import get_current_url
 
 from idp.config import Settings
 from idp.fastpath.published import Document, PublishedJwks, prepare_document
+from idp.fastpath.routes import Headers, LeanAnswer, LeanRoute, read_body
 from idp.fastpath.token import (
     MAX_BODY_BYTES,
     Registrations,
@@ -30,14 +30,11 @@ from idp.services import Services
 from idp.web import HSTS, SECURITY_HEADERS
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Headers = list[tuple[str, str]]
 FORM = "application/x-www-form-urlencoded"
 # The Flask routes the lean path stands in for: their rule and endpoint name go in the log and metrics.
 TOKEN_ROUTE = ("/token", "oidc.token")
 JWKS_ROUTE = ("/jwks.json", "oidc.jwks")
 DISCOVERY_PATHS = frozenset({"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"})
-_STATUS = {200: "200 OK", 304: "304 NOT MODIFIED"}
-MAX_LENGTH_DIGITS = 9  # a Content-Length with more digits is far beyond MAX_BODY_BYTES anyway
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +44,6 @@ class _Issued:
     body: bytes
     client_id: str
     started: tuple[float, float]  # perf_counter and wall clock time when the request came in
-
-
-def _content_length(environ: dict[str, Any]) -> int | None:
-    """CONTENT_LENGTH if it is a plain decimal number (``str.isdigit`` alone takes "²", which ``int``
-    refuses, and ``int`` refuses more than 4,300 digits), else None."""
-    length = environ.get("CONTENT_LENGTH", "")
-    if not (length.isascii() and length.isdigit()) or len(length) > MAX_LENGTH_DIGITS:
-        return None
-    return int(length)
 
 
 @lru_cache(maxsize=256)
@@ -77,8 +65,13 @@ def _secure_transport(environ: dict[str, Any]) -> bool:
     )
 
 
+def _status_line(status: int) -> str:
+    return f"{status} {HTTP_STATUS_CODES[status].upper()}"  # as Werkzeug's Response writes it
+
+
 class LeanPath:
-    """Answers plain client_credentials token requests, discovery and the JWKS; passes the rest to ``app``."""
+    """Answers plain client_credentials token requests, discovery, the JWKS and the plug-ins' lean routes
+    (``Services.lean_routes``); passes the rest to ``app``."""
 
     def __init__(self, app: WsgiApp, svc: Services) -> None:
         self.app = app
@@ -90,6 +83,7 @@ class LeanPath:
         self.common_headers: Headers = list(SECURITY_HEADERS)
         if settings.is_secure_issuer:
             self.common_headers.append(("Strict-Transport-Security", HSTS))
+        self.routes = svc.lean_routes
         self.served = 0  # requests answered here (tests check the lean path really served theirs)
 
     def discovery(self) -> Document:
@@ -104,8 +98,9 @@ class LeanPath:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING")
         # A failed If-Match is 412 in Werkzeug's make_conditional (the Flask view's), not 304: left to it.
-        if method == "GET" and not environ.get("QUERY_STRING") and "HTTP_IF_MATCH" not in environ:
+        if method == "GET" and not query and "HTTP_IF_MATCH" not in environ:
             if path in DISCOVERY_PATHS:
                 return self._document(environ, start_response, self.discovery(), (path, "oidc.discovery"))
             if path == JWKS_ROUTE[0]:
@@ -116,7 +111,14 @@ class LeanPath:
                     log.exception("lean path: the JWKS failed; the full path answers")
                 else:
                     return self._document(environ, start_response, document, JWKS_ROUTE)
-        elif method == "POST" and path == TOKEN_ROUTE[0] and not environ.get("QUERY_STRING"):
+        elif method == "POST" and not query and (route := self.routes.find(method, path)):
+            answer = self._route(route, environ)
+            if answer is not None:
+                return self._answer(
+                    environ, start_response, answer.status, answer.headers, answer.body,
+                    (path, route.endpoint), answer.started, client_id=answer.client_id,
+                )  # fmt: skip
+        elif method == "POST" and path == TOKEN_ROUTE[0] and not query:
             try:
                 issued = self._token(environ)
             except Exception:
@@ -138,26 +140,23 @@ class LeanPath:
                 )  # fmt: skip
         return self.app(environ, start_response)
 
+    @staticmethod
+    def _route(route: LeanRoute, environ: dict[str, Any]) -> LeanAnswer | None:
+        try:
+            return route.answer(environ)
+        except Exception:
+            # A route raises only before it has changed anything (idp.fastpath.routes): Flask answers.
+            log.exception("lean path: %s failed; the full path answers", route.endpoint)
+            return None
+
     def _token(self, environ: dict[str, Any]) -> _Issued | None:
         started, started_wall = time.perf_counter(), time.time()
-        content_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        length = _content_length(environ)
-        if (
-            content_type != FORM
-            or length is None
-            or length > MAX_BODY_BYTES
-            or "HTTP_DPOP" in environ
-            # The server frames a chunked body; a Content-Length beside it is not its length (RFC 9112 §6.3).
-            or "HTTP_TRANSFER_ENCODING" in environ
-            # Authlib's OAuth2Request refuses plain http to a host that is not loopback (insecure_transport).
-            or not _secure_transport(environ)
-        ):
+        # Authlib's OAuth2Request refuses plain http to a host that is not loopback (insecure_transport).
+        if "HTTP_DPOP" in environ or not _secure_transport(environ):
             return None
-        body = environ["wsgi.input"].read(length)
-        # Whatever happens next, Flask may have to read the body again.
-        environ["wsgi.input"] = io.BytesIO(body)
-        if len(body) != length:
-            return None  # the client sent less than it announced: Werkzeug refuses it (400)
+        body = read_body(environ, content_type=FORM, max_bytes=MAX_BODY_BYTES)
+        if body is None:
+            return None
         request = parse_token_request(body, authorization=environ.get("HTTP_AUTHORIZATION"))
         if request is None:
             return None
@@ -209,7 +208,9 @@ class LeanPath:
         client_id: str | None = None,
     ) -> Iterable[bytes]:
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response(_STATUS[status], [*headers, *self.common_headers, (REQUEST_ID_HEADER, request_id)])
+        start_response(
+            _status_line(status), [*headers, *self.common_headers, (REQUEST_ID_HEADER, request_id)]
+        )
         self.served += 1
         record_request(
             request_id=request_id,

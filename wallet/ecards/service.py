@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
 from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.audit.service import record_event
 from idp.cards.model import Card, CardStatus
 from idp.cards.service import cards_of_citizen, find_card
 from idp.citizens.facts import age_facts
-from idp.citizens.model import Citizen
+from idp.citizens.model import Citizen, CitizenStatus
 from idp.citizens.service import find_citizen
 from idp.db import utc_from_timestamp
 from sdk.qr_token import generate_qr_handle
@@ -60,10 +61,15 @@ _CARD_TO_ECARD: Final = {
 def effective_status(ecard: ECard, card: Card) -> EcardStatus:
     """The e-card's status now: the card's (lost/held → suspended, cancelled → cancelled), then the
     citizen's own suspension."""
-    from_card = _CARD_TO_ECARD[CardStatus(card.status)]
+    return status_from(own_status=ecard.own_status, card_status=card.status)
+
+
+def status_from(*, own_status: str, card_status: str) -> EcardStatus:
+    """``effective_status`` of the two stored values (the rows themselves, or ``status_by_handle``'s)."""
+    from_card = _CARD_TO_ECARD[CardStatus(card_status)]
     if from_card is not EcardStatus.ACTIVE:
         return from_card
-    return EcardStatus(ecard.own_status)
+    return EcardStatus(own_status)
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,6 @@ class EcardView:
 
     ecard: ECard
     card: Card
-    # The citizen row when the lookup brought it along (``find_by_handle``), for ``usable_citizen``.
-    loaded_citizen: Citizen | None = field(default=None, compare=False, repr=False)
 
     @property
     def status(self) -> EcardStatus:
@@ -167,19 +171,39 @@ def get_current_ecard(session: Session, citizen_id: str) -> EcardView:
     return view
 
 
-# The citizen comes in the same query: every caller asks ``usable_citizen`` next (a gate verification: one
-# query instead of two). Built once: SQLAlchemy then reuses the statement's cache key and compiled form.
-_BY_HANDLE: Final = (
-    select(ECard, Card, Citizen)
-    .join(Card, Card.card_id == ECard.card_id)
-    .outerjoin(Citizen, Citizen.id == ECard.citizen_id)
-    .where(ECard.handle == bindparam("handle"))
+@dataclass(frozen=True, slots=True)
+class HandleStatus:
+    """What a gate needs of the e-card behind a code's handle, read as plain values (no ORM objects)."""
+
+    ecard_id: str
+    citizen_id: str
+    region: str
+    usable: bool  # ``usable_citizen``'s rule: the e-card is active, and so is its citizen
+
+
+_ECARDS, _CARDS, _CITIZENS = ECard.__table__.c, Card.__table__.c, Citizen.__table__.c
+# Plain Core columns, not ORM entities: the gate's hottest read (issue 16) skips the ORM's row loading. The
+# card and the citizen come in the same statement; built once, so SQLAlchemy reuses its compiled form.
+_STATUS_BY_HANDLE: Final = (
+    select(_ECARDS.id, _ECARDS.citizen_id, _ECARDS.own_status, _CARDS.status, _CARDS.region, _CITIZENS.status)
+    .join_from(ECard.__table__, Card.__table__, _CARDS.card_id == _ECARDS.card_id)
+    .outerjoin(Citizen.__table__, _CITIZENS.id == _ECARDS.citizen_id)
+    .where(_ECARDS.handle == bindparam("handle"))
 )
 
 
-def find_by_handle(session: Session, handle: str) -> EcardView | None:
-    row = session.execute(_BY_HANDLE, {"handle": handle}).first()
-    return EcardView(row[0], row[1], row[2]) if row else None
+def status_by_handle(executor: Session | Connection, handle: str) -> HandleStatus | None:
+    """The e-card of ``handle`` and whether it is usable now (``usable_citizen``), in one statement; the
+    status is read at every call, never cached. None when no e-card has the handle."""
+    row = executor.execute(_STATUS_BY_HANDLE, {"handle": handle}).first()
+    if row is None:
+        return None
+    ecard_id, citizen_id, own_status, card_status, region, citizen_status = row
+    usable = (
+        status_from(own_status=own_status, card_status=card_status) is EcardStatus.ACTIVE
+        and citizen_status == CitizenStatus.ACTIVE
+    )
+    return HandleStatus(ecard_id, citizen_id, region, usable)
 
 
 def set_own_status(session: Session, view: EcardView, *, suspended: bool, actor: str, now: float) -> None:
@@ -259,15 +283,15 @@ def usable_citizen(session: Session, view: EcardView | None) -> Citizen | None:
     e-card is active (it shares its physical card's status) and so is its citizen. The citizen, or None."""
     if view is None or view.status is not EcardStatus.ACTIVE:
         return None
-    citizen = view.loaded_citizen or find_citizen(session, view.ecard.citizen_id)
+    citizen = find_citizen(session, view.ecard.citizen_id)
     return citizen if citizen is not None and citizen.is_active else None
 
 
 def citizen_of_usable_handle(session: Session, handle: str) -> str | None:
     """The citizen behind a code's handle while its e-card is usable (``usable_citizen``), else None.
     Registered with the real-name API, which may not import the wallet itself."""
-    citizen = usable_citizen(session, find_by_handle(session, handle))
-    return citizen.id if citizen is not None else None
+    status = status_by_handle(session, handle)
+    return status.citizen_id if status is not None and status.usable else None
 
 
 def require_usable_ecard(session: Session, citizen_id: str) -> EcardView:

@@ -94,7 +94,7 @@ class OnlineRegions:
         return load_trusted_regions(session, now=now)
 
 
-def online_regions(svc: Services) -> OnlineRegions | None:
+def online_regions(svc: Services, runtime: RegionRuntime) -> OnlineRegions | None:
     """Other regions' codes for the verify API; None when this deployment is in no federation (no trust
     anchor, no configured peer): its gates then answer exactly as before, ``unknown_key`` for a key it
     lacks whatever the code's region."""
@@ -104,4 +104,4 @@ def online_regions(svc: Services) -> OnlineRegions | None:
     config = federation.config
     if not (config.anchors or config.peers or config.is_anchor):
         return None
-    return OnlineRegions(region_runtime(), svc)
+    return OnlineRegions(runtime, svc)

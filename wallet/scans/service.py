@@ -39,7 +39,7 @@ from sdk.qr_token import (
     parse_qr_token,
     verify_qr_token,
 )
-from wallet.ecards.service import EcardView, find_by_handle, usable_citizen
+from wallet.ecards.service import HandleStatus, status_by_handle
 from wallet.regions.errors import RegionListStaleError
 from wallet.scans.admission import GATE_CTI_NAMESPACE
 from wallet.scans.model import ScanRecord
@@ -112,7 +112,7 @@ class GateDecision:
     """The outcome of one scan, before it is recorded."""
 
     reason: QrTokenReason | None
-    view: EcardView | None
+    ecard: HandleStatus | None  # the e-card the scan goes into the history of, when the code names one
     token: VerifiedQrToken | None = None
     claims: dict[str, Any] = field(default_factory=dict)
     issuing_region: IssuingRegion | None = None
@@ -186,7 +186,7 @@ def _decide_foreign(
 
 def venue_claims(
     venue: GatePolicy,
-    view: EcardView,
+    ecard: HandleStatus,
     *,
     cipher_factory: Callable[[], PiiCipher],
     session: Session,
@@ -194,9 +194,9 @@ def venue_claims(
 ) -> dict[str, Any]:
     """What the venue's policy lets it learn; the register is decrypted only when the policy needs it."""
     policy = list(venue.claims)
-    facts: dict[str, Any] = {"valid_resident": True, "region": view.region}
+    facts: dict[str, Any] = {"valid_resident": True, "region": ecard.region}
     if PROFILE_FACTS.intersection(policy):
-        citizen = view.loaded_citizen or find_citizen(session, view.ecard.citizen_id)
+        citizen = find_citizen(session, ecard.citizen_id)
         if citizen is not None:
             facts.update(citizen_facts(decrypt_profile(cipher_factory(), citizen), now=now))
     # Only what a venue may ever learn (VENUE_CLAIMS: never the full ID number or the birthdate), whatever
@@ -237,18 +237,20 @@ def decide_gate_code(
             )
             if decided is not None:
                 return decided
-        view = find_by_handle(session, parse_qr_token(text).handle) if exc.reason in _SIGNED_REASONS else None
+        signed = exc.reason in _SIGNED_REASONS
+        ecard = status_by_handle(session, parse_qr_token(text).handle) if signed else None
         use_once(None)
-        return GateDecision(exc.reason, view)
-    view = find_by_handle(session, token.handle)
-    if view is None or usable_citizen(session, view) is None:
+        return GateDecision(exc.reason, ecard)
+    # One statement: the e-card, its card's status and its citizen's (read now, never cached).
+    ecard = status_by_handle(session, token.handle)
+    if ecard is None or not ecard.usable:
         use_once(None)
-        return GateDecision(QrTokenReason.REVOKED, view)
+        return GateDecision(QrTokenReason.REVOKED, ecard)
     # Last: one scan per code across every node.
     if not use_once(token):
-        return GateDecision(QrTokenReason.REPLAYED, view)
-    claims = venue_claims(venue, view, cipher_factory=cipher_factory, session=session, now=now)
-    return GateDecision(None, view, token, claims)
+        return GateDecision(QrTokenReason.REPLAYED, ecard)
+    claims = venue_claims(venue, ecard, cipher_factory=cipher_factory, session=session, now=now)
+    return GateDecision(None, ecard, token, claims)
 
 
 def scan_row(venue: GatePolicy, decision: GateDecision, *, gate_id: str | None, now: float) -> dict[str, Any]:
@@ -257,7 +259,7 @@ def scan_row(venue: GatePolicy, decision: GateDecision, *, gate_id: str | None, 
         "id": uuid.uuid4().hex,
         "venue_id": venue.id,
         "category": venue.category,
-        "ecard_id": decision.view.ecard.id if decision.view is not None else None,
+        "ecard_id": decision.ecard.ecard_id if decision.ecard is not None else None,
         "at": utc_from_timestamp(now),
         "day": local_date(now),
         "result": "pass" if decision.reason is None else "reject",

@@ -6,13 +6,15 @@ A verdict is always HTTP 200; 400/401/403/429/503 mean "no verdict" (503: the sc
 
 The verify path (issue 16) reads the venue and its client from the per-process venue cache, makes one
 store round trip (generation check, the venue's own rate limit, the code's one use: wallet.scans.admission)
-and waits for the group commit that records its scan (wallet.scans.batch) before it answers.
+and waits for the group commit that records its scan (wallet.scans.batch) before it answers. With the lean
+path on, most verifications are answered before Flask by the same steps (wallet.scans.endpoint,
+wallet.scans.lean); this view answers the rest — a venue not in the cache, every refusal of credentials or
+of a request, a request stating a language.
 """
 
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Final
 
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -22,23 +24,15 @@ from idp.clients.errors import ClientAuthenticationError
 from idp.oauth.resource import authenticate_basic_client
 from idp.observability.web import note_client
 from idp.openapi.validation import validate_current_request
-from idp.presented_codes import SERVER_CLOCK_SKEW
 from idp.scopes import GATE_VERIFY
 from idp.services import services
 from idp.web import conditional_json, db_session, json_body, json_error
-from sdk.errors import InvalidRequestError, OneCardError, RateLimitedError
-from sdk.qr_token import VerifiedQrToken
+from sdk.errors import OneCardError
 from wallet.ecards.service import suspended_handles
-from wallet.regions.runtime import online_regions
+from wallet.regions.runtime import online_regions, region_runtime
+from wallet.scans.endpoint import TRIES, VenueChanged, admit, verify_and_record, verify_fields
 from wallet.scans.errors import GateForbiddenError, ScanNotRecordedError
-from wallet.scans.runtime import GateRuntime
-from wallet.scans.service import (
-    MAX_GATE_ID,
-    decide_gate_code,
-    recorded_verdict,
-    scan_row,
-    suspended_handles_document,
-)
+from wallet.scans.service import suspended_handles_document
 from wallet.services import wallet_services
 from wallet.venues.cache import GateVenue, VenueCache
 from wallet.venues.model import Venue
@@ -47,8 +41,6 @@ from wallet.venues.service import find_venue_by_client
 bp = Blueprint("gate", __name__, url_prefix="/api/v1/gate")
 
 SUSPENDED_LIST_MAX_AGE: Final = 60
-# Tries of one verification when the venue cache turns out stale (a venue change committed meanwhile).
-_TRIES: Final = 3
 
 
 def authenticate_venue() -> Venue:
@@ -86,52 +78,15 @@ def authenticate_gate_venue(
     return client.venue, generation
 
 
-class _VenueChanged(Exception):
-    """The venue generation moved on between the cache's load and this verification's admission."""
-
-
 def _no_verdict(error: OneCardError) -> Response:
     response = json_error(error)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _admit(
-    gate: GateRuntime, venue: GateVenue, generation: bytes, token: VerifiedQrToken | None, *, now: float
-) -> bool:
-    """The one store round trip of a verification (wallet.scans.admission); True if the code is used now."""
-    admission = gate.admission.admit(
-        venue_id=venue.id,
-        limit=venue.verify_per_minute,
-        generation=generation,
-        cti=None if token is None else token.cti,
-        cti_ttl=0.0 if token is None else max(1.0, token.expires_at + SERVER_CLOCK_SKEW - now),
-        now=now,
-    )
-    if admission.stale:
-        raise _VenueChanged
-    if not admission.allowed:
-        raise RateLimitedError(
-            f"rate limit gate_verify: venue {venue.id} over {venue.verify_per_minute} per minute",
-            retry_after=admission.retry_after,
-        )
-    return admission.first_use
-
-
 def _parse_body() -> tuple[str, str | None]:
     validate_current_request()  # after authentication (idp.openapi.validation)
-    body = json_body()
-    code = body.get("code")
-    if not isinstance(code, str):
-        raise InvalidRequestError("code", description="'code' is required and must be text.")
-    gate_id = body.get("gate_id")
-    if gate_id is not None and (
-        not isinstance(gate_id, str) or not 0 < len(gate_id) <= MAX_GATE_ID or not gate_id.isprintable()
-    ):
-        raise InvalidRequestError(
-            "gate_id", description=f"'gate_id' must be 1..{MAX_GATE_ID} printable characters."
-        )
-    return code, gate_id
+    return verify_fields(json_body())
 
 
 @bp.post("/verify")
@@ -139,34 +94,32 @@ def verify() -> Response:
     svc = services()
     gate = wallet_services().gate
     now = svc.now()
-    session = db_session()
     reload = False
-    for _try in range(_TRIES):
+    for _try in range(TRIES):
         try:
             venue, generation = authenticate_gate_venue(gate.venues, now=now, reload=reload)
             try:
                 code, gate_id = _parse_body()
             except OneCardError:
-                _admit(gate, venue, generation, None, now=now)  # a bad request counts too (429 first)
+                admit(gate, venue, generation, None, now=now)  # a bad request counts too (429 first)
                 raise
-            decision = decide_gate_code(
-                session,
-                keyring=svc.keyring,
-                cipher_factory=svc.pii_cipher,
+            verdict = verify_and_record(
+                db_session(),
+                svc=svc,
+                gate=gate,
                 venue=venue,
-                text=code,
-                use_once=partial(_admit, gate, venue, generation, now=now),
+                generation=generation,
+                code=code,
+                gate_id=gate_id,
+                foreign=online_regions(svc, region_runtime()),
                 now=now,
-                foreign=online_regions(svc),
             )
-            row = scan_row(venue, decision, gate_id=gate_id, now=now)
-            gate.scans.record(row)  # committed, or ScanNotRecordedError: no verdict
-        except _VenueChanged:
+        except VenueChanged:
             reload = True
             continue
         except OneCardError as exc:
             return _no_verdict(exc)
-        response = jsonify(recorded_verdict(venue, decision, row).to_json())
+        response = jsonify(verdict.to_json())
         response.headers["Cache-Control"] = "no-store"
         return response
     return _no_verdict(ScanNotRecordedError("the venue kept changing during the verification"))

@@ -133,10 +133,14 @@ class VenueCache:
 
     def get(self, session: Session, client_id: str, *, now: float) -> tuple[GateClient | None, bytes]:
         """(the client or None, the generation to check it under) — from the cache while fresh."""
+        return self.peek(client_id, now=now) or self.reload(session, client_id, now=now)
+
+    def peek(self, client_id: str, *, now: float) -> tuple[GateClient, bytes] | None:
+        """The fresh cached entry of an existing client, without loading anything; else None."""
         entry = self._entries.get(client_id)
         if entry is not None and 0 <= now - entry.loaded_at < self.max_age:
             return entry.client, entry.generation
-        return self.reload(session, client_id, now=now)
+        return None
 
     def reload(self, session: Session, client_id: str, *, now: float) -> tuple[GateClient | None, bytes]:
         """From the database, whatever the cache holds. Only clients that exist are kept (one registered
