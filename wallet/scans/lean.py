@@ -114,7 +114,9 @@ class Readers:
         try:
             return self._idle.pop()  # atomic under the GIL: no two threads get the same connection
         except IndexError:
-            pass
+            return self._open()
+
+    def _open(self) -> Connection:
         with self._lock:
             if self._own is None:
                 self._own = make_engine(self._url)
